@@ -1,0 +1,36 @@
+"""The ``fraudit`` command line: argument parsing and rendering, no audit logic."""
+
+from __future__ import annotations
+
+import typer
+
+from fraudit import __version__
+from fraudit.cli import scan, unavailable
+
+app = typer.Typer(
+    name="fraudit",
+    help="Audit face-recognition models for backdoors and unsafe files before deployment.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+app.command(name="scan")(scan.scan)
+for name, issue_title in unavailable.PENDING.items():
+    app.add_typer(unavailable.pending_app(name, issue_title), name=name)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"fraudit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+) -> None:
+    """Audit face-recognition models for backdoors and unsafe files before deployment."""
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,107 @@
+"""``fraudit scan``: audit files, folders and Hugging Face repos."""
+
+from __future__ import annotations
+
+import enum
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from fraudit.audit import AuditConfig, AuditResult, audit_all
+from fraudit.detectors.base import FailOn, exit_code
+from fraudit.report import to_json_document, to_sarif_document
+from fraudit.report.console import result_panel, summary_table
+from fraudit.sources import Candidate, resolve_sources
+
+
+class OutputFormat(enum.StrEnum):
+    RICH = "rich"
+    JSON = "json"
+    SARIF = "sarif"
+
+
+def scan(
+    sources: Annotated[
+        list[str],
+        typer.Argument(
+            help="Model files, folders (scanned recursively) or Hugging Face repos: "
+            "hf://org/name@revision, or org/name with --revision.",
+            show_default=False,
+        ),
+    ],
+    revision: Annotated[
+        str | None, typer.Option("--revision", "-r", help="Hub revision (branch, tag or commit) for org/name sources.")
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(help="Hugging Face token for private or gated repos (default: HF_TOKEN or the saved login)."),
+    ] = None,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="Report format.", case_sensitive=False)
+    ] = OutputFormat.RICH,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to this file.")] = None,
+    fail_on: Annotated[
+        FailOn,
+        typer.Option(help="Lowest verdict that fails: fail (exit 1), warn (exit 1) or inconclusive (exit 2)."),
+    ] = FailOn.FAIL,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Candidates audited in parallel.")] = 1,
+) -> None:
+    """Audit models and print a verdict per model.
+
+    Exit codes: 0 every verdict passes the --fail-on bar, 1 a FAIL (or WARN under
+    --fail-on warn), 2 an ERROR (or INCONCLUSIVE under --fail-on inconclusive).
+    """
+    err = Console(stderr=True)
+    with err.status("Resolving sources…"):
+        items = resolve_sources(sources, revision=revision, token=token)
+    results = _audit_with_progress(items, jobs=jobs, console=err)
+
+    if output_format is OutputFormat.RICH:
+        _print_rich(results, output)
+    else:
+        document = (
+            to_json_document(results, fail_on=fail_on)
+            if output_format is OutputFormat.JSON
+            else to_sarif_document(results)
+        )
+        text = json.dumps(document, indent=2) + "\n"
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            output.write_text(text)
+    if output is not None:
+        err.print(f"Report written to {output}")
+    raise typer.Exit(code=exit_code([r.verdict for r in results], fail_on=fail_on))
+
+
+def _audit_with_progress(items: list, *, jobs: int, console: Console) -> list[AuditResult]:
+    candidates = sum(isinstance(i, Candidate) for i in items)
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=candidates < 2,
+    ) as progress:
+        task = progress.add_task("Auditing", total=len(items))
+        return audit_all(items, config=AuditConfig(), jobs=jobs, on_result=lambda _: progress.advance(task))
+
+
+def _print_rich(results: list[AuditResult], output: Path | None) -> None:
+    handle = output.open("w") if output is not None else None
+    try:
+        console = Console(file=handle, width=120 if handle else None)
+        for result in results:
+            console.print(result_panel(result))
+        if len(results) > 1:
+            console.print(summary_table(results))
+    finally:
+        if handle is not None:
+            handle.close()

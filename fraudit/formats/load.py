@@ -1,0 +1,101 @@
+"""Read a model file's tensors. Pickle-based files must have passed the static scan
+first; they are then read only through ``torch.load(weights_only=True)``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fraudit.errors import CorruptFileError, UnsupportedFormatError
+from fraudit.formats.detect import Format
+
+# Wrappers under which training code nests a state dict, tried in this order.
+_NESTING_KEYS = ("state_dict", "model_state_dict", "model", "net", "network", "params")
+# Prefixes added by DataParallel, Lightning, CVLface and friends.
+_PREFIXES = ("module.", "model.", "net.", "backbone.", "_orig_mod.")
+
+
+def load_tensors(path: Path, fmt: Format) -> dict[str, torch.Tensor]:
+    """Return the file's tensors by name, with wrapper keys and common prefixes removed."""
+    if fmt is Format.SAFETENSORS:
+        tensors = _load_safetensors(path)
+    elif fmt is Format.ONNX:
+        tensors = _load_onnx(path)
+    elif fmt.is_pickle:
+        tensors = _load_torch(path, fmt)
+    else:  # pragma: no cover - Format is closed
+        raise UnsupportedFormatError(f"{path.name}: no loader for {fmt}")
+    if not tensors:
+        raise UnsupportedFormatError(f"{path.name}: no tensors found")
+    return strip_prefixes(tensors)
+
+
+def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CorruptFileError(f"{path.name}: unreadable safetensors ({exc})") from exc
+
+
+def _load_torch(path: Path, fmt: Format) -> dict[str, torch.Tensor]:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=fmt is Format.TORCH_ZIP)
+    except Exception as exc:  # noqa: BLE001 - torch raises anything from RuntimeError to EOFError
+        if fmt is Format.PICKLE:
+            raise UnsupportedFormatError(
+                f"{path.name}: a pickle, but not a PyTorch checkpoint ({_first_line(exc)})"
+            ) from exc
+        raise CorruptFileError(f"{path.name}: torch.load(weights_only=True) refused it ({_first_line(exc)})") from exc
+    return _unwrap_state_dict(obj, path)
+
+
+def _unwrap_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
+    if isinstance(obj, torch.Tensor):
+        raise UnsupportedFormatError(f"{path.name}: a bare tensor, not a state dict")
+    if not isinstance(obj, Mapping):
+        raise UnsupportedFormatError(f"{path.name}: holds a {type(obj).__name__}, not a state dict")
+    for key in _NESTING_KEYS:
+        inner = obj.get(key)
+        if isinstance(inner, Mapping) and any(isinstance(v, torch.Tensor) for v in inner.values()):
+            return _unwrap_state_dict(inner, path)
+    return {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+
+
+def _load_onnx(path: Path) -> dict[str, torch.Tensor]:
+    import onnx
+    from onnx import external_data_helper, numpy_helper
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+        if any(external_data_helper.uses_external_data(t) for t in model.graph.initializer):
+            # onnx refuses locations that escape the model's folder
+            external_data_helper.load_external_data_for_model(model, str(path.parent))
+    except Exception as exc:  # noqa: BLE001 - protobuf and onnx raise various types
+        raise CorruptFileError(f"{path.name}: unreadable ONNX ({_first_line(exc)})") from exc
+    tensors: dict[str, torch.Tensor] = {}
+    for init in model.graph.initializer:
+        tensors[init.name] = torch.from_numpy(numpy_helper.to_array(init).copy())
+    return tensors
+
+
+def strip_prefixes(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Remove a prefix shared by every key (repeatedly: ``module.model.x`` → ``x``)."""
+    changed = True
+    while changed and tensors:
+        changed = False
+        for prefix in _PREFIXES:
+            if all(k.startswith(prefix) for k in tensors):
+                tensors = {k[len(prefix):]: v for k, v in tensors.items()}
+                changed = True
+    return tensors
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

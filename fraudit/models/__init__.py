@@ -1,0 +1,1 @@
+"""Face-model architectures fraudit knows, recognised from tensor names and shapes."""

@@ -1,0 +1,81 @@
+"""Download a candidate from the Hugging Face Hub through ``huggingface_hub``.
+
+Only weight and config files are fetched, into the library's usual cache, so a
+re-run (or ``HF_HUB_OFFLINE=1``) resolves from disk. Nothing downloaded is run:
+the files go through the same format detection and pickle scan as local ones.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from fraudit.errors import SourceNotFoundError, SourceUnavailableError
+from fraudit.sources.local import WEIGHT_SUFFIXES
+
+HF_SCHEME = "hf://"
+DOWNLOAD_PATTERNS = sorted(f"*{suffix}" for suffix in WEIGHT_SUFFIXES) + ["*.json"]
+
+# huggingface_hub's own rule: optional namespace, 1-96 chars of [\w\-.], no '--' or '..'
+_REPO_ID = re.compile(r"^(?:[\w\-.]{1,96}/)?[\w\-.]{1,96}$")
+
+
+@dataclass(frozen=True)
+class HubReference:
+    repo_id: str
+    revision: str | None
+
+    def uri(self, commit: str | None = None, path: str | None = None) -> str:
+        rev = commit or self.revision
+        text = f"{HF_SCHEME}{self.repo_id}" + (f"@{rev}" if rev else "")
+        return f"{text}/{path}" if path else text
+
+
+def parse_hub_reference(source: str, *, revision: str | None = None) -> HubReference | None:
+    """``hf://org/name@rev`` or a bare ``org/name``; None when it is neither."""
+    text = source.removeprefix(HF_SCHEME)
+    explicit = source.startswith(HF_SCHEME)
+    repo_id, at, rev = text.partition("@")
+    repo_id = repo_id.strip("/")
+    if not _REPO_ID.match(repo_id) or "--" in repo_id or ".." in repo_id:
+        return None
+    if not explicit and "/" not in repo_id:
+        return None  # a bare word is a missing local path, not a Hub repo
+    return HubReference(repo_id=repo_id, revision=(rev if at else None) or revision)
+
+
+def download(ref: HubReference, *, token: str | bool | None = None) -> tuple[Path, str]:
+    """Fetch the repo's weight and config files; return the snapshot folder and commit."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub import errors as hf_errors
+
+    try:
+        folder = Path(
+            snapshot_download(
+                ref.repo_id,
+                revision=ref.revision,
+                allow_patterns=DOWNLOAD_PATTERNS,
+                token=token,
+            )
+        )
+    except hf_errors.RepositoryNotFoundError as exc:
+        raise SourceNotFoundError(
+            f"{ref.uri()}: repository not found (or private: pass --token)"
+        ) from exc
+    except hf_errors.RevisionNotFoundError as exc:
+        raise SourceNotFoundError(f"{ref.uri()}: revision {ref.revision!r} not found") from exc
+    except hf_errors.GatedRepoError as exc:
+        raise SourceUnavailableError(f"{ref.uri()}: gated repository, accept its terms and pass --token") from exc
+    except hf_errors.LocalEntryNotFoundError as exc:
+        raise SourceUnavailableError(
+            f"{ref.uri()}: cannot reach the Hub and the files are not in the local cache"
+        ) from exc
+    except (hf_errors.HfHubHTTPError, OSError, ValueError) as exc:
+        raise SourceUnavailableError(f"{ref.uri()}: download failed ({_first_line(exc)})") from exc
+    return folder, folder.name
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
