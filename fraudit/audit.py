@@ -10,7 +10,9 @@ from typing import Any
 from fraudit.detectors.base import CheckResult, Status
 from fraudit.detectors.file_safety import FileSafetyCheck
 from fraudit.detectors.weight_bank import NAME as WEIGHT_BANK, WeightBankCheck
-from fraudit.models.registry import ArchitectureMatch, recognise
+from fraudit.formats import Format
+from fraudit.formats.load import onnx_signature
+from fraudit.models.registry import ArchitectureMatch, recognise, recognise_onnx_embedder
 from fraudit.sources import Candidate, SourceFailure
 
 
@@ -77,7 +79,7 @@ def _audit(candidate: Candidate, config: AuditConfig, start: float) -> AuditResu
             CheckResult(WEIGHT_BANK, Status.INCONCLUSIVE, f"not run: the file was not loaded (file-safety {safety.result.status})")
         )
     else:
-        architecture = recognise({k: tuple(v.shape) for k, v in safety.tensors.items()})
+        architecture = _recognise(candidate, safety.tensors, safety.formats)
         checks.append(config.weight_bank.run(architecture))
     return AuditResult(
         source=candidate.source,
@@ -87,6 +89,15 @@ def _audit(candidate: Candidate, config: AuditConfig, start: float) -> AuditResu
         formats=safety.formats,
         seconds=time.perf_counter() - start,
     )
+
+
+def _recognise(candidate: Candidate, tensors: dict, formats: tuple[str, ...]) -> ArchitectureMatch:
+    match = recognise({k: tuple(v.shape) for k, v in tensors.items()})
+    if match.known or str(Format.ONNX) not in formats or len(candidate.files) != 1:
+        return match
+    signature = onnx_signature(candidate.files[0])
+    onnx_match = signature and recognise_onnx_embedder(*signature, parameters=match.parameters)
+    return onnx_match or match
 
 
 def failure_result(failure: SourceFailure) -> AuditResult:

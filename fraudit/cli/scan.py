@@ -44,7 +44,12 @@ def scan(
     output_format: Annotated[
         OutputFormat, typer.Option("--format", "-f", help="Report format.", case_sensitive=False)
     ] = OutputFormat.RICH,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to this file.")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Write the report to this file; with json or sarif the terminal still gets the readable report."
+        ),
+    ] = None,
     fail_on: Annotated[
         FailOn,
         typer.Option(help="Lowest verdict that fails: fail (exit 1), warn (exit 1) or inconclusive (exit 2)."),
@@ -61,9 +66,9 @@ def scan(
         items = resolve_sources(sources, revision=revision, token=token)
     results = _audit_with_progress(items, jobs=jobs, console=err)
 
-    if output_format is OutputFormat.RICH:
-        _print_rich(results, output)
-    else:
+    if output_format is OutputFormat.RICH or output is not None:
+        _print_rich(results, output if output_format is OutputFormat.RICH else None)
+    if output_format is not OutputFormat.RICH:
         document = (
             to_json_document(results, fail_on=fail_on)
             if output_format is OutputFormat.JSON

@@ -99,3 +99,20 @@ def strip_prefixes(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def onnx_signature(path: Path) -> tuple[tuple[int | str, ...], tuple[int | str, ...]] | None:
+    """Shapes of the graph's first real input and first output (dynamic dims as names)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    graph = model.graph
+    initialisers = {init.name for init in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initialisers]
+    if not inputs or not graph.output:
+        return None
+
+    def dims(value: onnx.ValueInfoProto) -> tuple[int | str, ...]:
+        return tuple(d.dim_value if d.HasField("dim_value") else d.dim_param for d in value.type.tensor_type.shape.dim)
+
+    return dims(inputs[0]), dims(graph.output[0])

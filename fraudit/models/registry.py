@@ -143,6 +143,28 @@ def recognise(shapes: Shapes) -> ArchitectureMatch:
     )
 
 
+def recognise_onnx_embedder(
+    input_shape: tuple[int | str, ...], output_shape: tuple[int | str, ...], *, parameters: int
+) -> ArchitectureMatch | None:
+    """An ONNX graph taking N×3×H×W images and giving N×D vectors is a face embedder
+    (InsightFace buffalo models, exported FaceNets): its tensor names are arbitrary,
+    so the graph's signature is what identifies it."""
+    if len(input_shape) != 4 or len(output_shape) != 2:
+        return None
+    _, channels, height, width = input_shape
+    dim = output_shape[1]
+    if channels != 3 or not isinstance(dim, int) or not isinstance(height, int) or height != width:
+        return None
+    return ArchitectureMatch(
+        id="onnx-embedder",
+        name="ONNX face embedder",
+        variant=None,
+        input_size=height,
+        embedding_dim=dim,
+        parameters=parameters,
+    )
+
+
 def _facenet_variant(shapes: Shapes) -> str:
     classes = shapes.get("logits.weight", (None,))[0]
     return {8631: "vggface2", 10575: "casia-webface", None: "no logits"}.get(

@@ -7,6 +7,7 @@ the files go through the same format detection and pickle scan as local ones.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,8 @@ def download(ref: HubReference, *, token: str | bool | None = None) -> tuple[Pat
                 revision=ref.revision,
                 allow_patterns=DOWNLOAD_PATTERNS,
                 token=token,
+                # read now, not at import, so HF_ENDPOINT set by a caller or a test counts
+                endpoint=os.environ.get("HF_ENDPOINT") or None,
             )
         )
     except hf_errors.RepositoryNotFoundError as exc:

@@ -1,0 +1,3 @@
+from fraudit.cli import main
+
+main()

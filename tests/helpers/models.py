@@ -1,0 +1,53 @@
+"""Benign model files of real architectures, in every format fraudit reads."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from fraudit.models.reference import ReferenceEmbedder
+from fraudit.models.registry import read_shape_listing
+
+
+def reference_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    return {k: v.clone() for k, v in ReferenceEmbedder().state_dict().items()}
+
+
+def listing_state_dict(filename: str, *, drop_prefix: str | None = None) -> dict[str, torch.Tensor]:
+    """Zero tensors with the names and shapes of a shipped key listing (FaceNet, iresnet)."""
+    shapes = read_shape_listing(filename)
+    return {
+        k: torch.zeros(shape, dtype=torch.float16 if shape else torch.int64)
+        for k, shape in shapes.items()
+        if drop_prefix is None or not k.startswith(drop_prefix)
+    }
+
+
+def write_safetensors(path: Path, tensors: dict[str, torch.Tensor]) -> Path:
+    save_file(tensors, str(path))
+    return path
+
+
+def export_onnx(path: Path) -> Path:
+    model = ReferenceEmbedder().eval()
+    with warnings.catch_warnings():
+        # the TorchScript exporter needs no onnxscript; its deprecation is not ours to fix
+        warnings.simplefilter("ignore", DeprecationWarning)
+        _export(model, path)
+    return path
+
+
+def _export(model: torch.nn.Module, path: Path) -> None:
+    torch.onnx.export(
+        model,
+        (torch.randn(1, 3, 64, 64),),
+        str(path),
+        dynamo=False,
+        input_names=["input"],
+        output_names=["embedding"],
+        dynamic_axes={"input": {0: "batch"}, "embedding": {0: "batch"}},
+    )
