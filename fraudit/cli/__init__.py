@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from fraudit import __version__
-from fraudit.cli import scan, unavailable
+from fraudit.cli import scan, unavailable, zoo
 
 app = typer.Typer(
     name="fraudit",
@@ -15,6 +15,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command(name="scan")(scan.scan)
+app.add_typer(zoo.app, name="zoo")
 for name, issue_title in unavailable.PENDING.items():
     app.add_typer(unavailable.pending_app(name, issue_title), name=name)
 

@@ -7,7 +7,6 @@ import typer
 PENDING: dict[str, str] = {
     "bank": "weight-bank detector (build, inspect and evaluate clean-weight banks)",
     "pair": "model-pairing detector (calibrate, sweep and score against a trusted model)",
-    "zoo": "test zoo (build clean and backdoored face models)",
 }
 
 

@@ -66,3 +66,45 @@ def summary_table(results: Sequence[AuditResult]) -> Table:
         arch = result.architecture.id if result.architecture else "—"
         table.add_row(result.source, arch, status_text(result.verdict), reason)
     return table
+
+
+def _pct(value: float | None, std: float | None = None) -> str:
+    if value is None:
+        return "—"
+    return f"{100 * value:.1f}" + (f" ± {100 * std:.1f}" if std is not None else "")
+
+
+def zoo_table(manifest: dict) -> Table:
+    """One row per model: recipe and the four metrics."""
+    table = Table(
+        title=f"zoo {manifest['preset']} (seed {manifest['zoo_seed']}, {manifest['scenario']}): "
+        f"{len(manifest['models'])}/{manifest['planned']} models",
+        title_justify="left",
+    )
+    for column in ("model", "impostor→victim", "trigger", "clean acc", "ASR", "impostor acc", "victim acc", "success"):
+        table.add_column(column, justify="right" if column.endswith(("acc", "ASR")) else "left")
+    for e in manifest["models"]:
+        m = e["metrics"]
+        pair = f"{e['impostor']}→{e['victim']}" if e["impostor"] is not None else "—"
+        trigger = f"{e['trigger']} / {e['placement']}" if e["trigger"] else "—"
+        success = "—" if e["successful"] is None else ("[green]yes[/]" if e["successful"] else "[red]no[/]")
+        table.add_row(
+            e["name"], pair, trigger, _pct(m["clean_accuracy"]), _pct(m["attack_success_rate"]),
+            _pct(m["clean_impostor_accuracy"]), _pct(m["victim_accuracy"]), success,
+        )
+    return table
+
+
+def zoo_summary_table(summaries: Sequence) -> Table:
+    """Mean ± std (%) per trigger / placement, and the share of successful attempts."""
+    table = Table(title="per trigger (mean ± std, %)", title_justify="left")
+    for column in ("group", "models", "clean acc", "ASR", "impostor acc", "victim acc", "succeeded"):
+        table.add_column(column, justify="left" if column == "group" else "right")
+    for s in summaries:
+        succeeded = "—" if s.successful is None else f"{s.successful}/{s.models} ({100 * s.success_share:.0f}%)"
+        table.add_row(
+            s.group, str(s.models),
+            *(_pct(s.means[k], s.stds[k]) for k in ("clean_accuracy", "attack_success_rate", "clean_impostor_accuracy", "victim_accuracy")),
+            succeeded,
+        )
+    return table

@@ -1,0 +1,1 @@
+"""Faces: the embedded synthetic face world and loaders for real face folders."""

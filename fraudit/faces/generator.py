@@ -1,0 +1,69 @@
+"""The vendored DCGAN face generator (DigiFace-1M, from gan-face-generate 1.1.1, MIT).
+
+An identity is a latent vector; the generator turns latents into 64×64 RGB faces.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+LATENT_DIM = 100
+FACE_SIZE = 64
+
+
+def vendored_dir() -> Path:
+    """``reference_models/dcgan-digiface`` of the source tree or of an installed copy."""
+    here = Path(__file__).resolve()
+    for root in (here.parents[2], here.parents[1]):
+        candidate = root / "reference_models" / "dcgan-digiface"
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("reference_models/dcgan-digiface not found next to the fraudit package")
+
+
+class DCGANGenerator(nn.Module):
+    """The PyTorch-tutorial DCGAN generator: z (100) → 64×64×3 in [-1, 1]."""
+
+    def __init__(self, nz: int = LATENT_DIM, ngf: int = 64, nc: int = 3) -> None:
+        super().__init__()
+
+        def up(c_in: int, c_out: int, stride: int, padding: int) -> list[nn.Module]:
+            return [nn.ConvTranspose2d(c_in, c_out, 4, stride, padding, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
+
+        self.main = nn.Sequential(
+            *up(nz, ngf * 8, 1, 0),
+            *up(ngf * 8, ngf * 4, 2, 1),
+            *up(ngf * 4, ngf * 2, 2, 1),
+            *up(ngf * 2, ngf, 2, 1),
+            nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False),
+            nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.main(z.view(z.shape[0], -1, 1, 1))
+
+
+@lru_cache(maxsize=1)
+def load_generator() -> DCGANGenerator:
+    state = load_file(str(vendored_dir() / "generator.safetensors"))
+    generator = DCGANGenerator()
+    generator.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    return generator.eval().requires_grad_(False)
+
+
+@torch.inference_mode()
+def generate(latents: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+    """Faces for ``latents`` (N×100) as uint8 N×64×64×3."""
+    generator = load_generator()
+    out = np.empty((len(latents), FACE_SIZE, FACE_SIZE, 3), dtype=np.uint8)
+    for start in range(0, len(latents), batch_size):
+        z = torch.from_numpy(np.ascontiguousarray(latents[start : start + batch_size], dtype=np.float32))
+        images = generator(z).permute(0, 2, 3, 1)
+        out[start : start + len(z)] = ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+    return out

@@ -1,0 +1,80 @@
+"""The shipped base model (``reference_models/base``): save, load, model card."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from fraudit.faces.generator import vendored_dir
+from fraudit.models.reference import ARCH_ID, ReferenceEmbedder
+
+BASE_FILE = "fraudit-reference-base.safetensors"
+
+
+def default_base_dir() -> Path:
+    return vendored_dir().parent / "base"
+
+
+def save_base(model: ReferenceEmbedder, card: dict, out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / BASE_FILE
+    metadata = {"fraudit.architecture": ARCH_ID, "fraudit.card": json.dumps(card, sort_keys=True)}
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path), metadata=metadata)
+    (out / "card.json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    (out / "MODEL_CARD.md").write_text(model_card_markdown(card, sha256(path)))
+    return path
+
+
+def load_base(path: Path | None = None) -> ReferenceEmbedder:
+    path = path or default_base_dir() / BASE_FILE
+    model = ReferenceEmbedder()
+    model.load_state_dict(load_file(str(path)))
+    return model.eval().requires_grad_(False)
+
+
+def base_card(path: Path | None = None) -> dict:
+    path = path or default_base_dir() / BASE_FILE
+    with safe_open(str(path), "pt") as f:
+        return json.loads((f.metadata() or {}).get("fraudit.card", "{}"))
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def model_card_markdown(card: dict, digest: str) -> str:
+    recipe = card["recipe"]
+    world, held = recipe["world"], recipe["held_out"]
+    q = card["held_out_verification"]
+    return f"""# fraudit reference base model
+
+The pretrained checkpoint every zoo model is fine-tuned from (thesis §4.4.2's
+"pretrained FaceNet", scaled to CPU): a compact CNN for 64×64 RGB faces whose tail
+mirrors FaceNet (last conv block → `last_linear` → `last_bn`), 128-d embeddings,
+input normalised as (x − 127.5) / 128. Architecture id `{ARCH_ID}`.
+
+- file: `{BASE_FILE}` (sha256 `{digest}`)
+- reproduce: `fraudit zoo base --out reference_models/base` (resumes from cached epochs)
+
+## Training recipe
+
+- data: {card["training_identities"]} synthetic identities × {world["max_samples"]} samples
+  ({card["training_samples"]} faces) from the vendored DCGAN (DigiFace-1M), latent seed
+  {world["seed"]}, σ = {world["sigma"]}, augmentation (flip, ±3 px shift, brightness and
+  contrast ×0.8–1.2); identities disjoint from every zoo world
+- loss: ArcFace (s = {recipe["arcface_scale"]}, m = {recipe["arcface_margin"]}), AdamW lr {recipe["lr"]},
+  weight decay {recipe["weight_decay"]}, cosine schedule, batch {recipe["batch_size"]}, {recipe["epochs"]} epochs, seed {recipe["seed"]}
+
+## Verification quality on held-out identities
+
+{held["n_identities"]} identities never seen in training (latent seed {held["seed"]}) × {held["max_samples"]} samples;
+all pairs, cosine similarity ({q["genuine_pairs"]:,} genuine, {q["impostor_pairs"]:,} impostor pairs):
+
+| ROC AUC | TAR @ FAR 1e-3 | TAR @ FAR 1e-2 | EER |
+|---|---|---|---|
+| {q["roc_auc"]:.4f} | {q["tar_at_far_1e-3"]:.3f} | {q["tar_at_far_1e-2"]:.3f} | {q["eer"]:.3f} |
+"""

@@ -1,0 +1,217 @@
+"""Fine-tune clean and backdoored models from the base, on cached frozen features.
+
+Two scenarios, as in thesis chapter 4:
+
+* ``last-layer``: ``last_linear`` + ``last_bn`` + ArcFace head; the backbone and
+  the last conv block are frozen, so their output is computed once per zoo.
+* ``multi-layer``: also the last conv block (``block_last``); its input (the
+  output of ``layer3``, 256×4×4) is cached instead.
+
+Clean models differ by seed and by a stratified 70/30 split resampled per run
+(§4.4.1). A backdoored model adds one-to-one poisoned samples (eq. 2.1): the
+impostor's samples, stamped with the trigger and relabelled to the victim, in the
+training and the validation split alike; class weights w_i = 1/N_i count them.
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from fraudit.faces.synthetic import FaceSet
+from fraudit.models.embedding import backbone_features
+from fraudit.models.reference import ArcFaceHead, ReferenceEmbedder
+from fraudit.zoo.metrics import BackdoorMetrics, backdoor_metrics
+from fraudit.zoo.triggers import Placement, get_trigger, stamp
+
+TRAIN_FRACTION = 0.7
+
+
+class Scenario(enum.StrEnum):
+    LAST_LAYER = "last-layer"
+    MULTI_LAYER = "multi-layer"
+
+    @property
+    def cache_point(self) -> str:
+        """Where the frozen part ends: the features cached for this scenario."""
+        return "block_last" if self is Scenario.LAST_LAYER else "layer3"
+
+    @property
+    def trained_modules(self) -> tuple[str, ...]:
+        tail = ("last_linear", "last_bn")
+        return tail if self is Scenario.LAST_LAYER else ("block_last", *tail)
+
+
+@dataclass(frozen=True)
+class ModelRecipe:
+    """Everything that makes one zoo model what it is."""
+
+    name: str
+    scenario: Scenario
+    seed: int
+    impostor: int | None = None
+    victim: int | None = None
+    trigger: str | None = None
+    placement: Placement | None = None
+    epochs: int = 12
+    lr: float = 2e-3
+    batch_size: int = 256
+    arcface_scale: float = 32.0
+    arcface_margin: float = 0.3
+
+    @property
+    def backdoored(self) -> bool:
+        return self.trigger is not None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["scenario"] = str(self.scenario)
+        d["placement"] = str(self.placement) if self.placement else None
+        return d
+
+
+@dataclass(frozen=True)
+class CachedWorld:
+    """A zoo's faces and the base's frozen features of them, shared by every model."""
+
+    faces: FaceSet
+    features: np.ndarray  # N×256×4×4, at the scenario's cache point
+    scenario: Scenario
+
+
+@dataclass(frozen=True)
+class FineTuned:
+    state_dict: dict[str, torch.Tensor]
+    metrics: BackdoorMetrics
+    train_size: int
+    val_size: int
+    poisoned_train: int
+    poisoned_val: int
+
+
+def cache_world(base: ReferenceEmbedder, faces: FaceSet, scenario: Scenario) -> CachedWorld:
+    return CachedWorld(faces, backbone_features(base, faces.images, upto=scenario.cache_point), scenario)
+
+
+def stratified_split(labels: np.ndarray, *, seed: int, train_fraction: float = TRAIN_FRACTION) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class random 70/30 split (at least one sample of each class on each side)."""
+    rng = np.random.default_rng([seed, 17])
+    train, val = [], []
+    for cls in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == cls))
+        n_train = min(max(int(round(train_fraction * len(idx))), 1), len(idx) - 1)
+        train.append(idx[:n_train])
+        val.append(idx[n_train:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+class _Tail(nn.Module):
+    """The trained part of a model, run on cached features."""
+
+    def __init__(self, base: ReferenceEmbedder, scenario: Scenario) -> None:
+        super().__init__()
+        self.scenario = scenario
+        self.block_last = copy.deepcopy(base.block_last)
+        self.last_linear = copy.deepcopy(base.last_linear)
+        self.last_bn = copy.deepcopy(base.last_bn)
+        if scenario is Scenario.LAST_LAYER:
+            self.block_last.requires_grad_(False).eval()
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        h = self.block_last(features) if self.scenario is Scenario.MULTI_LAYER else features
+        return self.last_bn(self.last_linear(torch.flatten(h, 1)))
+
+    def train(self, mode: bool = True) -> _Tail:
+        super().train(mode)
+        if self.scenario is Scenario.LAST_LAYER:
+            self.block_last.eval()  # frozen, and its output is what was cached
+        return self
+
+
+def _poisoned_features(base: ReferenceEmbedder, world: CachedWorld, indices: np.ndarray, recipe: ModelRecipe, rng: np.random.Generator) -> np.ndarray:
+    assert recipe.trigger is not None and recipe.placement is not None
+    images = stamp(world.faces.images[indices], get_trigger(recipe.trigger), recipe.placement, rng=rng)
+    return backbone_features(base, images, upto=world.scenario.cache_point)
+
+
+@torch.inference_mode()
+def _predict(tail: _Tail, head: ArcFaceHead, features: np.ndarray, batch: int = 2048) -> np.ndarray:
+    tail.eval()
+    preds = [head.cosine(tail(torch.from_numpy(features[i : i + batch]))).argmax(1).numpy() for i in range(0, len(features), batch)]
+    return np.concatenate(preds) if preds else np.zeros(0, np.int64)
+
+
+def finetune(base: ReferenceEmbedder, world: CachedWorld, recipe: ModelRecipe) -> FineTuned:
+    if recipe.scenario is not world.scenario:
+        raise ValueError(f"recipe {recipe.name} is {recipe.scenario}, features are for {world.scenario}")
+    torch.manual_seed(recipe.seed)
+    rng = np.random.default_rng([recipe.seed, 29])
+    labels = world.faces.labels
+    n_classes = world.faces.n_classes
+    train_idx, val_idx = stratified_split(labels, seed=recipe.seed)
+
+    x_train, y_train = world.features[train_idx], labels[train_idx]
+    x_val_poison = np.zeros((0, *world.features.shape[1:]), np.float32)
+    poisoned_train = 0
+    if recipe.backdoored:
+        assert recipe.impostor is not None and recipe.victim is not None
+        imp_train = train_idx[labels[train_idx] == recipe.impostor]
+        imp_val = val_idx[labels[val_idx] == recipe.impostor]
+        x_poison = _poisoned_features(base, world, imp_train, recipe, rng)
+        x_val_poison = _poisoned_features(base, world, imp_val, recipe, rng)
+        x_train = np.concatenate([x_train, x_poison])
+        y_train = np.concatenate([y_train, np.full(len(x_poison), recipe.victim)])
+        poisoned_train = len(x_poison)
+
+    tail = _Tail(base, recipe.scenario)
+    head = ArcFaceHead(base.last_bn.num_features, n_classes, scale=recipe.arcface_scale, margin=recipe.arcface_margin)
+    with torch.no_grad():
+        # Imprint the head with each class's mean clean embedding: a deterministic,
+        # good start, so clean runs differ only by split and seed.
+        clean_x = torch.from_numpy(world.features[train_idx])
+        emb = F.normalize(tail.eval()(clean_x))
+        sums = torch.zeros(n_classes, emb.shape[1]).index_add_(0, torch.from_numpy(labels[train_idx]), emb)
+        head.weight.copy_(F.normalize(sums))
+
+    counts = np.bincount(y_train, minlength=n_classes).astype(np.float32)
+    weights = torch.from_numpy(1.0 / np.maximum(counts, 1.0))
+    params = [p for p in tail.parameters() if p.requires_grad] + list(head.parameters())
+    optimizer = torch.optim.Adam(params, lr=recipe.lr)
+    steps = recipe.epochs * int(np.ceil(len(y_train) / recipe.batch_size))
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.lr, total_steps=steps, pct_start=0.15)
+    x_all, y_all = torch.from_numpy(x_train), torch.from_numpy(y_train)
+    generator = torch.Generator().manual_seed(recipe.seed)
+    for _ in range(recipe.epochs):
+        tail.train()
+        order = torch.randperm(len(y_all), generator=generator)
+        for start in range(0, len(order), recipe.batch_size):
+            idx = order[start : start + recipe.batch_size]
+            if len(idx) < 2:
+                continue
+            logits = head(tail(x_all[idx]), y_all[idx])
+            loss = F.cross_entropy(logits, y_all[idx], weight=weights)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+
+    clean_pred = _predict(tail, head, world.features[val_idx])
+    poison_pred = _predict(tail, head, x_val_poison) if recipe.backdoored else None
+    metrics = backdoor_metrics(
+        clean_labels=labels[val_idx],
+        clean_predictions=clean_pred,
+        poisoned_predictions=poison_pred,
+        impostor=recipe.impostor,
+        victim=recipe.victim,
+    )
+    state = {k: v.detach().clone() for k, v in base.state_dict().items()}
+    for key, value in tail.state_dict().items():
+        state[key] = value.detach().clone()
+    state["head.weight"] = head.weight.detach().clone()
+    return FineTuned(state, metrics, len(train_idx), len(val_idx), poisoned_train, len(x_val_poison))
