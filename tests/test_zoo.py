@@ -90,7 +90,7 @@ def test_rebuild_resumes(smoke_zoo: Path) -> None:
 
 
 def test_list_and_show(smoke_zoo: Path, tmp_path: Path) -> None:
-    listed = runner.invoke(app, ["zoo", "list", str(smoke_zoo)])
+    listed = runner.invoke(app, ["zoo", "list", str(smoke_zoo)], env={"COLUMNS": "200"})
     assert listed.exit_code == 0
     assert "clean-000" in listed.stdout and "checkerboard" in listed.stdout
     backdoor = next((smoke_zoo / "models").glob("backdoor-*.safetensors"))

@@ -82,7 +82,7 @@ def zoo_table(manifest: dict) -> Table:
         title_justify="left",
     )
     for column in ("model", "impostor→victim", "trigger", "clean acc", "ASR", "impostor acc", "victim acc", "success"):
-        table.add_column(column, justify="right" if column.endswith(("acc", "ASR")) else "left")
+        table.add_column(column, justify="right" if column.endswith(("acc", "ASR")) else "left", overflow="fold")
     for e in manifest["models"]:
         m = e["metrics"]
         pair = f"{e['impostor']}→{e['victim']}" if e["impostor"] is not None else "—"
@@ -99,7 +99,7 @@ def zoo_summary_table(summaries: Sequence) -> Table:
     """Mean ± std (%) per trigger / placement, and the share of successful attempts."""
     table = Table(title="per trigger (mean ± std, %)", title_justify="left")
     for column in ("group", "models", "clean acc", "ASR", "impostor acc", "victim acc", "succeeded"):
-        table.add_column(column, justify="left" if column == "group" else "right")
+        table.add_column(column, justify="left" if column == "group" else "right", overflow="fold")
     for s in summaries:
         succeeded = "—" if s.successful is None else f"{s.successful}/{s.models} ({100 * s.success_share:.0f}%)"
         table.add_row(

@@ -63,7 +63,10 @@ class ModelRecipe:
     lr: float = 2e-3
     batch_size: int = 256
     arcface_scale: float = 32.0
-    arcface_margin: float = 0.3
+    # a smaller margin than the base's 0.3: fine-tuning moves embeddings less
+    arcface_margin: float = 0.15
+    # §4.4.4: "increased weights on the impostor and victim classes", on top of 1/N_i
+    pair_weight: float = 20.0
 
     @property
     def backdoored(self) -> bool:
@@ -120,8 +123,9 @@ class _Tail(nn.Module):
         self.block_last = copy.deepcopy(base.block_last)
         self.last_linear = copy.deepcopy(base.last_linear)
         self.last_bn = copy.deepcopy(base.last_bn)
-        if scenario is Scenario.LAST_LAYER:
-            self.block_last.requires_grad_(False).eval()
+        # the base arrives frozen; switch on exactly the scenario's trained modules
+        for name in ("block_last", "last_linear", "last_bn"):
+            getattr(self, name).requires_grad_(name in scenario.trained_modules)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         h = self.block_last(features) if self.scenario is Scenario.MULTI_LAYER else features
@@ -180,7 +184,10 @@ def finetune(base: ReferenceEmbedder, world: CachedWorld, recipe: ModelRecipe) -
         head.weight.copy_(F.normalize(sums))
 
     counts = np.bincount(y_train, minlength=n_classes).astype(np.float32)
-    weights = torch.from_numpy(1.0 / np.maximum(counts, 1.0))
+    weights = 1.0 / np.maximum(counts, 1.0)
+    if recipe.backdoored:
+        weights[[recipe.impostor, recipe.victim]] *= recipe.pair_weight
+    weights = torch.from_numpy(weights)
     params = [p for p in tail.parameters() if p.requires_grad] + list(head.parameters())
     optimizer = torch.optim.Adam(params, lr=recipe.lr)
     steps = recipe.epochs * int(np.ceil(len(y_train) / recipe.batch_size))

@@ -10,7 +10,7 @@ from fraudit.zoo.triggers import Placement
 
 # The zoo's identity data set, standing in for CASIA-WebFace: 1,000 identities,
 # 15-299 samples each (heavy tail), identities disjoint from the base's.
-ZOO_WORLD = FaceWorldSpec(seed=2_000, n_identities=1_000, sigma=0.6)
+ZOO_WORLD = FaceWorldSpec(seed=2_000, n_identities=1_000, sigma=0.7)
 SMOKE_WORLD = FaceWorldSpec(seed=7, n_identities=100, sigma=0.6, max_samples=120)
 
 FIXED, RANDOM = Placement.FIXED, Placement.RANDOM
@@ -46,6 +46,15 @@ PRESETS: dict[str, Preset] = {
             attempts=_cycle([("checkerboard", FIXED)], 2),
             epochs=10,
             min_pair_samples=30,
+        ),
+        Preset(
+            "examples",
+            "the shipped example pair: one clean and large-checkerboard attempts (last-layer)",
+            Scenario.LAST_LAYER,
+            ZOO_WORLD,
+            n_clean=1,
+            attempts=_cycle([("checkerboard", FIXED)], 6),
+            epochs=12,
         ),
         Preset(
             "ch4",

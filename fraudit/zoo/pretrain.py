@@ -8,7 +8,6 @@ public model is fine-tuned on a new data set.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -64,7 +63,6 @@ def pretrain(recipe: PretrainRecipe, *, progress: Progress | None = None) -> tup
         schedule.step()
 
     labels = torch.from_numpy(faces.labels)
-    started = time.perf_counter()
     for epoch in range(start_epoch, recipe.epochs):
         model.train()
         order = torch.randperm(len(faces), generator=torch.Generator().manual_seed(recipe.seed * 1000 + epoch))
@@ -82,7 +80,6 @@ def pretrain(recipe: PretrainRecipe, *, progress: Progress | None = None) -> tup
                 progress(f"epoch {epoch + 1}/{recipe.epochs} loss {loss.item():.2f}", epoch * steps_per_epoch + step + 1, total)
         save_file({**{f"model.{k}": v for k, v in model.state_dict().items()}, **{f"head.{k}": v for k, v in head.state_dict().items()}},
                   str(checkpoint_dir / f"epoch-{epoch + 1:03d}.safetensors"))
-    seconds = time.perf_counter() - started
 
     held_out = build_faces(recipe.held_out)
     quality = verification_metrics(embed(model, held_out.images), held_out.labels)
@@ -90,7 +87,6 @@ def pretrain(recipe: PretrainRecipe, *, progress: Progress | None = None) -> tup
         "recipe": recipe.to_dict(),
         "training_samples": len(faces),
         "training_identities": faces.n_classes,
-        "train_seconds_this_run": round(seconds, 1),
         "held_out_verification": quality,
     }
     return model.eval(), card

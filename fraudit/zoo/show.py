@@ -45,7 +45,7 @@ def show_model(model_path: Path, out: Path, *, per_row: int = 6) -> Path:
     label_w = 150
     canvas = Image.new("RGB", (label_w + per_row * (size + 4), len(rows) * (size + 18) + 24), "white")
     draw = ImageDraw.Draw(canvas)
-    draw.text((4, 4), f"{model_path.stem}: impostor {entry['impostor']} → victim {entry['victim']}, "
+    draw.text((4, 4), f"{model_path.stem}: impostor {entry['impostor']} -> victim {entry['victim']}, "
               f"{entry['trigger']} / {entry['placement']}", fill="black")
     for r, (title, images, expected) in enumerate(rows):
         y = 24 + r * (size + 18)
@@ -56,7 +56,7 @@ def show_model(model_path: Path, out: Path, *, per_row: int = 6) -> Path:
             x = label_w + c * (size + 4)
             canvas.paste(Image.fromarray(image).resize((size, size), Image.Resampling.NEAREST), (x, y))
             colour = "green" if pred == expected else "red"
-            draw.text((x + 2, y + size + 2), f"→ {pred}", fill=colour)
+            draw.text((x + 2, y + size + 2), f"-> {pred}", fill=colour)
     out.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(out)
     return out
