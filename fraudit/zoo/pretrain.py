@@ -55,12 +55,12 @@ def pretrain(recipe: PretrainRecipe, *, progress: Progress | None = None) -> tup
     optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
     steps_per_epoch = math.ceil(len(faces) / recipe.batch_size)
     total = recipe.epochs * steps_per_epoch
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
-
     checkpoint_dir = cache_dir("pretrain", fingerprint(recipe.to_dict()))
     start_epoch = _resume(checkpoint_dir, model, head)
-    for _ in range(start_epoch * steps_per_epoch):
-        schedule.step()
+    done_steps = start_epoch * steps_per_epoch  # a resumed run continues the cosine where it stopped
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s + done_steps, total) / total))
+    )
 
     labels = torch.from_numpy(faces.labels)
     for epoch in range(start_epoch, recipe.epochs):
