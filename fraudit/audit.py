@@ -80,7 +80,7 @@ def _audit(candidate: Candidate, config: AuditConfig, start: float) -> AuditResu
         )
     else:
         architecture = _recognise(candidate, safety.tensors, safety.formats)
-        checks.append(config.weight_bank.run(architecture))
+        checks.append(config.weight_bank.run(architecture, safety.tensors))
     return AuditResult(
         source=candidate.source,
         locations=candidate.locations,

@@ -15,3 +15,16 @@ os.environ["NO_PROXY"] = "127.0.0.1,localhost"
 def canary(tmp_path: Path) -> Path:
     """A path that a malicious payload would create; it must never appear."""
     return tmp_path / "CANARY-payload-ran"
+
+
+@pytest.fixture(scope="session")
+def smoke_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The smoke preset, built once per test session through the real CLI."""
+    from typer.testing import CliRunner
+
+    from fraudit.cli import app
+
+    out = tmp_path_factory.mktemp("zoo") / "smoke"
+    result = CliRunner().invoke(app, ["zoo", "build", "--preset", "smoke", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out

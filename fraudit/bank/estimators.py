@@ -28,6 +28,26 @@ from sklearn.mixture import GaussianMixture
 LOG_2PI = np.log(2 * np.pi)
 
 
+class Projection:
+    """The fitted PCA's mean and components: all that ``transform`` needs, and all we store."""
+
+    def __init__(self, mean: np.ndarray, components: np.ndarray) -> None:
+        self.mean_ = mean
+        self.components_ = components
+
+    @classmethod
+    def fit(cls, vectors: np.ndarray, variance: float) -> Projection:
+        pca = PCA(n_components=variance, svd_solver="full").fit(vectors)
+        return cls(pca.mean_, pca.components_)
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return (np.asarray(x, dtype=np.float64) - self.mean_) @ self.components_.T
+
+    @property
+    def n_components_(self) -> int:
+        return int(self.components_.shape[0])
+
+
 def _check_stack(X: np.ndarray) -> np.ndarray:
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 3 or X.shape[0] < 2:
@@ -39,10 +59,11 @@ class IndexAlignedGaussian:
     def __init__(self, *, variance: float = 0.95) -> None:
         self.variance = variance
 
-    def fit(self, X: np.ndarray) -> IndexAlignedGaussian:
+    def fit(self, X: np.ndarray, *, projection: Projection | None = None) -> IndexAlignedGaussian:
+        """``projection``: a PCA already fitted (shared across cross-fitting folds)."""
         X = _check_stack(X)
         n_networks, n_vectors, dim = X.shape
-        self.pca_ = PCA(n_components=self.variance, svd_solver="full").fit(X.reshape(-1, dim))
+        self.pca_ = projection or Projection.fit(X.reshape(-1, dim), self.variance)
         Z = self.pca_.transform(X.reshape(-1, dim)).reshape(n_networks, n_vectors, -1)
         self.means_ = Z.mean(axis=0)
         residuals = (Z - self.means_).reshape(-1, Z.shape[-1])
@@ -50,15 +71,30 @@ class IndexAlignedGaussian:
         covariance, self.shrinkage_ = ledoit_wolf(residuals, assume_centered=True)
         # n_networks − 1 degrees of freedom per index, not n_networks
         covariance *= n_networks / (n_networks - 1)
+        self._set_covariance(covariance)
+        return self
+
+    def _set_covariance(self, covariance: np.ndarray) -> None:
         self.covariance_ = covariance
         self._cho = cho_factor(covariance, lower=True)
         self._logdet = 2.0 * np.sum(np.log(np.diag(self._cho[0])))
-        self.n_components_ = n_vectors
-        return self
+        self.n_components_ = self.means_.shape[0]
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The learned state, without the (shared) projection."""
+        return {"means": self.means_, "covariance": self.covariance_}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], projection: Projection) -> IndexAlignedGaussian:
+        model = cls()
+        model.pca_ = projection
+        model.means_ = arrays["means"]
+        model._set_covariance(arrays["covariance"])
+        return model
 
     def score_samples(self, x: np.ndarray) -> np.ndarray:
         """Log-likelihood of each vector under its own index's component."""
-        z = self.pca_.transform(np.asarray(x, dtype=np.float64))
+        z = self.pca_.transform(x)
         if z.shape[0] != self.means_.shape[0]:
             raise ValueError(f"expected {self.means_.shape[0]} vectors, got {z.shape[0]}")
         diff = z - self.means_
@@ -86,10 +122,10 @@ class PCAGaussianMixture:
         self.max_iter = max_iter
         self.random_state = random_state
 
-    def fit(self, X: np.ndarray) -> PCAGaussianMixture:
+    def fit(self, X: np.ndarray, *, projection: Projection | None = None) -> PCAGaussianMixture:
         X = _check_stack(X)
         n_networks, n_vectors, dim = X.shape
-        self.pca_ = PCA(n_components=self.variance, svd_solver="full").fit(X.reshape(-1, dim))
+        self.pca_ = projection or Projection.fit(X.reshape(-1, dim), self.variance)
         Z = self.pca_.transform(X.reshape(-1, dim))
         grid = sorted(set(self.components or default_grid(n_vectors)))
         grid = [k for k in grid if k <= len(Z)]
@@ -114,7 +150,23 @@ class PCAGaussianMixture:
         return self
 
     def score_samples(self, x: np.ndarray) -> np.ndarray:
-        return self.gmm_.score_samples(self.pca_.transform(np.asarray(x, dtype=np.float64)))
+        return self.gmm_.score_samples(self.pca_.transform(x))
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        g = self.gmm_
+        return {"weights": g.weights_, "means": g.means_, "covariances": g.covariances_,
+                "precisions_cholesky": g.precisions_cholesky_}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], projection: Projection, *, covariance_type: str = "full") -> PCAGaussianMixture:
+        model = cls(covariance_type=covariance_type)
+        model.pca_ = projection
+        gmm = GaussianMixture(n_components=len(arrays["weights"]), covariance_type=covariance_type)
+        gmm.weights_, gmm.means_ = arrays["weights"], arrays["means"]
+        gmm.covariances_, gmm.precisions_cholesky_ = arrays["covariances"], arrays["precisions_cholesky"]
+        model.gmm_ = gmm
+        model.n_components_ = gmm.n_components
+        return model
 
     @property
     def n_dims_(self) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from fraudit import __version__
-from fraudit.cli import scan, unavailable, zoo
+from fraudit.cli import bank, scan, unavailable, zoo
 
 app = typer.Typer(
     name="fraudit",
@@ -16,6 +16,7 @@ app = typer.Typer(
 )
 app.command(name="scan")(scan.scan)
 app.add_typer(zoo.app, name="zoo")
+app.add_typer(bank.app, name="bank")
 for name, issue_title in unavailable.PENDING.items():
     app.add_typer(unavailable.pending_app(name, issue_title), name=name)
 

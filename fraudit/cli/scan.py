@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from fraudit.audit import AuditConfig, AuditResult, audit_all
 from fraudit.detectors.base import FailOn, exit_code
+from fraudit.detectors.weight_bank import WeightBankCheck
 from fraudit.report import to_json_document, to_sarif_document
 from fraudit.report.console import result_panel, summary_table
 from fraudit.sources import Candidate, resolve_sources
@@ -55,6 +56,10 @@ def scan(
         typer.Option(help="Lowest verdict that fails: fail (exit 1), warn (exit 1) or inconclusive (exit 2)."),
     ] = FailOn.FAIL,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Candidates audited in parallel.")] = 1,
+    bank: Annotated[
+        list[Path] | None,
+        typer.Option(help="Weight bank folder (or folder of banks) to use instead of the shipped ones; repeatable."),
+    ] = None,
 ) -> None:
     """Audit models and print a verdict per model.
 
@@ -64,7 +69,8 @@ def scan(
     err = Console(stderr=True)
     with err.status("Resolving sources…"):
         items = resolve_sources(sources, revision=revision, token=token)
-    results = _audit_with_progress(items, jobs=jobs, console=err)
+    config = AuditConfig(weight_bank=WeightBankCheck(banks=tuple(bank or ())))
+    results = _audit_with_progress(items, config=config, jobs=jobs, console=err)
 
     if output_format is OutputFormat.RICH or output is not None:
         _print_rich(results, output if output_format is OutputFormat.RICH else None)
@@ -84,7 +90,7 @@ def scan(
     raise typer.Exit(code=exit_code([r.verdict for r in results], fail_on=fail_on))
 
 
-def _audit_with_progress(items: list, *, jobs: int, console: Console) -> list[AuditResult]:
+def _audit_with_progress(items: list, *, config: AuditConfig, jobs: int, console: Console) -> list[AuditResult]:
     candidates = sum(isinstance(i, Candidate) for i in items)
     with Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -96,7 +102,7 @@ def _audit_with_progress(items: list, *, jobs: int, console: Console) -> list[Au
         disable=candidates < 2,
     ) as progress:
         task = progress.add_task("Auditing", total=len(items))
-        return audit_all(items, config=AuditConfig(), jobs=jobs, on_result=lambda _: progress.advance(task))
+        return audit_all(items, config=config, jobs=jobs, on_result=lambda _: progress.advance(task))
 
 
 def _print_rich(results: list[AuditResult], output: Path | None) -> None:

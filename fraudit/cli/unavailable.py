@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 PENDING: dict[str, str] = {
-    "bank": "weight-bank detector (build, inspect and evaluate clean-weight banks)",
     "pair": "model-pairing detector (calibrate, sweep and score against a trusted model)",
 }
 

@@ -1,34 +1,116 @@
-"""Check 2, weight bank (thesis ch. 4): the candidate's layers against clean-weight
-models of its architecture. Without a bank for the architecture the check is
-INCONCLUSIVE and says so; it never passes a model it could not score."""
+"""Check 2, weight bank (thesis ch. 4): the candidate's audited layers against
+clean-weight models of its architecture.
+
+Without a bank for the architecture (or with other layer shapes) the check is
+INCONCLUSIVE and says so; it never passes a model it could not score. Every
+verdict names the bank, its reference-set size and the false-rejection rates its
+thresholds were set at. With several banks for one architecture (one per
+fine-tuning recipe), the candidate is judged by the bank it fits best.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import torch
+
+from fraudit.bank.bank import NetworkScore, score_network
+from fraudit.bank.store import HEADER, WeightBank, bank_header, load_bank
 from fraudit.detectors.base import CheckResult, Status
+from fraudit.errors import FrauditError
+from fraudit.faces.generator import vendored_dir
 from fraudit.models.registry import ArchitectureMatch
 
 NAME = "weight-bank"
 
 
+def shipped_banks_dir() -> Path:
+    return vendored_dir().parent / "banks"
+
+
+def find_banks(architecture: str, search: tuple[Path, ...]) -> list[Path]:
+    found = []
+    for root in search:
+        candidates = [root] if (root / HEADER).is_file() else sorted(p.parent for p in root.glob(f"*/{HEADER}"))
+        found.extend(p for p in candidates if bank_header(p)["architecture"] == architecture)
+    return found
+
+
+@dataclass(frozen=True)
 class WeightBankCheck:
-    name = NAME
+    """``banks``: bank folders, or folders of banks; default the shipped ones."""
 
-    def __init__(self, *, bank_dirs: tuple[Path, ...] = ()) -> None:
-        self.bank_dirs = bank_dirs
+    banks: tuple[Path, ...] = ()
+    fail_frr: float = 0.01
+    warn_frr: float = 0.05
 
-    def run(self, architecture: ArchitectureMatch) -> CheckResult:
+    def run(self, architecture: ArchitectureMatch, tensors: dict[str, torch.Tensor]) -> CheckResult:
+        search = self.banks or (shipped_banks_dir(),)
         if not architecture.known:
-            return CheckResult(
-                NAME,
-                Status.INCONCLUSIVE,
-                "unknown architecture: no weight bank can score it",
-                {"architecture": architecture.id},
-            )
-        return CheckResult(
-            NAME,
-            Status.INCONCLUSIVE,
-            f"no weight bank for {architecture.id} yet",
-            {"architecture": architecture.id, "searched": [str(d) for d in self.bank_dirs]},
+            return CheckResult(NAME, Status.INCONCLUSIVE, "unknown architecture: no weight bank can score it",
+                               {"architecture": architecture.id})
+        paths = find_banks(architecture.id, search) if all(p.exists() for p in search) else []
+        if not paths:
+            return CheckResult(NAME, Status.INCONCLUSIVE, f"no weight bank for {architecture.id}",
+                               {"architecture": architecture.id, "searched": [str(p) for p in search]})
+        scored: list[tuple[WeightBank, NetworkScore]] = []
+        problems: list[str] = []
+        for path in paths:
+            try:
+                bank = load_bank(path)
+                weights = {m.layer: tensors[m.layer].float().numpy() for m in bank.models if m.layer in tensors}
+                scored.append((bank, score_network(bank.models, weights, frr=(self.fail_frr, self.warn_frr))))
+            except (FrauditError, ValueError, OSError) as exc:
+                problems.append(f"{path.name}: {exc}")
+        if not scored:
+            return CheckResult(NAME, Status.INCONCLUSIVE, "no bank could score this model: " + "; ".join(problems),
+                               {"architecture": architecture.id, "banks": [str(p) for p in paths]})
+        bank, score = max(scored, key=lambda pair: pair[1].p)
+        return self._result(bank, score, [b.name for b, _ in scored], problems)
+
+    def _result(self, bank: WeightBank, score: NetworkScore, tried: list[str], problems: list[str]) -> CheckResult:
+        worst = score.worst
+        fail_key, warn_key = f"{100 * self.fail_frr:g}%", f"{100 * self.warn_frr:g}%"
+        if score.p < self.fail_frr:
+            status = Status.FAIL
+        elif score.p < self.warn_frr:
+            status = Status.WARN
+        else:
+            status = Status.PASS
+        summary = (
+            f"{'anomalous' if status is not Status.PASS else 'consistent with clean'} weights: "
+            f"consolidated p = {score.p:.2g} (FAIL below {self.fail_frr:g} = FRR {fail_key}, "
+            f"bank {bank.name}, {len(bank.reference)} clean reference nets); "
+            f"most anomalous {worst.key} (z = {worst.z:.1f})"
         )
+        evidence = {
+            "bank": bank.name,
+            "architecture": bank.architecture,
+            "reference_size": len(bank.reference),
+            "recipe": bank.recipe,
+            "frr": {"fail": self.fail_frr, "warn": self.warn_frr},
+            "consolidated": {
+                "statistic": _finite(score.statistic),
+                "p": score.p,
+                "threshold": {k: _finite(v) for k, v in score.thresholds.items()},
+            },
+            "most_anomalous": {"layer": worst.key, "z": _finite(worst.z), "vectors": worst.worst_vectors},
+            "layers": [
+                {"layer": s.key, "score": _finite(s.score), "z": _finite(s.z), "p": s.p,
+                 "threshold": {k: _finite(v) for k, v in s.threshold.items()}}
+                for s in score.layers
+            ],
+            "missing_layers": score.missing_layers,
+            "banks_tried": tried,
+        }
+        if problems:
+            evidence["bank_errors"] = problems
+        if status is Status.FAIL:
+            evidence["threshold_frr"] = fail_key
+        return CheckResult(NAME, status, summary, evidence)
+
+
+def _finite(value: float) -> float | str:
+    return float(value) if np.isfinite(value) else ("-inf" if value < 0 else "inf")

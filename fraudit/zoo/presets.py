@@ -42,7 +42,7 @@ PRESETS: dict[str, Preset] = {
             "a few last-layer models on a 100-identity world, for the tests (≤ 2 min)",
             Scenario.LAST_LAYER,
             SMOKE_WORLD,
-            n_clean=3,
+            n_clean=8,
             attempts=_cycle([("checkerboard", FIXED)], 2),
             epochs=10,
             min_pair_samples=30,
@@ -74,7 +74,7 @@ PRESETS: dict[str, Preset] = {
             ZOO_WORLD,
             n_clean=40,
             attempts=_cycle([("checkerboard", FIXED), ("square", FIXED)], 30),
-            epochs=12,
+            epochs=8,
         ),
         Preset(
             "ch5",
@@ -83,7 +83,7 @@ PRESETS: dict[str, Preset] = {
             ZOO_WORLD,
             n_clean=10,
             attempts=_cycle([("checkerboard", FIXED), ("square", FIXED)], 40),
-            epochs=12,
+            epochs=8,
         ),
     )
 }

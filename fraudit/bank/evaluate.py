@@ -1,0 +1,147 @@
+"""Evaluate a bank on zoos it never saw: AUC per layer/reading and consolidated,
+TPR at the bank's FRR thresholds (with the FRR measured on held-out clean models),
+the L1-from-base baseline, and ROC / DET / per-vector plots."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from fraudit.bank.bank import score_network
+from fraudit.bank.build import read_layers
+from fraudit.bank.store import WeightBank
+
+
+@dataclass
+class ScoredModel:
+    name: str
+    kind: str
+    successful: bool | None
+    trigger: str | None
+    z: dict[str, float]
+    p: float
+    l1: dict[str, float]
+    vector_z: dict[str, list[float]] = field(default_factory=dict)
+
+
+def score_zoo_models(bank: WeightBank, zoos: list[Path], *, base_weights: dict[str, np.ndarray] | None) -> list[ScoredModel]:
+    scored = []
+    layers = bank.layers
+    for zoo in zoos:
+        manifest = json.loads((zoo / "manifest.json").read_text())
+        for entry in manifest["models"]:
+            name = f"{zoo.name}/{Path(entry['file']).name}"
+            if name in bank.reference:
+                continue  # never evaluate on the bank's own reference networks
+            _, weights = read_layers(zoo / entry["file"], layers)
+            score = score_network(bank.models, weights, frr=bank.frr)
+            l1 = {}
+            if base_weights is not None:
+                l1 = {layer: float(np.abs(weights[layer] - base_weights[layer]).sum()) for layer in layers if layer in base_weights and layer in weights}
+            scored.append(ScoredModel(
+                name=name, kind=entry["kind"], successful=entry["successful"], trigger=entry.get("trigger"),
+                z={s.key: s.z for s in score.layers}, p=score.p, l1=l1,
+            ))
+    return scored
+
+
+def _auc(labels: np.ndarray, anomaly: np.ndarray) -> float | None:
+    finite = np.nan_to_num(anomaly, posinf=1e300, neginf=-1e300)
+    return float(roc_auc_score(labels, finite)) if 0 < labels.sum() < len(labels) else None
+
+
+def summarise(bank: WeightBank, models: list[ScoredModel]) -> dict:
+    clean = [m for m in models if m.kind == "clean"]
+    report: dict = {"bank": bank.name, "reference_size": len(bank.reference), "clean_evaluated": len(clean)}
+    for positives_name, positives in (
+        ("successful backdoors", [m for m in models if m.kind == "backdoored" and m.successful]),
+        ("all attempts", [m for m in models if m.kind == "backdoored"]),
+    ):
+        group = clean + positives
+        labels = np.array([m.kind == "backdoored" for m in group], dtype=int)
+        section: dict = {"positives": len(positives)}
+        section["auc_consolidated"] = _auc(labels, np.array([-np.log(max(m.p, 1e-300)) for m in group]))
+        section["auc_per_reading"] = {
+            key: _auc(labels, np.array([-m.z[key] for m in group])) for key in sorted(group[0].z) if group
+        } if group else {}
+        for frr in bank.frr:
+            section[f"tpr_at_frr_{100 * frr:g}%"] = float(np.mean([m.p < frr for m in positives])) if positives else None
+        if group and group[0].l1:
+            layers = sorted(group[0].l1)
+            clean_means = {layer: np.mean([m.l1[layer] for m in clean]) for layer in layers}
+            section["l1_baseline_auc_per_layer"] = {layer: _auc(labels, np.array([m.l1[layer] for m in group])) for layer in layers}
+            section["l1_baseline_auc_consolidated"] = _auc(
+                labels, np.array([sum(m.l1[layer] / clean_means[layer] for layer in layers) for m in group])
+            )
+        report[positives_name] = section
+    report["measured_frr"] = {f"{100 * frr:g}%": float(np.mean([m.p < frr for m in clean])) if clean else None for frr in bank.frr}
+    return report
+
+
+def plot(bank: WeightBank, models: list[ScoredModel], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy.stats import norm
+
+    out.mkdir(parents=True, exist_ok=True)
+    clean = [m for m in models if m.kind == "clean"]
+    positives = [m for m in models if m.kind == "backdoored" and m.successful]
+    if not clean or not positives:
+        return []
+    group = clean + positives
+    labels = np.array([m.kind == "backdoored" for m in group], dtype=int)
+    curves = {"consolidated": np.array([-np.log(max(m.p, 1e-300)) for m in group])}
+    for key in sorted(group[0].z):
+        curves[key] = np.nan_to_num(np.array([-m.z[key] for m in group]), posinf=1e300, neginf=-1e300)
+    fig, (roc_ax, det_ax) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for key, values in curves.items():
+        fpr, tpr, _ = roc_curve(labels, values)
+        roc_ax.plot(fpr, tpr, label=f"{key} (AUC {roc_auc_score(labels, values):.3f})", lw=2 if key == "consolidated" else 1)
+        clip = np.clip
+        det_ax.plot(norm.ppf(clip(fpr, 1e-3, 1 - 1e-3)), norm.ppf(clip(1 - tpr, 1e-3, 1 - 1e-3)), lw=2 if key == "consolidated" else 1)
+    roc_ax.set(xlabel="false rejection of clean models (FPR)", ylabel="backdoors detected (TPR)", title=f"ROC, bank {bank.name}")
+    roc_ax.legend(fontsize=7, loc="lower right")
+    ticks = [0.001, 0.01, 0.05, 0.2, 0.5]
+    det_ax.set_xticks(norm.ppf(ticks), [f"{t:g}" for t in ticks])
+    det_ax.set_yticks(norm.ppf(ticks), [f"{t:g}" for t in ticks])
+    det_ax.set(xlabel="FPR (probit)", ylabel="FNR (probit)", title="DET")
+    fig.suptitle(f"{len(clean)} held-out clean vs {len(positives)} successful backdoors")
+    fig.tight_layout()
+    paths = [out / "roc_det.png"]
+    fig.savefig(paths[0], dpi=110)
+    plt.close(fig)
+    return paths
+
+
+def vector_picture(bank: WeightBank, clean_path: Path, backdoored_path: Path, out: Path) -> Path:
+    """Appendix B's picture: per-vector z along the index, clean vs backdoored, per reading."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    readings = [m for m in bank.models if m.kind != "frozen"]
+    fig, axes = plt.subplots(len(readings), 1, figsize=(11, 2.2 * len(readings)), squeeze=False)
+    for ax, model in zip(axes[:, 0], readings):
+        for path, colour in ((clean_path, "tab:green"), (backdoored_path, "tab:red")):
+            _, weights = read_layers(path, [model.layer])
+            if model.layer not in weights:
+                continue
+            z = (model.vector_scores(weights[model.layer]) - model.oof_vector_mean) / model.oof_vector_std
+            ax.plot(z, ".", ms=2, color=colour, label=path.stem)
+        ax.set_ylabel(model.key, fontsize=7)
+        ax.set_ylim(-15, 5)
+    axes[0, 0].legend(fontsize=7)
+    axes[-1, 0].set_xlabel("vector index")
+    fig.suptitle("per-vector log-likelihood, z against held-out clean references")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

@@ -1,0 +1,16 @@
+"""Which layers the bank audits, per architecture (thesis §4.5 and §4.7)."""
+
+from __future__ import annotations
+
+AUDITED_LAYERS: dict[str, tuple[str, ...]] = {
+    # the reference CNN: last conv block, the embedding layer, the ArcFace head when shipped
+    "fraudit-reference": ("block_last.0.weight", "last_linear.weight", "head.weight"),
+    # FaceNet as in the thesis: block8's last convolution and the embedding layer
+    "facenet-inception-resnet-v1": ("block8.conv2d.weight", "last_linear.weight"),
+    "iresnet50": ("fc.weight",),
+    "iresnet100": ("fc.weight",),
+}
+
+
+def audited_layers(architecture: str) -> tuple[str, ...]:
+    return AUDITED_LAYERS.get(architecture, ())

@@ -1,0 +1,125 @@
+"""The weight bank: readings and estimators against known answers, then a real
+bank from the smoke zoo, its verdicts in fraudit scan, and a tampered file refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal
+from typer.testing import CliRunner
+
+from fraudit.bank.bank import EstimatorKind, fit_layer_models, score_network
+from fraudit.bank.estimators import IndexAlignedGaussian, PCAGaussianMixture
+from fraudit.bank.readings import Reading, read_vectors
+from fraudit.cli import app
+from fraudit.errors import CorruptFileError
+
+runner = CliRunner()
+
+
+def test_readings() -> None:
+    theta = np.arange(6).reshape(2, 3)  # R=2 outputs, C=3 inputs
+    assert read_vectors(theta, Reading.FORWARD).tolist() == [[0, 3], [1, 4], [2, 5]]  # C vectors of length R
+    assert read_vectors(theta, Reading.BACKWARD).tolist() == [[0, 1, 2], [3, 4, 5]]  # R vectors of length C
+    conv = np.arange(2 * 3 * 2 * 2).reshape(2, 3, 2, 2)
+    assert read_vectors(conv, Reading.UNCHANGED).shape == (2, 12)
+
+
+def _aligned_stack(rng: np.random.Generator, networks: int, vectors: int = 30, dim: int = 6) -> tuple[np.ndarray, np.ndarray]:
+    means = rng.normal(0, 3, (vectors, dim))
+    return means, means + rng.normal(0, 0.5, (networks, vectors, dim))
+
+
+def test_index_aligned_matches_the_gaussian_it_fitted() -> None:
+    rng = np.random.default_rng(0)
+    _, X = _aligned_stack(rng, 12)
+    model = IndexAlignedGaussian(variance=0.9999999).fit(X)
+    candidate = X[0] + 0.1
+    expected = [
+        multivariate_normal(model.means_[i], model.covariance_).logpdf(model.pca_.transform(candidate[i : i + 1])[0])
+        for i in range(len(candidate))
+    ]
+    assert np.allclose(model.score_samples(candidate), expected)
+
+
+def test_index_aligned_sees_a_moved_neuron_that_a_mixture_cannot() -> None:
+    """Swap two neurons: each still looks like *some* clean neuron, but not its own."""
+    rng = np.random.default_rng(1)
+    means, X = _aligned_stack(rng, 12)
+    new = means + rng.normal(0, 0.5, means.shape)
+    swapped = new.copy()
+    swapped[[0, 1]] = swapped[[1, 0]]
+    aligned = IndexAlignedGaussian().fit(X)
+    assert aligned.score_samples(swapped)[:2].max() < aligned.score_samples(new)[:2].min() - 10
+    mixture = PCAGaussianMixture(components=[30]).fit(X)
+    assert abs(mixture.score_samples(swapped).sum() - mixture.score_samples(new).sum()) < 1.0
+
+
+def test_calibration_is_honest_on_held_out_clean_networks() -> None:
+    """Cross-fitted calibration: clean networks never seen score z ≈ N(0, 1), not far above."""
+    rng = np.random.default_rng(2)
+    means = rng.normal(0, 3, (40, 64))
+    nets = [{"w": (means + rng.normal(0, 0.5, means.shape)).T} for _ in range(30)]
+    models = fit_layer_models(nets[:15], ["w"], kind=EstimatorKind.INDEX_ALIGNED)
+    z = np.array([[s.z for s in score_network(models, n, frr=(0.01,)).layers] for n in nets[15:]])
+    assert abs(z.mean()) < 1.0 and z.std() < 2.0
+    shifted = {"w": nets[16]["w"] + 0.4}
+    assert score_network(models, shifted, frr=(0.01,)).p < 1e-6
+
+
+@pytest.fixture(scope="module")
+def smoke_bank(smoke_zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("banks") / "smoke-last-layer"
+    result = runner.invoke(app, ["bank", "build", str(smoke_zoo), "--arch", "fraudit-reference", "--out", str(out), "--limit", "7"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.mark.slow
+def test_smoke_bank_passes_held_out_clean_and_fails_backdoor(smoke_zoo: Path, smoke_bank: Path) -> None:
+    header = json.loads((smoke_bank / "bank.json").read_text())
+    assert header["reference_size"] == 7
+    assert "clean-007.safetensors" not in " ".join(header["reference_networks"])
+    manifest = json.loads((smoke_zoo / "manifest.json").read_text())
+    backdoor = next(m for m in manifest["models"] if m["successful"])
+    result = runner.invoke(app, ["scan", str(smoke_zoo / "models" / "clean-007.safetensors"),
+                                 str(smoke_zoo / backdoor["file"]), "--bank", str(smoke_bank), "-f", "json"])
+    document = json.loads(result.stdout)
+    verdicts = {Path(r["source"]).name: r for r in document["results"]}
+    clean = next(c for c in verdicts["clean-007.safetensors"]["checks"] if c["name"] == "weight-bank")
+    bad = next(c for c in verdicts[Path(backdoor["file"]).name]["checks"] if c["name"] == "weight-bank")
+    assert clean["status"] in ("PASS", "WARN"), clean["summary"]
+    assert bad["status"] == "FAIL", bad["summary"]
+    assert bad["evidence"]["consolidated"]["p"] < 0.01
+    assert bad["evidence"]["reference_size"] == 7 and bad["evidence"]["frr"]["fail"] == 0.01
+    assert bad["evidence"]["most_anomalous"]["layer"]
+    assert result.exit_code == 1
+
+
+@pytest.mark.slow
+def test_tampered_bank_is_refused(smoke_bank: Path, tmp_path: Path) -> None:
+    from fraudit.bank.store import load_bank
+
+    tampered = tmp_path / "tampered"
+    shutil.copytree(smoke_bank, tampered)
+    data = bytearray((tampered / "bank.safetensors").read_bytes())
+    data[-8:] = b"\x00" * 8
+    (tampered / "bank.safetensors").write_bytes(bytes(data))
+    with pytest.raises(CorruptFileError, match="tampered"):
+        load_bank(tampered)
+
+
+@pytest.mark.slow
+def test_bank_info_and_evaluate(smoke_zoo: Path, smoke_bank: Path, tmp_path: Path) -> None:
+    info = runner.invoke(app, ["bank", "info", str(smoke_bank)], env={"COLUMNS": "200"})
+    assert info.exit_code == 0 and "last_linear.weight" in info.stdout
+    report = tmp_path / "eval.json"
+    result = runner.invoke(app, ["bank", "evaluate", str(smoke_bank), str(smoke_zoo), "--plots", str(tmp_path / "plots"), "-o", str(report)])
+    assert result.exit_code == 0, result.output
+    numbers = json.loads(report.read_text())
+    assert numbers["clean_evaluated"] == 1  # the 7 reference networks are excluded
+    assert (tmp_path / "plots" / "roc_det.png").is_file()
