@@ -8,16 +8,19 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from fraudit import __version__
-from fraudit.bank.bank import EstimatorKind, LayerModel, frozen_digest
+from fraudit.bank.bank import EstimatorKind, LayerModel
 from fraudit.bank.estimators import IndexAlignedGaussian, PCAGaussianMixture, Projection
 from fraudit.bank.readings import Reading
 from fraudit.errors import CorruptFileError
+
+if TYPE_CHECKING:
+    import torch
 
 SCHEMA_VERSION = "1.0"
 ARRAYS = "bank.safetensors"
@@ -32,8 +35,18 @@ class WeightBank:
     reference: list[str]
     frr: tuple[float, ...] = (0.01, 0.05)
     recipe: dict[str, Any] = field(default_factory=dict)
-    # the reference networks' common starting point, for the L1 baseline
-    base_sha256: str | None = None
+    # The bank's domain: weights every reference network shares bit for bit (the
+    # frozen backbone of their common base). A candidate without them is not a
+    # fine-tune of that base, and the bank does not apply to it.
+    backbone_keys: list[str] = field(default_factory=list)
+    backbone_sha256: str | None = None
+
+    def covers(self, tensors: dict[str, "torch.Tensor"]) -> bool:
+        if not self.backbone_keys:
+            return True
+        if any(k not in tensors for k in self.backbone_keys):
+            return False
+        return backbone_digest(tensors, self.backbone_keys) == self.backbone_sha256
 
     @property
     def layers(self) -> list[str]:
@@ -52,7 +65,7 @@ def save_bank(bank: WeightBank, out: Path) -> Path:
         entry: dict[str, Any] = {"index": i, "layer": m.layer, "reading": str(m.reading), "shape": list(m.shape), "kind": m.kind}
         if m.kind == "frozen":
             assert m.reference is not None
-            entry["reference_sha256"] = frozen_digest(m.reference)
+            entry["reference_sha256"] = m.reference
         else:
             for fold, est in enumerate(m.estimators):
                 arrays[f"{prefix}fold{fold}.pca_mean"] = est.pca_.mean_
@@ -85,7 +98,8 @@ def save_bank(bank: WeightBank, out: Path) -> Path:
         "reference_networks": bank.reference,
         "reference_size": len(bank.reference),
         "recipe": bank.recipe,
-        "base_sha256": bank.base_sha256,
+        "backbone_keys": bank.backbone_keys,
+        "backbone_sha256": bank.backbone_sha256,
         "models": entries,
         "arrays_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
     }
@@ -121,8 +135,16 @@ def load_bank(folder: Path) -> WeightBank:
     return WeightBank(
         name=header["name"], architecture=header["architecture"], models=models,
         reference=header["reference_networks"], frr=tuple(header["frr"]), recipe=header["recipe"],
-        base_sha256=header.get("base_sha256"),
+        backbone_keys=header.get("backbone_keys", []), backbone_sha256=header.get("backbone_sha256"),
     )
+
+
+def backbone_digest(tensors: dict, keys: list[str]) -> str:
+    digest = hashlib.sha256()
+    for key in keys:
+        digest.update(key.encode())
+        digest.update(np.ascontiguousarray(tensors[key].float().numpy(), dtype=np.float32).tobytes())
+    return digest.hexdigest()
 
 
 def bank_header(folder: Path) -> dict[str, Any]:

@@ -60,12 +60,15 @@ class WeightBankCheck:
         for path in paths:
             try:
                 bank = load_bank(path)
+                if not bank.covers(tensors):
+                    problems.append(f"{bank.name}: weights its recipe keeps frozen differ (not a fine-tune of its base under its recipe)")
+                    continue
                 weights = {m.layer: tensors[m.layer].float().numpy() for m in bank.models if m.layer in tensors}
                 scored.append((bank, score_network(bank.models, weights, frr=(self.fail_frr, self.warn_frr))))
             except (FrauditError, ValueError, OSError) as exc:
                 problems.append(f"{path.name}: {exc}")
         if not scored:
-            return CheckResult(NAME, Status.INCONCLUSIVE, "no bank could score this model: " + "; ".join(problems),
+            return CheckResult(NAME, Status.INCONCLUSIVE, "no bank applies: " + "; ".join(problems),
                                {"architecture": architecture.id, "banks": [str(p) for p in paths]})
         bank, score = max(scored, key=lambda pair: pair[1].p)
         return self._result(bank, score, [b.name for b, _ in scored], problems)

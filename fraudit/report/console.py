@@ -61,7 +61,8 @@ def summary_table(results: Sequence[AuditResult]) -> Table:
     table.add_column("verdict", no_wrap=True)
     table.add_column("reason", ratio=1)
     for result in results:
-        worst = max(result.checks, key=lambda c: c.status, default=None)
+        # the most severe check explains the verdict; among equals the later (deeper) check does
+        worst = max(reversed(result.checks), key=lambda c: c.status, default=None)
         reason = result.error or (worst.summary if worst is not None else "")
         arch = result.architecture.id if result.architecture else "—"
         table.add_row(result.source, arch, status_text(result.verdict), reason)
