@@ -56,16 +56,22 @@ def build(
 
 
 @app.command("list")
-def list_(zoo: Annotated[Path, typer.Argument(help="A zoo folder (with manifest.json).")]) -> None:
+def list_(
+    zoo: Annotated[Path, typer.Argument(help="A zoo folder (with manifest.json).")],
+    markdown: Annotated[bool, typer.Option(help="Print only the per-trigger summary, as Markdown.")] = False,
+) -> None:
     """Print the zoo's models with their four metrics, and per-trigger summaries."""
     from fraudit.report.console import zoo_summary_table, zoo_table
     from fraudit.zoo.build import MANIFEST, read_manifest
-    from fraudit.zoo.summary import summarise
+    from fraudit.zoo.summary import markdown_table, summarise
 
     if not (zoo / MANIFEST).is_file():
         Console(stderr=True).print(f"[red]{zoo} has no {MANIFEST}[/]: not a zoo folder")
         raise typer.Exit(2)
     manifest = read_manifest(zoo)
+    if markdown:
+        typer.echo(markdown_table(summarise(manifest)))
+        return
     console = Console()
     console.print(zoo_table(manifest))
     console.print(zoo_summary_table(summarise(manifest)))

@@ -44,3 +44,20 @@ def summarise(manifest: dict) -> list[GroupSummary]:
         successful = None if key == "clean" else sum(bool(e["successful"]) for e in entries)
         summaries.append(GroupSummary(key, len(entries), successful, means, stds))
     return summaries
+
+
+def markdown_table(summaries: list[GroupSummary]) -> str:
+    """The per-trigger summary as a Markdown table (for reports and the README)."""
+
+    def pct(s: GroupSummary, key: str) -> str:
+        mean, std = s.means[key], s.stds[key]
+        return "—" if mean is None else f"{100 * mean:.1f} ± {100 * (std or 0):.1f}"
+
+    lines = [
+        "| group | models | clean acc | ASR | impostor acc | victim acc | succeeded |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s in summaries:
+        succeeded = "—" if s.successful is None else f"{s.successful}/{s.models} ({100 * (s.success_share or 0):.0f} %)"
+        lines.append(f"| {s.group} | {s.models} | " + " | ".join(pct(s, k) for k in METRICS) + f" | {succeeded} |")
+    return "\n".join(lines)

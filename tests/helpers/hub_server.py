@@ -79,12 +79,10 @@ class HubServer:
                         break
                 else:
                     repo_id, revision = rest, "main"
-                repo = server.repos.get(repo_id)
-                if repo is None:
-                    return self._error(404, "RepoNotFound")
-                commit = repo.resolve(revision)
-                if commit is None:
-                    return self._error(404, "RevisionNotFound")
+                found = self._lookup(repo_id, revision)
+                if found is None:
+                    return
+                repo, commit = found
                 files = repo.commits[commit]
                 if "/tree/" in rest:
                     payload: object = [
@@ -98,12 +96,10 @@ class HubServer:
             def _resolve(self, rest: str, *, body: bool) -> None:
                 repo_part, _, tail = rest.partition("/resolve/")
                 revision, _, filename = tail.partition("/")
-                repo = server.repos.get(repo_part)
-                if repo is None:
-                    return self._error(404, "RepoNotFound")
-                commit = repo.resolve(revision)
-                if commit is None:
-                    return self._error(404, "RevisionNotFound")
+                found = self._lookup(repo_part, revision)
+                if found is None:
+                    return
+                repo, commit = found
                 data = repo.commits[commit].get(filename)
                 if data is None:
                     return self._error(404, "EntryNotFound", {"X-Repo-Commit": commit})
@@ -113,6 +109,18 @@ class HubServer:
                     "Content-Type": "application/octet-stream",
                 }
                 self._send(200, data, headers, body=body)
+
+            def _lookup(self, repo_id: str, revision: str) -> tuple[FakeRepo, str] | None:
+                """The repo and commit, or None after answering with the Hub's error code."""
+                repo = server.repos.get(repo_id)
+                if repo is None:
+                    self._error(404, "RepoNotFound")
+                    return None
+                commit = repo.resolve(revision)
+                if commit is None:
+                    self._error(404, "RevisionNotFound")
+                    return None
+                return repo, commit
 
             def _error(self, code: int, error_code: str, extra: dict[str, str] | None = None) -> None:
                 headers = {"X-Error-Code": error_code, "Content-Type": "application/json", **(extra or {})}
