@@ -1,0 +1,52 @@
+"""The shipped examples through the shipped bank: what the README's first command shows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from fraudit.cli import app
+from fraudit.zoo.build import read_entry
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "reference_models" / "examples"
+runner = CliRunner()
+
+
+def _weight_check(result: dict) -> dict:
+    return next(c for c in result["checks"] if c["name"] == "weight-bank")
+
+
+def test_examples_pass_and_fail_in_json() -> None:
+    result = runner.invoke(app, ["scan", str(EXAMPLES), "-f", "json"])
+    assert result.exit_code == 1
+    by_name = {Path(r["source"]).name: r for r in json.loads(result.stdout)["results"]}
+    clean, bad = by_name["clean.safetensors"], by_name["backdoored.safetensors"]
+    assert clean["verdict"] == "PASS" and bad["verdict"] == "FAIL"
+    for check in (_weight_check(clean), _weight_check(bad)):
+        evidence = check["evidence"]
+        assert evidence["bank"] == "fraudit-reference-last-layer"
+        assert evidence["reference_size"] == 20
+        assert evidence["frr"] == {"fail": 0.01, "warn": 0.05}
+        assert set(evidence["consolidated"]["threshold"]) == {"1%", "5%"}
+    bad_evidence = _weight_check(bad)["evidence"]
+    assert bad_evidence["consolidated"]["p"] < 1e-6
+    assert bad_evidence["consolidated"]["statistic"] > bad_evidence["consolidated"]["threshold"]["1%"]
+    assert _weight_check(clean)["evidence"]["consolidated"]["p"] > 0.05
+    # the backdoor's victim (from the example's own recipe) is the most anomalous head row
+    victim = read_entry(EXAMPLES / "backdoored.safetensors")["victim"]
+    assert bad_evidence["most_anomalous"]["layer"] == "head.weight:backward"
+    assert victim in bad_evidence["most_anomalous"]["vectors"]
+
+
+def test_examples_in_sarif_and_terminal(tmp_path: Path) -> None:
+    sarif_path = tmp_path / "out.sarif"
+    result = runner.invoke(app, ["scan", str(EXAMPLES), "-f", "sarif", "-o", str(sarif_path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 1
+    [run] = json.loads(sarif_path.read_text())["runs"]
+    [finding] = run["results"]
+    assert finding["ruleId"] == "FRAUDIT002"
+    assert "backdoored.safetensors" in finding["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    for text in (finding["message"]["text"], result.stdout):
+        assert "FRR 1%" in text and "head.weight:backward" in text and "20 clean reference nets" in text
