@@ -71,8 +71,9 @@ def summarise(bank: WeightBank, models: list[ScoredModel]) -> dict:
         for frr in bank.frr:
             section[f"tpr_at_frr_{100 * frr:g}%"] = float(np.mean([m.p < frr for m in positives])) if positives else None
         if group and group[0].l1:
-            layers = sorted(group[0].l1)
-            clean_means = {layer: np.mean([m.l1[layer] for m in clean]) for layer in layers}
+            clean_means = {layer: np.mean([m.l1[layer] for m in clean]) for layer in sorted(group[0].l1)}
+            # a layer no clean run moves (frozen) carries no L1 signal and cannot be normalised
+            layers = [layer for layer, mean in clean_means.items() if mean > 0]
             section["l1_baseline_auc_per_layer"] = {layer: _auc(labels, np.array([m.l1[layer] for m in group])) for layer in layers}
             section["l1_baseline_auc_consolidated"] = _auc(
                 labels, np.array([sum(m.l1[layer] / clean_means[layer] for layer in layers) for m in group])

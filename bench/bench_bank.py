@@ -1,0 +1,86 @@
+"""Weight bank: the thesis configuration (scikit-learn full-covariance GMM, EM, BIC
+sweep) against fraudit's default (index-aligned Gaussian, closed form), per layer
+reading, side by side in one run: fit time and held-out AUC.
+
+The full GMM with one component per vector is what wins the thesis' BIC race, and
+also what it could not afford; this bench fits it on a subsample of the vectors
+where EM finishes, times one EM iteration, and extrapolates to full scale.
+
+    python bench/bench_bank.py REFERENCE_ZOO EVAL_ZOO [--networks 12] [--vectors 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+from sklearn.mixture import GaussianMixture
+
+from fraudit.bank.bank import EstimatorKind, fit_layer_models, score_network
+from fraudit.bank.build import clean_checkpoints, read_layers
+from fraudit.bank.layers import audited_layers
+
+
+def _load(paths: list[Path], layers: tuple[str, ...]) -> list[dict[str, np.ndarray]]:
+    return [read_layers(p, layers)[1] for p in paths]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("reference_zoo", type=Path)
+    parser.add_argument("eval_zoo", type=Path)
+    parser.add_argument("--networks", type=int, default=12)
+    parser.add_argument("--vectors", type=int, default=256, help="vectors per network kept for the EM comparison")
+    args = parser.parse_args()
+    layers = ("last_linear.weight",)
+    refs = _load(clean_checkpoints([args.reference_zoo], limit=args.networks), layers)
+    manifest = json.loads((args.eval_zoo / "manifest.json").read_text())
+    evaluation = [(e, read_layers(args.eval_zoo / e["file"], layers)[1]) for e in manifest["models"]
+                  if e["kind"] == "clean" or e["successful"]]
+    labels = np.array([e["kind"] == "backdoored" for e, _ in evaluation], dtype=int)
+    rng = np.random.default_rng(0)
+    keep = np.sort(rng.choice(refs[0][layers[0]].shape[1], size=args.vectors, replace=False))  # forward vectors
+
+    def crop(net: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {layers[0]: net[layers[0]][:, keep]}
+
+    report: dict = {"networks": len(refs), "forward_vectors_kept": args.vectors, "evaluated": int(len(labels)), "positives": int(labels.sum())}
+    for kind in (EstimatorKind.INDEX_ALIGNED, EstimatorKind.EM_GMM):
+        grid = [1, 4, 16, 64, args.vectors] if kind is EstimatorKind.EM_GMM else None
+        t0 = time.perf_counter()
+        models = fit_layer_models([crop(n) for n in refs], layers, kind=kind, em_components=grid)
+        fit_s = time.perf_counter() - t0
+        forward = [m for m in models if m.reading == "forward"]
+        z = np.array([score_network(forward, crop(w), frr=(0.01,)).layers[0].z for _, w in evaluation])
+        report[str(kind)] = {"fit_seconds_3_folds": round(fit_s, 2), "auc_forward": float(roc_auc_score(labels, -z)),
+                             "components": forward[0].estimators[0].n_components_}
+    # One EM iteration of the full-scale thesis GMM: every forward vector of every
+    # reference network, one full-covariance component per vector.
+    full = np.concatenate([n[layers[0]].T for n in refs])
+    from sklearn.decomposition import PCA
+
+    z_full = PCA(n_components=0.95, svd_solver="full").fit_transform(full)
+    k = refs[0][layers[0]].shape[1]
+    timings = []
+    for n_components in (64, 128, 256):
+        gmm = GaussianMixture(n_components=n_components, covariance_type="full", max_iter=1, init_params="random_from_data", random_state=0)
+        t0 = time.perf_counter()
+        gmm.fit(z_full)
+        timings.append((n_components, time.perf_counter() - t0))
+    per_component = statistics.median(t / c for c, t in timings)
+    report["thesis_full_scale"] = {
+        "vectors": int(len(z_full)), "pca_dims": int(z_full.shape[1]), "components": k,
+        "measured_one_iteration_seconds": {str(c): round(t, 2) for c, t in timings},
+        "extrapolated_one_iteration_seconds": round(per_component * k, 1),
+        "extrapolated_100_iterations_hours": round(per_component * k * 100 / 3600, 2),
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
