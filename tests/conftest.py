@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
+# Generated faces and checkpoints go to a throwaway cache, never the user's.
+os.environ.setdefault("FRAUDIT_CACHE_DIR", tempfile.mkdtemp(prefix="fraudit-test-cache-"))
 # No test may talk to the real Hub or pick up a developer's token.
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.pop("HF_TOKEN", None)
