@@ -5,7 +5,8 @@ Without a bank for the architecture (or with other layer shapes) the check is
 INCONCLUSIVE and says so; it never passes a model it could not score. Every
 verdict names the bank, its reference-set size and the false-rejection rates its
 thresholds were set at. With several banks for one architecture (one per
-fine-tuning recipe), the candidate is judged by the bank it fits best.
+fine-tuning recipe), the candidate is judged by the most specific bank whose
+frozen weights it shares.
 """
 
 from __future__ import annotations
@@ -70,7 +71,10 @@ class WeightBankCheck:
         if not scored:
             return CheckResult(NAME, Status.INCONCLUSIVE, "no bank applies: " + "; ".join(problems),
                                {"architecture": architecture.id, "banks": [str(p) for p in paths]})
-        bank, score = max(scored, key=lambda pair: pair[1].p)
+        # The most specific recipe decides: a bank that holds more of the candidate's
+        # weights frozen (and finds them unchanged) describes how it was trained. Picking
+        # the laxest bank instead would let an attacker choose their own judge.
+        bank, score = max(scored, key=lambda pair: (_specificity(pair[0]), pair[1].p))
         return self._result(bank, score, [b.name for b, _ in scored], problems)
 
     def _result(self, bank: WeightBank, score: NetworkScore, tried: list[str], problems: list[str]) -> CheckResult:
@@ -113,6 +117,10 @@ class WeightBankCheck:
         if status is Status.FAIL:
             evidence["threshold_frr"] = fail_key
         return CheckResult(NAME, status, summary, evidence)
+
+
+def _specificity(bank: WeightBank) -> int:
+    return len(bank.backbone_keys) + sum(m.kind == "frozen" for m in bank.models)
 
 
 def _finite(value: float) -> float | str:
