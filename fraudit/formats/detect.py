@@ -24,7 +24,7 @@ class Format(enum.StrEnum):
         return self in (Format.TORCH_ZIP, Format.TORCH_LEGACY, Format.PICKLE)
 
 
-# pickle.dumps(0x1950a86a20f9469cfc6c, protocol=2): torch's legacy serialisation
+# The protocol-2 pickle of the magic number 0x1950a86a20f9469cfc6c: torch's legacy serialisation
 # writes this magic number as its first pickle.
 _TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19."
 _SAFETENSORS_MAX_HEADER = 100_000_000  # the limit safetensors itself enforces
