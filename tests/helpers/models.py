@@ -32,8 +32,8 @@ def write_safetensors(path: Path, tensors: dict[str, torch.Tensor]) -> Path:
     return path
 
 
-def export_onnx(path: Path) -> Path:
-    model = ReferenceEmbedder().eval()
+def export_onnx(path: Path, model: torch.nn.Module | None = None) -> Path:
+    model = (model or ReferenceEmbedder()).eval()
     with warnings.catch_warnings():
         # the TorchScript exporter needs no onnxscript; its deprecation is not ours to fix
         warnings.simplefilter("ignore", DeprecationWarning)
