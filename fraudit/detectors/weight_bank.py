@@ -12,6 +12,7 @@ frozen weights it shares.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,7 @@ class WeightBankCheck:
         problems: list[str] = []
         for path in paths:
             try:
-                bank = load_bank(path)
+                bank = _load_cached(path.resolve(), (path / HEADER).stat().st_mtime_ns)
                 if not bank.covers(tensors):
                     problems.append(f"{bank.name}: weights its recipe keeps frozen differ (not a fine-tune of its base under its recipe)")
                     continue
@@ -117,6 +118,12 @@ class WeightBankCheck:
         if status is Status.FAIL:
             evidence["threshold_frr"] = fail_key
         return CheckResult(NAME, status, summary, evidence)
+
+
+@lru_cache(maxsize=8)
+def _load_cached(path: Path, mtime_ns: int) -> WeightBank:
+    """A batch audits many candidates against the same banks: load (and verify) each once."""
+    return load_bank(path)
 
 
 def _specificity(bank: WeightBank) -> int:
