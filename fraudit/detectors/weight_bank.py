@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from fraudit.bank.bank import NetworkScore, score_network
-from fraudit.bank.store import HEADER, WeightBank, bank_header, load_bank
+from fraudit.bank.store import ARRAYS, HEADER, WeightBank, bank_header, load_bank
 from fraudit.detectors.base import CheckResult, Status
 from fraudit.errors import FrauditError
 from fraudit.faces.generator import vendored_dir
@@ -61,7 +61,8 @@ class WeightBankCheck:
         problems: list[str] = []
         for path in paths:
             try:
-                bank = _load_cached(path.resolve(), (path / HEADER).stat().st_mtime_ns)
+                stamps = tuple((path / f).stat().st_mtime_ns for f in (HEADER, ARRAYS))
+                bank = _load_cached(path.resolve(), stamps)
                 if not bank.covers(tensors):
                     problems.append(f"{bank.name}: weights its recipe keeps frozen differ (not a fine-tune of its base under its recipe)")
                     continue
@@ -121,7 +122,7 @@ class WeightBankCheck:
 
 
 @lru_cache(maxsize=8)
-def _load_cached(path: Path, mtime_ns: int) -> WeightBank:
+def _load_cached(path: Path, mtimes_ns: tuple[int, ...]) -> WeightBank:
     """A batch audits many candidates against the same banks: load (and verify) each once."""
     return load_bank(path)
 
