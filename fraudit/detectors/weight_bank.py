@@ -53,7 +53,11 @@ class WeightBankCheck:
         if not architecture.known:
             return CheckResult(NAME, Status.INCONCLUSIVE, "unknown architecture: no weight bank can score it",
                                {"architecture": architecture.id})
-        paths = find_banks(architecture.id, search) if all(p.exists() for p in search) else []
+        missing = [str(p) for p in search if not p.exists()]
+        if missing:
+            return CheckResult(NAME, Status.INCONCLUSIVE, f"bank folder not found: {', '.join(missing)}",
+                               {"architecture": architecture.id, "missing": missing})
+        paths = find_banks(architecture.id, search)
         if not paths:
             return CheckResult(NAME, Status.INCONCLUSIVE, f"no weight bank for {architecture.id}",
                                {"architecture": architecture.id, "searched": [str(p) for p in search]})
@@ -81,7 +85,7 @@ class WeightBankCheck:
 
     def _result(self, bank: WeightBank, score: NetworkScore, tried: list[str], problems: list[str]) -> CheckResult:
         worst = score.worst
-        fail_key, warn_key = f"{100 * self.fail_frr:g}%", f"{100 * self.warn_frr:g}%"
+        fail_key = f"{100 * self.fail_frr:g}%"
         if score.p < self.fail_frr:
             status = Status.FAIL
         elif score.p < self.warn_frr:
