@@ -6,6 +6,7 @@ import struct
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from helpers.models import export_onnx, reference_state_dict, write_safetensors
@@ -96,3 +97,28 @@ def test_zip_that_is_not_a_checkpoint(tmp_path: Path) -> None:
         archive.writestr("readme.txt", "hello")
     with pytest.raises(UnsupportedFormatError, match="data.pkl"):
         detect_format(path)
+
+
+def test_onnx_custom_operator_is_a_warning(tmp_path: Path) -> None:
+    """A custom-op domain means native code must be loaded to run the model: WARN, still audited."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from fraudit.audit import audit
+    from fraudit.sources import Candidate
+
+    weight = numpy_helper.from_array(np.ones((4, 4), np.float32), "w")
+    node = helper.make_node("FastGemm", ["x", "w"], ["y"], domain="vendor.ops")
+    graph = helper.make_graph(
+        [node], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        initializer=[weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("vendor.ops", 1)])
+    path = tmp_path / "custom.onnx"
+    onnx.save(model, str(path))
+    result = audit(Candidate(source="custom.onnx", files=(path,), locations=("custom.onnx",)))
+    safety = result.checks[0]
+    assert safety.status.name == "WARN"
+    assert "vendor.ops::FastGemm" in safety.summary

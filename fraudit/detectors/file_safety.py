@@ -30,6 +30,7 @@ class FileReading:
     format: Format | None = None
     scan: PickleScan | None = None
     error: str | None = None
+    warning: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"file": self.location, "format": str(self.format) if self.format else None}
@@ -40,6 +41,8 @@ class FileReading:
             ]
         if self.error:
             entry["error"] = self.error
+        if self.warning:
+            entry["warning"] = self.warning
         return entry
 
 
@@ -83,6 +86,9 @@ class FileSafetyCheck:
             "; pickles import only tensor-rebuild globals, loaded with weights_only=True" if pickled else ""
         )
         evidence["tensors"] = len(tensors)
+        warnings = [r.warning for r in readings if r.warning]
+        if warnings:
+            return FileSafetyOutcome(CheckResult(NAME, Status.WARN, "; ".join(warnings), evidence), tensors, formats)
         return FileSafetyOutcome(CheckResult(NAME, Status.PASS, summary, evidence), tensors, formats)
 
     @staticmethod
@@ -96,4 +102,23 @@ class FileSafetyCheck:
             return FileReading(path, location, error=f"{path.name}: cannot read ({exc.strerror})")
         if scan is not None and scan.parse_error and not scan.offending:
             return FileReading(path, location, fmt, scan, error=f"{path.name}: pickle is truncated or malformed")
-        return FileReading(path, location, fmt, scan)
+        warning = _custom_onnx_operators(path) if fmt is Format.ONNX else None
+        return FileReading(path, location, fmt, scan, warning=warning)
+
+
+# Operator domains every ONNX runtime implements; others need a native library
+# (a custom-op .so/.dll) loaded into the process that runs the model.
+_STANDARD_ONNX_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"})
+
+
+def _custom_onnx_operators(path: Path) -> str | None:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    nodes = list(model.graph.node) + [n for f in model.functions for n in f.node]
+    custom = sorted({f"{n.domain}::{n.op_type}" for n in nodes if n.domain not in _STANDARD_ONNX_DOMAINS})
+    local = {f.domain for f in model.functions}  # model-local functions are plain ONNX, not native code
+    custom = [c for c in custom if c.split("::")[0] not in local]
+    if not custom:
+        return None
+    return f"{path.name}: needs custom operators {', '.join(custom)} (native code the runtime must load)"
