@@ -1,0 +1,113 @@
+"""A calibrated model pair: the translator from the candidate's (probe) space to the
+trusted (reference) space, the genuine and zero-effort-impostor score distributions
+on held-out faces, and thresholds at FNMR 0.1 / 1 / 5 % (thesis §5.3.3–5.3.4).
+
+Stored as ``pair.safetensors`` (translator arrays, score samples) + ``pair.json``
+(translator kind, faces' source, thresholds, summary statistics, sha256).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+from fraudit import __version__
+from fraudit.errors import CorruptFileError
+from fraudit.pairing.thresholds import DEFAULT_FNMR, thresholds
+from fraudit.pairing.translators import AffineTranslator, LeastSquaresTranslator, RotationTranslator
+
+SCHEMA_VERSION = "1.0"
+
+
+class TranslatorKind(enum.StrEnum):
+    AFFINE = "affine"
+    ROTATION = "rotation"
+    LEAST_SQUARES = "least-squares"
+
+
+_CLASSES = {
+    TranslatorKind.AFFINE: AffineTranslator,
+    TranslatorKind.ROTATION: RotationTranslator,
+    TranslatorKind.LEAST_SQUARES: LeastSquaresTranslator,
+}
+
+
+@dataclass
+class PairCalibration:
+    kind: TranslatorKind
+    translator: Any
+    genuine: np.ndarray
+    impostor: np.ndarray
+    thresholds: dict[str, float]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def score(self, probe: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        return self.translator.score(probe, reference)
+
+
+def calibrate(
+    probe: np.ndarray,
+    reference: np.ndarray,
+    *,
+    kind: TranslatorKind = TranslatorKind.AFFINE,
+    held_out: float = 0.3,
+    fnmrs: tuple[float, ...] = DEFAULT_FNMR,
+    seed: int = 0,
+    info: dict[str, Any] | None = None,
+) -> PairCalibration:
+    """Fit on part of the faces; genuine (same face) and ZEI (another face) scores on the rest."""
+    if len(probe) != len(reference) or len(probe) < 10:
+        raise ValueError("need the same ≥ 10 faces embedded by both models")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(probe))
+    n_test = max(5, int(round(held_out * len(probe))))
+    test, train = order[:n_test], order[n_test:]
+    translator = _CLASSES[kind]().fit(probe[train], reference[train])
+    genuine = translator.score(probe[test], reference[test])
+    shifted = np.roll(test, 1 + int(rng.integers(len(test) - 1)))  # each face against another face
+    impostor = translator.score(probe[test], reference[shifted])
+    return PairCalibration(kind, translator, genuine, impostor, thresholds(genuine, fnmrs),
+                           {"fit_faces": int(len(train)), "held_out_faces": int(len(test)), **(info or {})})
+
+
+def save_pair(pair: PairCalibration, out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    arrays = {f"translator.{k}": np.asarray(v, np.float64) for k, v in vars(pair.translator).items()
+              if k.endswith("_") and isinstance(v, np.ndarray)}
+    arrays |= {"scores.genuine": pair.genuine, "scores.impostor": pair.impostor}
+    path = out / "pair.safetensors"
+    save_file(arrays, str(path))
+    header = {
+        "schema_version": SCHEMA_VERSION,
+        "fraudit_version": __version__,
+        "translator": str(pair.kind),
+        "thresholds_fnmr": pair.thresholds,
+        "genuine": {"mean": float(pair.genuine.mean()), "std": float(pair.genuine.std())},
+        "impostor": {"mean": float(pair.impostor.mean()), "std": float(pair.impostor.std())},
+        "info": pair.info,
+        "arrays_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+    }
+    (out / "pair.json").write_text(json.dumps(header, indent=2) + "\n")
+    return out
+
+
+def load_pair(folder: Path) -> PairCalibration:
+    header = json.loads((folder / "pair.json").read_text())
+    path = folder / "pair.safetensors"
+    if hashlib.sha256(path.read_bytes()).hexdigest() != header["arrays_sha256"]:
+        raise CorruptFileError(f"{folder}: pair.safetensors does not match pair.json; refusing a tampered pair")
+    arrays = load_file(str(path))
+    kind = TranslatorKind(header["translator"])
+    translator = _CLASSES[kind].__new__(_CLASSES[kind])
+    for key, value in arrays.items():
+        if key.startswith("translator."):
+            setattr(translator, key.removeprefix("translator."), value)
+    return PairCalibration(kind, translator, arrays["scores.genuine"], arrays["scores.impostor"],
+                           header["thresholds_fnmr"], header["info"])
