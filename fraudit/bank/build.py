@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from fraudit.bank.bank import EstimatorKind, fit_layer_models
 from fraudit.bank.layers import audited_layers
@@ -31,20 +32,17 @@ def clean_checkpoints(sources: Sequence[Path], *, limit: int | None = None) -> l
 
 
 def read_layers(path: Path, layers: Sequence[str]) -> tuple[str, dict[str, np.ndarray]]:
-    tensors = load_checked(path)
+    return _select(load_checked(path), layers)
+
+
+def _select(tensors: dict[str, torch.Tensor], layers: Sequence[str]) -> tuple[str, dict[str, np.ndarray]]:
     arch = recognise({k: tuple(v.shape) for k, v in tensors.items()}).id
     return arch, {k: tensors[k].float().numpy() for k in layers if k in tensors}
 
 
-def shared_backbone(paths: Sequence[Path], audited: Sequence[str]) -> list[str]:
-    """Weights every reference network holds bit-identically (the frozen backbone of
-    a common base), excluding audited layers and BatchNorm bookkeeping."""
-    first = load_checked(paths[0])
-    keys = [k for k, v in first.items() if k not in audited and v.is_floating_point() and not k.endswith(("running_mean", "running_var"))]
-    for path in paths[1:]:
-        other = load_checked(path)
-        keys = [k for k in keys if k in other and other[k].shape == first[k].shape and bool((other[k] == first[k]).all())]
-    return sorted(keys)
+def shared_backbone(first: dict[str, torch.Tensor], keys: Sequence[str], other: dict[str, torch.Tensor]) -> list[str]:
+    """The ``keys`` that ``other`` holds bit-identically to ``first``."""
+    return [k for k in keys if k in other and other[k].shape == first[k].shape and bool((other[k] == first[k]).all())]
 
 
 def build_bank(
@@ -64,17 +62,28 @@ def build_bank(
         raise ValueError(f"no audited layers are defined for architecture {architecture!r}")
     paths = clean_checkpoints(sources, limit=limit)
     networks, names = [], []
+    first: dict[str, torch.Tensor] = {}
+    backbone: list[str] = []
     for i, path in enumerate(paths):
-        arch, weights = read_layers(path, layers)
+        tensors = load_checked(path)
+        arch, weights = _select(tensors, layers)
         if arch != architecture:
             raise ValueError(f"{path} is {arch}, not {architecture}")
+        # The bank's domain: weights every reference holds bit-identically (the frozen
+        # backbone of their common base), except audited layers and BN running statistics.
+        if i == 0:
+            first = tensors
+            backbone = [k for k, v in tensors.items() if k not in layers and v.is_floating_point()
+                        and not k.endswith(("running_mean", "running_var"))]
+        else:
+            backbone = shared_backbone(first, backbone, tensors)
         networks.append(weights)
         names.append(path.name if path.parent.name != "models" else f"{path.parent.parent.name}/{path.name}")
         if progress:
             progress("reading", i + 1, len(paths))
     common = [layer for layer in layers if all(layer in n for n in networks)]
-    backbone = shared_backbone(paths, common)
-    domain_digest = backbone_digest(load_checked(paths[0]), backbone) if backbone else None
+    backbone = sorted(k for k in backbone if k not in common)
+    domain_digest = backbone_digest(first, backbone) if backbone else None
     if progress:
         progress("fitting", 0, 1)
     models = fit_layer_models(networks, common, kind=kind, folds=folds, em_components=em_components)
