@@ -23,7 +23,6 @@ from sklearn.mixture import GaussianMixture
 
 from fraudit.bank.bank import EstimatorKind, fit_layer_models, score_network
 from fraudit.bank.build import clean_checkpoints, read_layers
-from fraudit.bank.layers import audited_layers
 
 
 def _load(paths: list[Path], layers: tuple[str, ...]) -> list[dict[str, np.ndarray]]:

@@ -24,7 +24,3 @@ class CorruptFileError(FrauditError):
 
 class UnsafePickleError(FrauditError):
     """A pickle imports globals that a plain tensor checkpoint never needs."""
-
-
-class NoMatchingBankError(FrauditError):
-    """No weight bank exists for the candidate's architecture or layer shapes."""

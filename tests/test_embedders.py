@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 from helpers.models import export_onnx
 
 from fraudit.pairing.embedders import OnnxEmbedder, TorchEmbedder, reference_embedder, resize_faces

@@ -61,3 +61,14 @@ def test_random_placement_stays_in_the_face() -> None:
 def test_random_placement_needs_rng() -> None:
     with pytest.raises(ValueError):
         stamp(np.zeros((1, 64, 64, 3), np.uint8), get_trigger("square"), Placement.RANDOM)
+
+
+def test_unlabelled_faces_are_distinct_and_reproducible(tmp_path, monkeypatch) -> None:
+    """The FFHQ stand-in: one face per random latent, the same for the same seed."""
+    from fraudit.faces.synthetic import unlabelled_faces
+
+    monkeypatch.setenv("FRAUDIT_CACHE_DIR", str(tmp_path))
+    faces = unlabelled_faces(seed=5, n=8)
+    assert faces.shape == (8, 64, 64, 3) and faces.dtype == np.uint8
+    assert len({f.tobytes() for f in faces}) == 8
+    assert np.array_equal(faces, unlabelled_faces(seed=5, n=8))

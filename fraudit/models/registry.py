@@ -111,13 +111,6 @@ def registered() -> tuple[ArchitectureSpec, ...]:
     return tuple(_REGISTRY)
 
 
-def get_spec(arch_id: str) -> ArchitectureSpec:
-    for spec in registered():
-        if spec.id == arch_id:
-            return spec
-    raise KeyError(arch_id)
-
-
 def recognise(shapes: Shapes) -> ArchitectureMatch:
     """The first registered architecture whose defining weights all match, else unknown."""
     for spec in registered():

@@ -6,7 +6,6 @@ import hashlib
 import json
 from pathlib import Path
 
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from fraudit.faces.generator import vendored_dir
@@ -34,12 +33,6 @@ def load_base(path: Path | None = None) -> ReferenceEmbedder:
     model = ReferenceEmbedder()
     model.load_state_dict(load_file(str(path)))
     return model.eval().requires_grad_(False)
-
-
-def base_card(path: Path | None = None) -> dict:
-    path = path or default_base_dir() / BASE_FILE
-    with safe_open(str(path), "pt") as f:
-        return json.loads((f.metadata() or {}).get("fraudit.card", "{}"))
 
 
 def sha256(path: Path) -> str:
