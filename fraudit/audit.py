@@ -9,6 +9,7 @@ from typing import Any
 
 from fraudit.detectors.base import CheckResult, Status
 from fraudit.detectors.file_safety import FileSafetyCheck
+from fraudit.detectors.pairing import NAME as PAIRING, PairingCheck
 from fraudit.detectors.weight_bank import NAME as WEIGHT_BANK, WeightBankCheck
 from fraudit.formats import Format
 from fraudit.formats.load import onnx_signature
@@ -53,6 +54,8 @@ class AuditConfig:
     """What an audit runs; plain data so that parallel workers receive it whole."""
 
     weight_bank: WeightBankCheck = field(default_factory=WeightBankCheck)
+    # Pairing needs a trusted model (``--pair-with``), so it runs only when asked.
+    pairing: PairingCheck | None = None
 
 
 def audit(candidate: Candidate, config: AuditConfig | None = None) -> AuditResult:
@@ -74,13 +77,15 @@ def _audit(candidate: Candidate, config: AuditConfig, start: float) -> AuditResu
     safety = FileSafetyCheck().run(candidate)
     checks: list[CheckResult] = [safety.result]
     architecture = None
+    later = [WEIGHT_BANK] + ([PAIRING] if config.pairing else [])
     if safety.tensors is None:
-        checks.append(
-            CheckResult(WEIGHT_BANK, Status.INCONCLUSIVE, f"not run: the file was not loaded (file-safety {safety.result.status})")
-        )
+        not_loaded = f"not run: the file was not loaded (file-safety {safety.result.status})"
+        checks.extend(CheckResult(name, Status.INCONCLUSIVE, not_loaded) for name in later)
     else:
         architecture = _recognise(candidate, safety.tensors, safety.formats)
         checks.append(config.weight_bank.run(architecture, safety.tensors))
+        if config.pairing is not None:
+            checks.append(config.pairing.run(architecture, safety.tensors, candidate.files, safety.formats, candidate.source))
     return AuditResult(
         source=candidate.source,
         locations=candidate.locations,

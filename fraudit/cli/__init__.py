@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from fraudit import __version__
-from fraudit.cli import bank, scan, unavailable, zoo
+from fraudit.cli import bank, pair, scan, zoo
 
 app = typer.Typer(
     name="fraudit",
@@ -17,8 +17,7 @@ app = typer.Typer(
 app.command(name="scan")(scan.scan)
 app.add_typer(zoo.app, name="zoo")
 app.add_typer(bank.app, name="bank")
-for name, issue_title in unavailable.PENDING.items():
-    app.add_typer(unavailable.pending_app(name, issue_title), name=name)
+app.add_typer(pair.app, name="pair")
 
 
 def _version(value: bool) -> None:

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from fraudit.audit import AuditConfig, AuditResult, audit_all
 from fraudit.detectors.base import FailOn, exit_code
+from fraudit.detectors.pairing import PairingCheck
 from fraudit.detectors.weight_bank import WeightBankCheck
 from fraudit.report import to_json_document, to_sarif_document
 from fraudit.report.console import result_panel, summary_table
@@ -60,6 +61,17 @@ def scan(
         list[Path] | None,
         typer.Option(help="Weight bank folder (or folder of banks) to use instead of the shipped ones; repeatable."),
     ] = None,
+    pair_with: Annotated[
+        str | None,
+        typer.Option(
+            "--pair-with",
+            help="Add the pairing check against this trusted model: dlib (the extra 'dlib') or a model source.",
+        ),
+    ] = None,
+    pair_null: Annotated[
+        Path | None,
+        typer.Option(help="Clean-pair sweep null (from 'fraudit pair null'); default: the shipped one for the architecture."),
+    ] = None,
 ) -> None:
     """Audit models and print a verdict per model.
 
@@ -69,7 +81,10 @@ def scan(
     err = Console(stderr=True)
     with err.status("Resolving sources…"):
         items = resolve_sources(sources, revision=revision, token=token)
-    config = AuditConfig(weight_bank=WeightBankCheck(banks=tuple(bank or ())))
+    config = AuditConfig(
+        weight_bank=WeightBankCheck(banks=tuple(bank or ())),
+        pairing=PairingCheck(trusted=pair_with, null=pair_null) if pair_with else None,
+    )
     results = _audit_with_progress(items, config=config, jobs=jobs, console=err)
 
     if output_format is OutputFormat.RICH or output is not None:

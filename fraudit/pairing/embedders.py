@@ -1,25 +1,77 @@
 """Face embedders: uint8 faces in (N×H×W×3, RGB), float32 embeddings out. Each
 embedder owns its preprocessing (input size, normalisation), so a caller hands
-every model the same faces."""
+every model the same faces.
+
+Every embedder has a ``fingerprint`` (a hash of its weights and preprocessing), and
+``embed_cached`` keeps its embeddings of a face batch under fraudit's cache: the trusted side of a sweep is computed once and reused by every
+audit, which then costs only the candidate's forward passes.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import importlib.util
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import torch
 from PIL import Image
+from safetensors.numpy import load_file, save_file
 
-from fraudit.errors import UnsupportedFormatError
+from fraudit.cache import cache_dir
+from fraudit.errors import FrauditError, UnsupportedFormatError
+
+DLIB = "dlib"
+DLIB_INSTALL_HINT = 'pip install "fraudit[dlib]"  (dlib-bin + face-recognition-models)'
 
 
 class Embedder(Protocol):
     name: str
     input_size: int
+    fingerprint: str
+    architecture: str  # the registry id, for finding what fraudit ships for it
 
     def embed(self, faces: np.ndarray) -> np.ndarray: ...
+
+
+class EmbedderUnavailableError(FrauditError):
+    """The embedder needs an optional dependency that is not installed."""
+
+
+def embed_cached(embedder: Embedder, faces: np.ndarray, *,
+                 progress: Callable[[int, int], None] | None = None, chunk: int = 256) -> np.ndarray:
+    """``embedder.embed(faces)``, kept on disk by (embedder fingerprint, face bytes).
+
+    The cache is safetensors, not joblib.Memory's pickles: a cache folder is
+    writable state, and a tampered pickle there would run code in the auditor.
+    """
+    digest = hashlib.sha256(repr((faces.shape, str(faces.dtype))).encode())
+    digest.update(np.ascontiguousarray(faces).data)
+    path = cache_dir("embeddings", embedder.fingerprint[:24]) / f"{digest.hexdigest()[:32]}.safetensors"
+    if path.exists():
+        return load_file(str(path))["embeddings"]
+    parts = []
+    for start in range(0, len(faces), chunk):
+        parts.append(embedder.embed(faces[start : start + chunk]))
+        if progress is not None:
+            progress(min(start + chunk, len(faces)), len(faces))
+    embeddings = np.ascontiguousarray(np.concatenate(parts).astype(np.float32))
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    save_file({"embeddings": embeddings}, str(tmp), metadata={"embedder": embedder.name})
+    tmp.replace(path)
+    return embeddings
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def resize_faces(faces: np.ndarray, size: int) -> np.ndarray:
@@ -39,6 +91,16 @@ class TorchEmbedder:
     mean: float = 127.5
     scale: float = 128.0
     batch_size: int = 256
+    fingerprint: str = ""
+    architecture: str = "unknown"
+
+    def __post_init__(self) -> None:
+        if not self.fingerprint:  # hash the weights: a cache key must change with them
+            digest = hashlib.sha256(f"{self.input_size}|{self.mean}|{self.scale}".encode())
+            for key, tensor in sorted(self.module.state_dict().items()):
+                digest.update(key.encode())
+                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            self.fingerprint = digest.hexdigest()
 
     @torch.inference_mode()
     def embed(self, faces: np.ndarray) -> np.ndarray:
@@ -74,6 +136,8 @@ class OnnxEmbedder:
             raise UnsupportedFormatError(f"{self.path.name}: expected an N×3×H×W image input, got {shape}")
         self.input_size = int(shape[2])
         self.name = self.path.name
+        self.architecture = "onnx-embedder"
+        self.fingerprint = hashlib.sha256(f"{_sha256(self.path)}|{self.mean}|{self.scale}".encode()).hexdigest()
         self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
 
     def embed(self, faces: np.ndarray) -> np.ndarray:
@@ -90,12 +154,99 @@ class OnnxEmbedder:
         return np.concatenate(out).astype(np.float32)
 
 
+def dlib_model_path() -> Path:
+    """dlib's ResNet face descriptor, from the ``face-recognition-models`` package.
+
+    Located without importing the package: its ``__init__`` needs ``pkg_resources``,
+    which recent setuptools no longer ship.
+    """
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbedderUnavailableError(f"the dlib trusted model is not installed: {DLIB_INSTALL_HINT}")
+    path = Path(spec.submodule_search_locations[0]) / "models" / "dlib_face_recognition_resnet_model_v1.dat"
+    if not path.is_file():
+        raise EmbedderUnavailableError(f"{path} is missing; reinstall face-recognition-models")
+    return path
+
+
+@dataclass
+class DlibEmbedder:
+    """dlib's ResNet face descriptor (128-d, 150×150 chips; trained on real faces).
+
+    Faces go in as aligned crops resized to 150×150 (the chip dlib's
+    ``get_face_chip`` would give for a tight crop); no detector runs.
+    """
+
+    name: str = "dlib-resnet-v1"
+    architecture: str = "dlib-resnet-v1"
+    input_size: int = 150
+    batch_size: int = 64
+    fingerprint: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        try:
+            import dlib
+        except ImportError as exc:
+            raise EmbedderUnavailableError(f"dlib is not installed: {DLIB_INSTALL_HINT}") from exc
+        path = dlib_model_path()
+        self._model = dlib.face_recognition_model_v1(str(path))
+        self.fingerprint = hashlib.sha256(f"dlib|{_sha256(path)}|{self.input_size}".encode()).hexdigest()
+
+    def embed(self, faces: np.ndarray) -> np.ndarray:
+        faces = resize_faces(faces, self.input_size)
+        out = []
+        for i in range(0, len(faces), self.batch_size):
+            chips = [np.ascontiguousarray(f) for f in faces[i : i + self.batch_size]]
+            out.append(np.asarray([np.asarray(d) for d in self._model.compute_face_descriptor(chips)]))
+        return np.concatenate(out).astype(np.float32)
+
+
 def reference_embedder(path: Path) -> TorchEmbedder:
     """The reference architecture from a checkpoint (zoo model or base), loaded safely."""
     from fraudit.formats.safe import load_checked
-    from fraudit.models.reference import INPUT_SIZE, ReferenceEmbedder
 
-    tensors = load_checked(path)
+    return torch_embedder(path.name, load_checked(path))
+
+
+def torch_embedder(name: str, tensors: dict[str, torch.Tensor]) -> TorchEmbedder:
+    """An embedder for a state dict of a registered architecture that fraudit can run."""
+    from fraudit.models.reference import ARCH_ID, INPUT_SIZE, ReferenceEmbedder
+    from fraudit.models.registry import recognise
+
+    match = recognise({k: tuple(v.shape) for k, v in tensors.items()})
+    if match.id != ARCH_ID:
+        arch = match.name if match.known else "an unrecognised architecture"
+        raise UnsupportedFormatError(f"{name}: fraudit cannot run {arch} as an embedder yet (reference architecture and ONNX models only)")
     model = ReferenceEmbedder()
     model.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("head.")})
-    return TorchEmbedder(name=path.name, module=model, input_size=INPUT_SIZE)
+    return TorchEmbedder(name=name, module=model, input_size=INPUT_SIZE, architecture=ARCH_ID)
+
+
+def embedder_from_loaded(name: str, tensors: dict[str, torch.Tensor], files: tuple[Path, ...], formats: tuple[str, ...]) -> Embedder:
+    """An embedder for a candidate that file safety has already read."""
+    from fraudit.formats import Format
+
+    if str(Format.ONNX) in formats and len(files) == 1:
+        return OnnxEmbedder(files[0])
+    return torch_embedder(name, tensors)
+
+
+def load_embedder(source: str, *, token: str | bool | None = None) -> Embedder:
+    """``dlib``, or a model source (file, folder, Hub repo) that passes file safety."""
+    if source == DLIB:
+        return DlibEmbedder()
+    from fraudit.detectors.base import Status
+    from fraudit.detectors.file_safety import FileSafetyCheck
+    from fraudit.sources import Candidate, SourceFailure, resolve_sources
+
+    resolved = resolve_sources([source], token=token)
+    candidates = [c for c in resolved if isinstance(c, Candidate)]
+    failures = [f for f in resolved if isinstance(f, SourceFailure)]
+    if failures or len(candidates) != 1:
+        reason = failures[0].reason if failures else f"{len(candidates)} models found, name one"
+        raise UnsupportedFormatError(f"{source}: cannot use as an embedder ({reason})")
+    candidate = candidates[0]
+    safety = FileSafetyCheck().run(candidate)
+    if safety.tensors is None or safety.result.status >= Status.FAIL:
+        raise UnsupportedFormatError(f"{source}: refused by file safety ({safety.result.summary})")
+    return embedder_from_loaded(candidate.source, safety.tensors, candidate.files, safety.formats)

@@ -46,8 +46,15 @@ def parse_hub_reference(source: str, *, revision: str | None = None) -> HubRefer
     return HubReference(repo_id=repo_id, revision=(rev if at else None) or revision)
 
 
-def download(ref: HubReference, *, token: str | bool | None = None) -> tuple[Path, str]:
-    """Fetch the repo's weight and config files; return the snapshot folder and commit."""
+def download(
+    ref: HubReference,
+    *,
+    token: str | bool | None = None,
+    repo_type: str = "model",
+    allow_patterns: list[str] | None = None,
+) -> tuple[Path, str]:
+    """Fetch the repo's weight and config files (or ``allow_patterns``); return the
+    snapshot folder and commit. ``repo_type="dataset"`` fetches face data sets."""
     from huggingface_hub import snapshot_download
     from huggingface_hub import errors as hf_errors
 
@@ -56,7 +63,8 @@ def download(ref: HubReference, *, token: str | bool | None = None) -> tuple[Pat
             snapshot_download(
                 ref.repo_id,
                 revision=ref.revision,
-                allow_patterns=DOWNLOAD_PATTERNS,
+                repo_type=repo_type,
+                allow_patterns=allow_patterns or DOWNLOAD_PATTERNS,
                 token=token,
                 # read now, not at import, so HF_ENDPOINT set by a caller or a test counts
                 endpoint=os.environ.get("HF_ENDPOINT") or None,

@@ -14,7 +14,8 @@ from urllib.parse import unquote, urlsplit
 
 @dataclass
 class FakeRepo:
-    """One model repo; each revision name or commit maps to a file set."""
+    """One model repo (or data set, as ``datasets/org/name``); each revision name or
+    commit maps to a file set."""
 
     repo_id: str
     commits: dict[str, dict[str, bytes]]  # commit sha -> {path: bytes}
@@ -67,6 +68,8 @@ class HubServer:
                 server.requests.append((self.command, path))
                 if path.startswith("/api/models/"):
                     self._api(path.removeprefix("/api/models/"))
+                elif path.startswith("/api/datasets/"):  # data sets live under "datasets/<id>"
+                    self._api("datasets/" + path.removeprefix("/api/datasets/"))
                 elif "/resolve/" in path:
                     self._resolve(path.lstrip("/"), body=body)
                 else:
@@ -90,7 +93,7 @@ class HubServer:
                         for p, b in sorted(files.items())
                     ]
                 else:
-                    payload = {"id": repo_id, "sha": commit, "siblings": [{"rfilename": p} for p in sorted(files)]}
+                    payload = {"id": repo_id.removeprefix("datasets/"), "sha": commit, "siblings": [{"rfilename": p} for p in sorted(files)]}
                 self._send(200, json.dumps(payload).encode(), {"Content-Type": "application/json"}, body=True)
 
             def _resolve(self, rest: str, *, body: bool) -> None:
