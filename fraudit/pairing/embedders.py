@@ -209,17 +209,34 @@ def reference_embedder(path: Path) -> TorchEmbedder:
 
 
 def torch_embedder(name: str, tensors: dict[str, torch.Tensor]) -> TorchEmbedder:
-    """An embedder for a state dict of a registered architecture that fraudit can run."""
-    from fraudit.models.reference import ARCH_ID, INPUT_SIZE, ReferenceEmbedder
+    """An embedder for a state dict of an architecture fraudit can run: the reference
+    CNN, FaceNet InceptionResnetV1, ArcFace iresnet50/100. Loading is strict, so a
+    checkpoint missing tensors (a BN-fused export) is refused rather than half-run."""
+    from fraudit.models import facenet, iresnet, reference
     from fraudit.models.registry import recognise
 
     match = recognise({k: tuple(v.shape) for k, v in tensors.items()})
-    if match.id != ARCH_ID:
+    if match.id == reference.ARCH_ID:
+        module: torch.nn.Module = reference.ReferenceEmbedder()
+        size, mean, scale = reference.INPUT_SIZE, 127.5, 128.0
+        weights = {k: v for k, v in tensors.items() if not k.startswith("head.")}
+    elif match.id == "facenet-inception-resnet-v1":
+        module = facenet.InceptionResnetV1()
+        size, mean, scale = facenet.INPUT_SIZE, facenet.MEAN, facenet.SCALE
+        weights = {k: v for k, v in tensors.items() if not k.startswith("logits.")}
+    elif match.id in ("iresnet50", "iresnet100"):
+        module = iresnet.IResNet("r" + match.id.removeprefix("iresnet"))
+        size, mean, scale = iresnet.INPUT_SIZE, iresnet.MEAN, iresnet.SCALE
+        weights = tensors
+    else:
         arch = match.name if match.known else "an unrecognised architecture"
-        raise UnsupportedFormatError(f"{name}: fraudit cannot run {arch} as an embedder yet (reference architecture and ONNX models only)")
-    model = ReferenceEmbedder()
-    model.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("head.")})
-    return TorchEmbedder(name=name, module=model, input_size=INPUT_SIZE, architecture=ARCH_ID)
+        raise UnsupportedFormatError(f"{name}: fraudit cannot run {arch} as an embedder")
+    try:
+        module.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1:2] or [str(exc)]
+        raise UnsupportedFormatError(f"{name}: {match.name} weights do not load ({first[0].strip()})") from exc
+    return TorchEmbedder(name=name, module=module.eval(), input_size=size, mean=mean, scale=scale, architecture=match.id)
 
 
 def embedder_from_loaded(name: str, tensors: dict[str, torch.Tensor], files: tuple[Path, ...], formats: tuple[str, ...]) -> Embedder:
