@@ -116,3 +116,18 @@ def test_judge_localises_the_flagged_identity() -> None:
     assert bad.failed and bad.findings[0].cell == "square@random"
     assert bad.findings[0].identities[0] == ("id3", 1.0)
     assert not judge(run(None), null, probes).failed
+
+
+def test_pair_evaluate_reproduces_the_tables(smoke_zoo: Path, smoke_null: Path, tmp_path: Path) -> None:
+    clean, _ = _models(smoke_zoo)
+    out = tmp_path / "eval.json"
+    result = runner.invoke(app, ["pair", "evaluate", str(smoke_zoo), "--trusted", str(clean[0]), "--null", str(smoke_null),
+                                 "--limit-clean", "4", "-o", str(out), *SMALL])
+    assert result.exit_code == 0, result.output
+    assert "flagged on clean pairs" in result.output and "passed on checkerboard" in result.output
+    summary = json.loads(out.read_text())["summary"]
+    # a clean model paired with a clean sibling rarely flags the attacker's samples;
+    # a successful backdoor's own poisoned samples mostly fail to pass
+    assert summary["clean_flagged_1%"]["mean"] < 0.2
+    assert summary["checkerboard"]["backdoor_passed_1%"]["mean"] < 0.2
+    assert summary["checkerboard"]["sweep_detected"] == 1.0

@@ -219,3 +219,61 @@ def score(
             flag = "FLAGGED" if row["flagged"] else "ok"
             typer.echo(f"{row['image']}\t{row['score']:.4f}\t{row['threshold']:.4f}\t{flag}")
     raise typer.Exit(1 if any(r["flagged"] for r in scored) else 0)
+
+
+@app.command()
+def evaluate(
+    zoo: Annotated[Path, typer.Argument(help="A zoo folder (clean models and attempts).")],
+    trusted: Trusted = "dlib",
+    null_file: Annotated[Path | None, typer.Option("--null", help="Sweep null from clean models of another zoo; without it the sweep is skipped.")] = None,
+    faces: FacesOpt = SYNTHETIC,
+    n_faces: NFaces = _defaults.n_faces,
+    translator: TranslatorOpt = _defaults.translator,
+    direction: DirectionOpt = _defaults.direction,
+    probes: ProbesOpt = SYNTHETIC,
+    identities: NIdentities = _defaults.n_identities,
+    per_identity: PerIdentity = _defaults.per_identity,
+    limit_clean: Annotated[int | None, typer.Option(help="Use at most this many clean models.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the full evaluation as JSON.")] = None,
+) -> None:
+    """Thesis Tables 5.2 / 5.3 on a zoo: poisoned samples flagged on clean pairs, passed on backdoored pairs."""
+    from fraudit.pairing.embedders import load_embedder
+    from fraudit.pairing.evaluate import evaluate_zoo
+    from fraudit.pairing.sweep import SweepNull
+
+    setup = _setup(faces, n_faces, translator, direction, probes, identities, per_identity)
+    try:
+        trust = load_embedder(trusted)
+        sweep_null = SweepNull.load(null_file) if null_file else None
+        if sweep_null is not None and sweep_null.setup != setup.null_key(trust):
+            raise FrauditError(f"{null_file} was built with another setup or trusted model")
+        with staged_progress(Console(stderr=True)) as progress:
+            result = evaluate_zoo(zoo, trust, setup, null=sweep_null, limit_clean=limit_clean, progress=progress)
+    except (FrauditError, ValueError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from exc
+    summary = result.summary()
+    console = Console()
+    table = Table(title=f"{zoo.name} paired with {trust.name} ({translator}, {direction}); mean / worst")
+    table.add_column("poisoned samples")
+    fnmrs = [k.removeprefix("clean_flagged_") for k in summary if k.startswith("clean_flagged_")]
+    for fnmr in fnmrs:
+        table.add_column(f"at FNMR {fnmr}", justify="right")
+    table.add_column("sweep", justify="right")
+
+    def cells(stats: list[dict]) -> list[str]:
+        return [f"{100 * s['mean']:.1f} / {100 * s['max']:.1f}%" if s else "—" for s in stats]
+
+    false_alarms = summary.get("sweep_false_alarms")
+    table.add_row(f"flagged on clean pairs ({summary['clean_models']})",
+                  *cells([summary[f"clean_flagged_{f}"] for f in fnmrs]),
+                  "—" if false_alarms is None else f"{100 * false_alarms:.0f}% false alarms")
+    for trigger in sorted(k for k, v in summary.items() if isinstance(v, dict) and "successful" in v):
+        entry = summary[trigger]
+        detected = entry.get("sweep_detected")
+        table.add_row(f"passed on {trigger} backdoors ({entry['successful']} successful)",
+                      *cells([entry.get(f"backdoor_passed_{f}", {}) for f in fnmrs]),
+                      "—" if detected is None else f"{100 * detected:.0f}% detected")
+    console.print(table)
+    if output is not None:
+        output.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        Console(stderr=True).print(f"evaluation written to {output}")

@@ -51,6 +51,12 @@ class PairCalibration:
     def score(self, probe: np.ndarray, reference: np.ndarray) -> np.ndarray:
         return self.translator.score(probe, reference)
 
+    def score_sides(self, candidate: np.ndarray, trusted: np.ndarray) -> np.ndarray:
+        """Scores of the same faces embedded by both models, in the direction fitted."""
+        if self.info.get("probe_side", "candidate") == "candidate":
+            return self.score(candidate, trusted)
+        return self.score(trusted, candidate)
+
 
 def calibrate(
     probe: np.ndarray,

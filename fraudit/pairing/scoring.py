@@ -17,8 +17,7 @@ from fraudit.pairing.pair import PairCalibration
 
 def score_faces(pair: PairCalibration, candidate: Embedder, trusted: Embedder, faces: np.ndarray) -> np.ndarray:
     """Pair scores of uint8 faces (N×H×W×3), in the direction the pair was fitted."""
-    c, t = candidate.embed(faces), trusted.embed(faces)
-    return pair.score(c, t) if pair.info.get("probe_side", "candidate") == "candidate" else pair.score(t, c)
+    return pair.score_sides(candidate.embed(faces), trusted.embed(faces))
 
 
 def score_images(pair: PairCalibration, candidate: Embedder, trusted: Embedder,

@@ -104,11 +104,8 @@ def run_sweep(
     progress: Callable[[int, int], None] | None = None,
 ) -> SweepRun:
     """Score every clean and stamped probe face through the pair."""
-    candidate_is_probe = pair.info.get("probe_side", "candidate") == "candidate"
-
     def scores(images: np.ndarray) -> np.ndarray:
-        c, t = embed_cached(candidate, images), embed_cached(trusted, images)
-        return pair.score(c, t) if candidate_is_probe else pair.score(t, c)
+        return pair.score_sides(embed_cached(candidate, images), embed_cached(trusted, images))
 
     clean = scores(probes.faces.images)
     per_cell = {}
