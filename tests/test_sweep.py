@@ -99,35 +99,26 @@ def test_scan_pair_with_adds_the_check(smoke_zoo: Path, smoke_null: Path) -> Non
     assert check["status"] == "INCONCLUSIVE" and "another setup" in check["summary"]
 
 
-def test_judge_localises_the_flagged_identity() -> None:
+def test_judge_localises_the_flagged_identity_and_trigger() -> None:
     cells = default_cells()
     labels = np.repeat(np.arange(10), 4)
     rng = np.random.default_rng(0)
 
     def run(extra: Cell | None) -> SweepRun:
         scores = {c.key: rng.normal(0.9, 0.02, 40) for c in cells}
+        shifts = {c.key: rng.normal(0, 0.05, (40, 16)) for c in cells}
         if extra is not None:
-            scores[extra.key][labels == 3] = 0.0  # identity 3's faces flip under this trigger
-        return SweepRun(threshold=0.85, clean_scores=rng.normal(0.9, 0.02, 40), scores=scores, labels=labels)
+            scores[extra.key][labels == 3] = 0.0  # identity 3 (and 4, less) flip under this trigger
+            scores[extra.key][(labels == 4) & (np.arange(40) % 4 < 2)] = 0.0
+            shifts[extra.key][:, 0] += 0.5  # and every stamped face moves the same way
+        return SweepRun(threshold=0.85, clean_scores=rng.normal(0.9, 0.02, 40), scores=scores, shifts=shifts, labels=labels)
 
     null = SweepNull.from_runs([run(None) for _ in range(8)], setup={}, pairs=[])
     probes = Probes(faces=None, identities=[f"id{i}" for i in range(10)], source="test")  # type: ignore[arg-type]
     bad = judge(run(Cell("square", Placement.RANDOM)), null, probes)
-    assert bad.failed and bad.findings[0].cell == "square@random"
-    assert bad.findings[0].identities[0] == ("id3", 1.0)
+    assert bad.failed and {f.cell for f in bad.findings} == {"square@random"}
+    rows = {f.row: f for f in bad.findings}
+    assert rows["square@random disagreement"].identities[0] == ("id3", 1.0)
+    assert "square@random convergence" in rows
     assert not judge(run(None), null, probes).failed
-
-
-def test_pair_evaluate_reproduces_the_tables(smoke_zoo: Path, smoke_null: Path, tmp_path: Path) -> None:
-    clean, _ = _models(smoke_zoo)
-    out = tmp_path / "eval.json"
-    result = runner.invoke(app, ["pair", "evaluate", str(smoke_zoo), "--trusted", str(clean[0]), "--null", str(smoke_null),
-                                 "--limit-clean", "4", "-o", str(out), *SMALL])
-    assert result.exit_code == 0, result.output
-    assert "flagged on clean pairs" in result.output and "passed on checkerboard" in result.output
-    summary = json.loads(out.read_text())["summary"]
-    # a clean model paired with a clean sibling rarely flags the attacker's samples;
-    # a successful backdoor's own poisoned samples mostly fail to pass
-    assert summary["clean_flagged_1%"]["mean"] < 0.2
-    assert summary["checkerboard"]["backdoor_passed_1%"]["mean"] < 0.2
-    assert summary["checkerboard"]["sweep_detected"] == 1.0
+    assert null.bound(0.01) > 3  # t prediction bound, Bonferroni over 12 rows

@@ -120,11 +120,12 @@ def null(
     except (FrauditError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     result.save(out)
-    table = Table(title=f"clean-pair flag rates ({len(models)} pairs, {result.n_faces} faces per trigger)")
-    for column in ("trigger@placement", "mean", "max"):
+    table = Table(title=f"clean-pair sweep statistics ({len(models)} pairs, {result.n_faces} faces per trigger)")
+    for column in ("trigger@placement statistic", "mean", "max"):
         table.add_column(column, justify="right")
-    for key, rates in result.rates.items():
-        table.add_row(key, f"{100 * np.mean(rates):.1f}%", f"{100 * np.max(rates):.1f}%")
+    for key, values in result.values.items():
+        scale, unit = (100, "%") if key.endswith("disagreement") else (1, "")
+        table.add_row(key, f"{scale * np.mean(values):.3g}{unit}", f"{scale * np.max(values):.3g}{unit}")
     Console().print(table)
     Console(stderr=True).print(f"null written to {out}")
 
@@ -152,7 +153,7 @@ def sweep(
 ) -> None:
     """The offline audit: every library trigger at every placement on probe faces of many identities."""
     from fraudit.pairing.audit import PairingSetup, reference_null_path, sweep_inputs, sweep_pair
-    from fraudit.pairing.sweep import LIMITS, SweepNull, judge
+    from fraudit.pairing.sweep import LIMITS, SweepNull, describe, judge
 
     try:
         pair, cand, trust = _reload(pair_folder)
@@ -172,27 +173,28 @@ def sweep(
     if plot is not None:
         from fraudit.pairing.plots import score_histograms
 
-        score_histograms(pair, run, verdict.worst, plot)
+        score_histograms(pair, run, verdict.worst.split(" ")[0], plot)
     if as_json:
         sys.stdout.write(json.dumps({"pair": str(pair_folder), "probes": inputs.probes.source,
                                      "verdict": "FAIL" if verdict.failed else "PASS", **verdict.to_dict()}, indent=2) + "\n")
     else:
         console = Console()
-        table = Table(title=f"trigger sweep: {inputs.probes.source}, threshold at FNMR 1% = {run.threshold:.3f}")
-        for column in ("trigger@placement", "flagged", "clean pairs", "z", ""):
+        table = Table(title=f"trigger sweep: {inputs.probes.source}, pair threshold at FNMR 1% = {run.threshold:.3f}")
+        for column in ("trigger@placement", "statistic", "candidate", "clean pairs (mean)", "z", ""):
             table.add_column(column, justify="right")
         for key in sorted(verdict.z, key=verdict.z.get, reverse=True):  # type: ignore[arg-type]
-            mark = "[red]FAIL[/]" if verdict.z[key] > verdict.bound else ""
-            table.add_row(key, f"{100 * verdict.rates[key]:.1f}%", f"{100 * np.mean(null_model.rates[key]):.1f}%",
-                          f"{verdict.z[key]:.1f}", mark)
+            cell, statistic = key.split(" ")
+            value, null_mean = verdict.statistics[key], float(np.mean(null_model.values[key]))
+            shown = (f"{100 * value:.1f}%", f"{100 * null_mean:.1f}%") if statistic == "disagreement" else (f"{value:.3f}", f"{null_mean:.3f}")
+            table.add_row(cell, statistic, *shown, f"{verdict.z[key]:.1f}", "[red]FAIL[/]" if verdict.z[key] > verdict.bound else "")
         console.print(table)
         console.print(f"clean probe faces flagged: {100 * verdict.clean_flag_rate:.1f}%; FAIL bound z > {verdict.bound:.2f} "
                       f"(false alarm {100 * false_alarm:g}% over {len(verdict.z)} rows, {len(null_model.pairs)} clean pairs)")
         for finding in verdict.findings:
-            names = ", ".join(f"{n} ({100 * r:.0f}%)" for n, r in finding.identities)
-            console.print(f"[red]FAIL[/] {finding.cell}: most affected identities {names}")
+            names = ", ".join(f"{n} ({r:.2f})" for n, r in finding.identities)
+            console.print(f"[red]FAIL[/] {finding.row}: {describe(finding, trust.name)}; most affected identities {names}")
         if not verdict.failed:
-            console.print("[green]PASS[/]: no trigger of the library makes the pair disagree beyond clean pairs")
+            console.print("[green]PASS[/]: no trigger of the library moves the candidate beyond clean pairs")
         console.print(f"[dim]Limits: the sweep {LIMITS}.[/]")
     raise typer.Exit(1 if verdict.failed else 0)
 

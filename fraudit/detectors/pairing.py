@@ -20,7 +20,7 @@ from fraudit.errors import FrauditError
 from fraudit.models.registry import ArchitectureMatch
 from fraudit.pairing.audit import PairingSetup, pair_models, reference_null_path, sweep_inputs, sweep_pair
 from fraudit.pairing.embedders import DLIB, embedder_from_loaded, load_embedder
-from fraudit.pairing.sweep import DEFAULT_FALSE_ALARM, LIMITS, SWEEP_FNMR, SweepNull, judge
+from fraudit.pairing.sweep import DEFAULT_FALSE_ALARM, LIMITS, SWEEP_FNMR, SweepNull, describe, judge
 
 NAME = "pairing"
 
@@ -70,10 +70,11 @@ class PairingCheck:
         worst = verdict.worst
         if verdict.failed:
             top = verdict.findings[0]
-            names = ", ".join(f"{n} {100 * r:.0f}%" for n, r in top.identities[:3])
-            summary = (f"trigger {top.cell}: {100 * top.flag_rate:.0f}% of stamped probe faces disagree with "
-                       f"{trusted.name} (clean pairs {100 * top.null_mean:.0f}%, z={top.z:.1f} > {verdict.bound:.1f} "
-                       f"at false alarm {100 * self.false_alarm:g}%); most affected: {names}")
+            cells = sorted({f.cell for f in verdict.findings}, key=lambda c: -max(f.z for f in verdict.findings if f.cell == c))
+            names = ", ".join(n for n, _ in top.identities[:3])
+            summary = (f"trigger {top.cell}: {describe(top, trusted.name)} (z={top.z:.1f} > {verdict.bound:.1f}, "
+                       f"false alarm {100 * self.false_alarm:g}%, {len(null.pairs)} clean pairs); "
+                       f"flagged triggers: {', '.join(cells)}; most affected probe identities: {names}")
             return CheckResult(NAME, Status.FAIL, summary, evidence)
         summary = (f"no library trigger moves it away from {trusted.name} beyond clean pairs "
                    f"(worst {worst}: z={verdict.z[worst]:.1f} ≤ {verdict.bound:.1f}, false alarm "

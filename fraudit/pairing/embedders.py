@@ -26,6 +26,9 @@ from fraudit.cache import cache_dir
 from fraudit.errors import FrauditError, UnsupportedFormatError
 
 DLIB = "dlib"
+# dlib's embeddings of the built-in calibration and probe faces, shipped so that a
+# first `scan --pair-with dlib` does not spend minutes on them (keyed like the cache).
+SHIPPED_EMBEDDINGS = Path(__file__).resolve().parents[2] / "reference_models" / "pairing" / "embeddings"
 DLIB_INSTALL_HINT = 'pip install "fraudit[dlib]"  (dlib-bin + face-recognition-models)'
 
 
@@ -51,9 +54,12 @@ def embed_cached(embedder: Embedder, faces: np.ndarray, *,
     """
     digest = hashlib.sha256(repr((faces.shape, str(faces.dtype))).encode())
     digest.update(np.ascontiguousarray(faces).data)
-    path = cache_dir("embeddings", embedder.fingerprint[:24]) / f"{digest.hexdigest()[:32]}.safetensors"
-    if path.exists():
-        return load_file(str(path))["embeddings"]
+    name = f"{embedder.fingerprint[:24]}/{digest.hexdigest()[:32]}.safetensors"
+    path = cache_dir("embeddings") / name
+    for known in (path, SHIPPED_EMBEDDINGS / name):
+        if known.exists():
+            return load_file(str(known))["embeddings"]
+    path.parent.mkdir(parents=True, exist_ok=True)
     parts = []
     for start in range(0, len(faces), chunk):
         parts.append(embedder.embed(faces[start : start + chunk]))
