@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from fraudit.cli import app
@@ -50,3 +51,21 @@ def test_examples_in_sarif_and_terminal(tmp_path: Path) -> None:
     assert "backdoored.safetensors" in finding["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
     for text in (finding["message"]["text"], result.stdout):
         assert "FRR 1%" in text and "head.weight:backward" in text and "20 clean reference nets" in text
+
+
+@pytest.mark.slow
+def test_examples_paired_with_dlib_name_the_trigger() -> None:
+    """`scan --pair-with dlib` on the examples: the shipped null and dlib embeddings make
+    it a matter of the candidates' own forward passes."""
+    pytest.importorskip("dlib", reason="the dlib extra is installed by .ci/run and the README set-up")
+    result = runner.invoke(app, ["scan", str(EXAMPLES), "--pair-with", "dlib", "-f", "json"])
+    assert result.exit_code == 1, result.output
+    by_name = {Path(r["source"]).name: r for r in json.loads(result.stdout)["results"]}
+    pairing = {name: next(c for c in r["checks"] if c["name"] == "pairing") for name, r in by_name.items()}
+    assert pairing["clean.safetensors"]["status"] == "PASS", pairing["clean.safetensors"]["summary"]
+    bad = pairing["backdoored.safetensors"]
+    assert bad["status"] == "FAIL", bad["summary"]
+    entry = read_entry(EXAMPLES / "backdoored.safetensors")
+    assert bad["evidence"]["sweep"]["findings"][0]["cell"] == f"{entry['trigger']}@{entry['placement']}"
+    assert bad["evidence"]["null"]["clean_pairs"] == 20
+    assert "limits" in bad["evidence"]

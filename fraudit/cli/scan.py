@@ -114,7 +114,8 @@ def _audit_with_progress(items: list, *, config: AuditConfig, jobs: int, console
         TimeElapsedColumn(),
         console=console,
         transient=True,
-        disable=candidates < 2,
+        # one model is quick, unless pairing must embed faces with a slow trusted model
+        disable=candidates < 2 and config.pairing is None,
     ) as progress:
         task = progress.add_task("Auditing", total=len(items))
         return audit_all(items, config=config, jobs=jobs, on_result=lambda _: progress.advance(task))

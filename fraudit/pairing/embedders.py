@@ -45,6 +45,13 @@ class EmbedderUnavailableError(FrauditError):
     """The embedder needs an optional dependency that is not installed."""
 
 
+def cache_name(embedder: Embedder, faces: np.ndarray) -> str:
+    """Where the embeddings of ``faces`` live under a cache root: fingerprint/face-hash."""
+    digest = hashlib.sha256(repr((faces.shape, str(faces.dtype))).encode())
+    digest.update(np.ascontiguousarray(faces).data)
+    return f"{embedder.fingerprint[:24]}/{digest.hexdigest()[:32]}.safetensors"
+
+
 def embed_cached(embedder: Embedder, faces: np.ndarray, *,
                  progress: Callable[[int, int], None] | None = None, chunk: int = 256) -> np.ndarray:
     """``embedder.embed(faces)``, kept on disk by (embedder fingerprint, face bytes).
@@ -52,9 +59,7 @@ def embed_cached(embedder: Embedder, faces: np.ndarray, *,
     The cache is safetensors, not joblib.Memory's pickles: a cache folder is
     writable state, and a tampered pickle there would run code in the auditor.
     """
-    digest = hashlib.sha256(repr((faces.shape, str(faces.dtype))).encode())
-    digest.update(np.ascontiguousarray(faces).data)
-    name = f"{embedder.fingerprint[:24]}/{digest.hexdigest()[:32]}.safetensors"
+    name = cache_name(embedder, faces)
     path = cache_dir("embeddings") / name
     for known in (path, SHIPPED_EMBEDDINGS / name):
         if known.exists():
