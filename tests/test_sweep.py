@@ -122,3 +122,18 @@ def test_judge_localises_the_flagged_identity_and_trigger() -> None:
     assert "square@random convergence" in rows
     assert not judge(run(None), null, probes).failed
     assert null.bound(0.01) > 3  # t prediction bound, Bonferroni over 12 rows
+
+
+def test_pair_evaluate_reproduces_the_tables(smoke_zoo: Path, smoke_null: Path, tmp_path: Path) -> None:
+    clean, _ = _models(smoke_zoo)
+    out = tmp_path / "eval.json"
+    result = runner.invoke(app, ["pair", "evaluate", str(smoke_zoo), "--trusted", str(clean[0]), "--null", str(smoke_null),
+                                 "--limit-clean", "4", "-o", str(out), *SMALL])
+    assert result.exit_code == 0, result.output
+    evaluation = json.loads(out.read_text())
+    summary = evaluation["summary"]
+    # a clean model paired with a clean sibling rarely flags the attacker's samples
+    assert summary["clean_flagged_1%"]["mean"] < 0.2
+    successful = [m for m in evaluation["models"] if m["successful"]]
+    assert successful and all(m["sweep_failed"] for m in successful)
+    assert summary["checkerboard"]["sweep_detected"] == 1.0
