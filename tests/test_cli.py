@@ -138,11 +138,10 @@ def test_missing_path_is_an_error_not_a_crash(tmp_path: Path) -> None:
     assert result["verdict"] == "ERROR" and "no such file" in result["error"]
 
 
-def test_pending_subcommands_exit_2() -> None:
-    for name in ("pair",):
-        result = runner.invoke(app, [name])
-        assert result.exit_code == 2
-        assert "not yet available" in result.stderr
+def test_pair_without_a_trusted_model_or_null_is_a_clear_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["pair", "sweep", str(tmp_path / "missing-pair")])
+    assert result.exit_code == 2
+    assert "error" in result.stderr and "Traceback" not in result.output
 
 
 def test_help_lists_the_commands() -> None:

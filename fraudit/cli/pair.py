@@ -167,7 +167,7 @@ def sweep(
         inputs = sweep_inputs(setup)
         with staged_progress(Console(stderr=True)) as progress:
             run = sweep_pair(pair, cand, trust, inputs, progress=progress)
-    except (FrauditError, ValueError, KeyError) as exc:
+    except (FrauditError, ValueError, KeyError, OSError) as exc:
         raise _fail(str(exc)) from exc
     verdict = judge(run, null_model, inputs.probes, false_alarm=false_alarm)
     if plot is not None:
@@ -212,7 +212,7 @@ def score(
     try:
         pair, cand, trust = _reload(pair_folder)
         scored = score_images(pair, cand, trust, images, fnmr=fnmr)
-    except (FrauditError, ValueError, KeyError) as exc:
+    except (FrauditError, ValueError, KeyError, OSError) as exc:
         raise _fail(str(exc)) from exc
     for row in scored:
         if as_json:

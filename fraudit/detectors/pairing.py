@@ -47,7 +47,8 @@ class PairingCheck:
         if not null_path.is_file():
             return CheckResult(NAME, Status.INCONCLUSIVE,
                                f"no clean-pair null for {architecture.id} with {trusted.name} "
-                               f"(build one: fraudit pair null CLEAN... --trusted {self.trusted} --out FILE)", evidence)
+                               f"(build one with 'fraudit pair null CLEAN... --trusted {self.trusted} --out FILE', pass it with --pair-null FILE)",
+                               evidence)
         try:
             null = SweepNull.load(null_path)
         except (FrauditError, OSError, json.JSONDecodeError, KeyError) as exc:

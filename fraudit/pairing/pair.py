@@ -19,7 +19,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from fraudit import __version__
-from fraudit.errors import CorruptFileError
+from fraudit.errors import CorruptFileError, SourceNotFoundError
 from fraudit.pairing.thresholds import DEFAULT_FNMR, thresholds
 from fraudit.pairing.translators import AffineTranslator, LeastSquaresTranslator, RotationTranslator
 
@@ -105,7 +105,12 @@ def save_pair(pair: PairCalibration, out: Path) -> Path:
 
 
 def load_pair(folder: Path) -> PairCalibration:
-    header = json.loads((folder / "pair.json").read_text())
+    if not (folder / "pair.json").is_file() or not (folder / "pair.safetensors").is_file():
+        raise SourceNotFoundError(f"{folder}: not a pair folder (make one with 'fraudit pair calibrate')")
+    try:
+        header = json.loads((folder / "pair.json").read_text())
+    except json.JSONDecodeError as exc:
+        raise CorruptFileError(f"{folder}/pair.json is not valid JSON ({exc})") from exc
     path = folder / "pair.safetensors"
     if hashlib.sha256(path.read_bytes()).hexdigest() != header["arrays_sha256"]:
         raise CorruptFileError(f"{folder}: pair.safetensors does not match pair.json; refusing a tampered pair")

@@ -28,7 +28,8 @@ def _resolve_one(source: str, *, revision: str | None, token: str | bool | None)
     path = Path(source)
     if not source.startswith(hub.HF_SCHEME) and path.exists():
         return _local_candidates(path, source) or [SourceFailure(source, "no model files found")]
-    ref = hub.parse_hub_reference(source, revision=revision)
+    looks_local = source.startswith(("/", "./", "../", "~"))
+    ref = None if looks_local else hub.parse_hub_reference(source, revision=revision)
     if ref is None:
         return [SourceFailure(source, "no such file or folder")]
     folder, commit = hub.download(ref, token=token)
