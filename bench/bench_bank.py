@@ -22,7 +22,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.mixture import GaussianMixture
 
 from fraudit.bank.bank import EstimatorKind, fit_layer_models, score_network
-from fraudit.bank.build import clean_checkpoints, read_layers
+from fraudit.bank.build import read_layers
+from fraudit.zoo.build import clean_checkpoints
 
 
 def _load(paths: list[Path], layers: tuple[str, ...]) -> list[dict[str, np.ndarray]]:

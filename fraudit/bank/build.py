@@ -15,20 +15,7 @@ from fraudit.bank.layers import audited_layers
 from fraudit.bank.store import WeightBank, backbone_digest
 from fraudit.formats.safe import load_checked
 from fraudit.models.registry import recognise
-from fraudit.sources.local import discover
-
-
-def clean_checkpoints(sources: Sequence[Path], *, limit: int | None = None) -> list[Path]:
-    """A zoo's clean models (by its manifest), or every checkpoint of other folders."""
-    found: list[Path] = []
-    for source in sources:
-        manifest = source / "manifest.json"
-        if manifest.is_file():
-            entries = json.loads(manifest.read_text())["models"]
-            found.extend(source / e["file"] for e in entries if e["kind"] == "clean")
-        else:
-            found.extend(files[0] for files in discover(source))
-    return found[:limit] if limit else found
+from fraudit.zoo.build import clean_checkpoints
 
 
 def read_layers(path: Path, layers: Sequence[str]) -> tuple[str, dict[str, np.ndarray]]:

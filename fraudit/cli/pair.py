@@ -92,7 +92,7 @@ def _print_pair(pair, out: Path) -> None:  # noqa: ANN001 - PairCalibration
 
 @app.command()
 def null(
-    clean: Annotated[list[str], typer.Argument(help="Clean models of the candidate's architecture (files, folders, zoo models).")],
+    clean: Annotated[list[Path], typer.Argument(help="Clean models of the candidate's architecture: files, folders, or zoos (their clean models).")],
     out: Annotated[Path, typer.Option(help="Null file to write (JSON with its sha256).")],
     trusted: Trusted = "dlib",
     faces: FacesOpt = SYNTHETIC,
@@ -106,12 +106,12 @@ def null(
     """Sweep clean pairs: how often a trigger alone makes clean models disagree with the trusted one."""
     from fraudit.pairing.audit import build_null
     from fraudit.pairing.embedders import load_embedder
-    from fraudit.sources import Candidate, resolve_sources
+    from fraudit.zoo.build import clean_checkpoints
 
     setup = _setup(faces, n_faces, translator, direction, probes, identities, per_identity)
-    sources = [c.source for c in resolve_sources(clean) if isinstance(c, Candidate)]
-    if len(sources) < 2:
-        raise _fail(f"a null needs at least two clean models; found {len(sources)}")
+    sources = [str(p) for p in clean_checkpoints(clean)]
+    if len(sources) < 3:
+        raise _fail(f"a null needs at least three clean models; found {len(sources)}")
     try:
         models = [load_embedder(s) for s in sources]
         trust = load_embedder(trusted)

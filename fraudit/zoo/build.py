@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -163,3 +163,21 @@ def write_manifest(out: Path, preset: Preset, seed: int, context: dict, entries:
 
 def read_manifest(zoo: Path) -> dict:
     return json.loads((zoo / MANIFEST).read_text())
+
+
+def clean_checkpoints(sources: Sequence[Path], *, limit: int | None = None) -> list[Path]:
+    """Clean models to learn "normal" from: a zoo's clean models (by its manifest),
+    every checkpoint of another folder, or a checkpoint file as is."""
+    from fraudit.sources.local import discover
+
+    found: list[Path] = []
+    for source in sources:
+        manifest = source / MANIFEST
+        if source.is_file():
+            found.append(source)
+        elif manifest.is_file():
+            entries = json.loads(manifest.read_text())["models"]
+            found.extend(source / e["file"] for e in entries if e["kind"] == "clean")
+        else:
+            found.extend(files[0] for files in discover(source))
+    return found[:limit] if limit else found
