@@ -37,30 +37,39 @@ def main() -> None:
     parser.add_argument("--networks", type=int, default=12)
     parser.add_argument("--vectors", type=int, default=256, help="vectors per network kept for the EM comparison")
     args = parser.parse_args()
-    layers = ("last_linear.weight",)
-    refs = _load(clean_checkpoints([args.reference_zoo], limit=args.networks), layers)
+    audited = ("last_linear.weight", "head.weight")
+    paths = clean_checkpoints([args.reference_zoo], limit=args.networks)
+    refs = _load(paths, audited)
     manifest = json.loads((args.eval_zoo / "manifest.json").read_text())
-    evaluation = [(e, read_layers(args.eval_zoo / e["file"], layers)[1]) for e in manifest["models"]
+    evaluation = [(e, read_layers(args.eval_zoo / e["file"], audited)[1]) for e in manifest["models"]
                   if e["kind"] == "clean" or e["successful"]]
     labels = np.array([e["kind"] == "backdoored" for e, _ in evaluation], dtype=int)
     rng = np.random.default_rng(0)
-    keep = np.sort(rng.choice(refs[0][layers[0]].shape[1], size=args.vectors, replace=False))  # forward vectors
+    # EM must finish: keep at most --vectors rows and columns of each weight, the same for both estimators.
+    keep = {layer: tuple(np.sort(rng.choice(n, size=min(n, args.vectors), replace=False)) for n in refs[0][layer].shape)
+            for layer in audited}
 
     def crop(net: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {layers[0]: net[layers[0]][:, keep]}
+        return {layer: net[layer][np.ix_(*keep[layer])] for layer in audited}
 
-    report: dict = {"networks": len(refs), "forward_vectors_kept": args.vectors, "evaluated": int(len(labels)), "positives": int(labels.sum())}
-    for kind in (EstimatorKind.INDEX_ALIGNED, EstimatorKind.EM_GMM):
-        grid = [1, 4, 16, 64, args.vectors] if kind is EstimatorKind.EM_GMM else None
-        t0 = time.perf_counter()
-        models = fit_layer_models([crop(n) for n in refs], layers, kind=kind, em_components=grid)
-        fit_s = time.perf_counter() - t0
-        forward = [m for m in models if m.reading == "forward"]
-        z = np.array([score_network(forward, crop(w), frr=(0.01,)).layers[0].z for _, w in evaluation])
-        report[str(kind)] = {"fit_seconds_3_folds": round(fit_s, 2), "auc_forward": float(roc_auc_score(labels, -z)),
-                             "components": forward[0].estimators[0].n_components_}
+    report: dict = {"networks": len(refs), "vectors_kept_per_axis": args.vectors, "evaluated": int(len(labels)),
+                    "positives": int(labels.sum()), "per_layer": {}}
+    for layer in audited:
+        for kind in (EstimatorKind.INDEX_ALIGNED, EstimatorKind.EM_GMM):
+            t0 = time.perf_counter()
+            grid = None if kind is EstimatorKind.INDEX_ALIGNED else sorted({1, 4, 16, 64, *keep[layer][0].shape, *keep[layer][1].shape})
+            models = fit_layer_models([crop(n) for n in refs], (layer,), kind=kind, em_components=grid)
+            fit_s = time.perf_counter() - t0
+            for model in models:
+                z = np.array([score_network([model], crop(w), frr=(0.01,)).layers[0].z for _, w in evaluation])
+                row = report["per_layer"].setdefault(model.key, {})
+                row[str(kind)] = {"auc": round(float(roc_auc_score(labels, -z)), 4),
+                                  "components": int(model.estimators[0].n_components_)}
+                row[f"{kind}_layer_fit_seconds_3_folds"] = round(fit_s, 2)
+    layers = ("last_linear.weight",)
     # One EM iteration of the full-scale thesis GMM: every forward vector of every
     # reference network, one full-covariance component per vector.
+    refs = [{layers[0]: n[layers[0]]} for n in refs]
     full = np.concatenate([n[layers[0]].T for n in refs])
     from sklearn.decomposition import PCA
 
