@@ -3,7 +3,6 @@ folder of checkpoints the user vouches for."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
