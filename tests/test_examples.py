@@ -69,3 +69,6 @@ def test_examples_paired_with_dlib_name_the_trigger() -> None:
     assert bad["evidence"]["sweep"]["findings"][0]["cell"] == f"{entry['trigger']}@{entry['placement']}"
     assert bad["evidence"]["null"]["clean_pairs"] == 20
     assert "limits" in bad["evidence"]
+    sarif = runner.invoke(app, ["scan", str(EXAMPLES / "backdoored.safetensors"), "--pair-with", "dlib", "-f", "sarif"])
+    rules = {r["ruleId"] for r in json.loads(sarif.stdout)["runs"][0]["results"]}
+    assert rules == {"FRAUDIT002", "FRAUDIT003"}  # weight bank and pairing both fail it
