@@ -3,10 +3,13 @@ null from clean pairs, run the offline trigger sweep, score images at run time."
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -38,31 +41,52 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _setup(faces: str, n_faces: int, translator: TranslatorKind, direction: Direction,
-           probes: str, identities: int, per_identity: int) -> PairingSetup:
-    return PairingSetup(faces=faces, n_faces=n_faces, translator=translator, direction=direction,
-                        probes=probes, n_identities=identities, per_identity=per_identity)
+# The options that make up a PairingSetup, shared by every command that pairs models:
+# (parameter, annotation, default, PairingSetup field).
+_SETUP_OPTIONS = (
+    ("faces", FacesOpt, SYNTHETIC, "faces"),
+    ("n_faces", NFaces, _defaults.n_faces, "n_faces"),
+    ("translator", TranslatorOpt, _defaults.translator, "translator"),
+    ("direction", DirectionOpt, _defaults.direction, "direction"),
+    ("probes", ProbesOpt, SYNTHETIC, "probes"),
+    ("identities", NIdentities, _defaults.n_identities, "n_identities"),
+    ("per_identity", PerIdentity, _defaults.per_identity, "per_identity"),
+)
+
+
+def with_setup(command: Callable[..., None]) -> Callable[..., None]:
+    """Give ``command`` the setup options; it receives them as one ``setup`` argument."""
+    signature = inspect.signature(command, eval_str=True)  # this module defers its annotations
+    shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+              for name, annotation, default, _ in _SETUP_OPTIONS]
+    own = [p for p in signature.parameters.values() if p.name != "setup"]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> None:
+        setup = PairingSetup(**{field: kwargs.pop(name) for name, _, _, field in _SETUP_OPTIONS})
+        command(setup=setup, **kwargs)
+
+    parameters = [*own, *shared]
+    wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+    del wrapper.__wrapped__  # Typer must read this signature, not the command's
+    return wrapper
 
 
 @app.command()
+@with_setup
 def calibrate(
     candidate: Annotated[str, typer.Argument(help="The candidate model: file, folder or Hub repo.")],
     out: Annotated[Path, typer.Option(help="Pair folder to write (pair.json + pair.safetensors).")],
     trusted: Trusted = "dlib",
-    faces: FacesOpt = SYNTHETIC,
-    n_faces: NFaces = _defaults.n_faces,
-    translator: TranslatorOpt = _defaults.translator,
-    direction: DirectionOpt = _defaults.direction,
-    probes: ProbesOpt = SYNTHETIC,
-    identities: NIdentities = _defaults.n_identities,
-    per_identity: PerIdentity = _defaults.per_identity,
+    *,
+    setup: PairingSetup,
 ) -> None:
     """Fit the translator on unlabelled faces; genuine/ZEI scores and FNMR thresholds on held-out faces."""
     from fraudit.pairing.audit import pair_models
     from fraudit.pairing.embedders import load_embedder
     from fraudit.pairing.pair import save_pair
 
-    setup = _setup(faces, n_faces, translator, direction, probes, identities, per_identity)
     try:
         cand, trust = load_embedder(candidate), load_embedder(trusted)
         with staged_progress(Console(stderr=True)) as progress:
@@ -91,24 +115,19 @@ def _print_pair(pair, out: Path) -> None:  # noqa: ANN001 - PairCalibration
 
 
 @app.command()
+@with_setup
 def null(
     clean: Annotated[list[Path], typer.Argument(help="Clean models of the candidate's architecture: files, folders, or zoos (their clean models).")],
     out: Annotated[Path, typer.Option(help="Null file to write (JSON with its sha256).")],
     trusted: Trusted = "dlib",
-    faces: FacesOpt = SYNTHETIC,
-    n_faces: NFaces = _defaults.n_faces,
-    translator: TranslatorOpt = _defaults.translator,
-    direction: DirectionOpt = _defaults.direction,
-    probes: ProbesOpt = SYNTHETIC,
-    identities: NIdentities = _defaults.n_identities,
-    per_identity: PerIdentity = _defaults.per_identity,
+    *,
+    setup: PairingSetup,
 ) -> None:
     """Sweep clean pairs: how often a trigger alone makes clean models disagree with the trusted one."""
     from fraudit.pairing.audit import build_null
     from fraudit.pairing.embedders import load_embedder
     from fraudit.zoo.build import clean_checkpoints
 
-    setup = _setup(faces, n_faces, translator, direction, probes, identities, per_identity)
     sources = [str(p) for p in clean_checkpoints(clean)]
     if len(sources) < 3:
         raise _fail(f"a null needs at least three clean models; found {len(sources)}")
@@ -224,17 +243,13 @@ def score(
 
 
 @app.command()
+@with_setup
 def evaluate(
     zoo: Annotated[Path, typer.Argument(help="A zoo folder (clean models and attempts).")],
     trusted: Trusted = "dlib",
     null_file: Annotated[Path | None, typer.Option("--null", help="Sweep null from clean models of another zoo; without it the sweep is skipped.")] = None,
-    faces: FacesOpt = SYNTHETIC,
-    n_faces: NFaces = _defaults.n_faces,
-    translator: TranslatorOpt = _defaults.translator,
-    direction: DirectionOpt = _defaults.direction,
-    probes: ProbesOpt = SYNTHETIC,
-    identities: NIdentities = _defaults.n_identities,
-    per_identity: PerIdentity = _defaults.per_identity,
+    *,
+    setup: PairingSetup,
     limit_clean: Annotated[int | None, typer.Option(help="Use at most this many clean models.")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the full evaluation as JSON.")] = None,
 ) -> None:
@@ -243,7 +258,6 @@ def evaluate(
     from fraudit.pairing.evaluate import evaluate_zoo
     from fraudit.pairing.sweep import SweepNull
 
-    setup = _setup(faces, n_faces, translator, direction, probes, identities, per_identity)
     try:
         trust = load_embedder(trusted)
         sweep_null = SweepNull.load(null_file) if null_file else None
@@ -255,7 +269,7 @@ def evaluate(
         raise _fail(str(exc)) from exc
     summary = result.summary()
     console = Console()
-    table = Table(title=f"{zoo.name} paired with {trust.name} ({translator}, {direction}); mean / worst")
+    table = Table(title=f"{zoo.name} paired with {trust.name} ({setup.translator}, {setup.direction}); mean / worst")
     table.add_column("poisoned samples")
     fnmrs = [k.removeprefix("clean_flagged_") for k in summary if k.startswith("clean_flagged_")]
     for fnmr in fnmrs:
