@@ -165,3 +165,26 @@ def test_real_subprocess_rich_report(batch: Path) -> None:
     assert "fraudit reference CNN" in proc.stdout
     assert "3 candidate(s)" in proc.stdout
     assert "Traceback" not in proc.stderr
+
+
+def test_pairing_without_a_null_or_a_runnable_model_is_inconclusive(tmp_path: Path, canary: Path) -> None:
+    """--pair-with never passes what it could not sweep: no null for the architecture,
+    or a candidate fraudit cannot run, is INCONCLUSIVE with the reason."""
+    trusted = Path(__file__).resolve().parent.parent / "reference_models" / "examples" / "clean.safetensors"
+    onnx = export_onnx(tmp_path / "face.onnx")  # runnable, but fraudit ships no null for ONNX models
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(malicious.reduce_os_system(canary))
+    result = runner.invoke(app, ["scan", str(onnx), str(evil), "--pair-with", str(trusted), "-f", "json"])
+    checks = {Path(r["source"]).name: {c["name"]: c for c in r["checks"]} for r in json.loads(result.stdout)["results"]}
+    assert checks["face.onnx"]["pairing"]["status"] == "INCONCLUSIVE"
+    assert "no clean-pair null" in checks["face.onnx"]["pairing"]["summary"]
+    assert checks["evil.pt"]["pairing"]["status"] == "INCONCLUSIVE"
+    assert "not loaded" in checks["evil.pt"]["pairing"]["summary"]
+    assert not canary.exists()
+
+
+def test_pair_null_needs_three_clean_models(tmp_path: Path) -> None:
+    one = write_safetensors(tmp_path / "one.safetensors", reference_state_dict(seed=1))
+    result = runner.invoke(app, ["pair", "null", str(one), "--trusted", str(one), "--out", str(tmp_path / "n.json")])
+    assert result.exit_code == 2
+    assert "at least three clean models" in result.stderr
