@@ -45,7 +45,8 @@ def throughput(n_faces: int, repeats: int) -> list[dict]:
     from pathlib import Path
 
     from fraudit.faces.synthetic import unlabelled_faces
-    from fraudit.pairing.embedders import DlibEmbedder, EmbedderUnavailableError, reference_embedder
+    from fraudit.errors import EmbedderUnavailableError
+    from fraudit.pairing.embedders import DlibEmbedder, reference_embedder
 
     faces = unlabelled_faces(seed=77, n=n_faces)
     base = Path(__file__).resolve().parents[1] / "reference_models" / "examples" / "clean.safetensors"

@@ -19,6 +19,12 @@ def cache_dir(*parts: str) -> Path:
     return path
 
 
+def file_sha256(path: Path) -> str:
+    """The file's sha256, read in blocks (checkpoints and model files can be large)."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 def fingerprint(payload: Any) -> str:
     """A short stable hash of JSON-able parameters, for cache file names."""
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]

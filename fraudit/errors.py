@@ -22,5 +22,9 @@ class CorruptFileError(FrauditError):
     """The bytes claim a known format but cannot be parsed as one."""
 
 
+class EmbedderUnavailableError(FrauditError):
+    """An embedder needs an optional dependency that is not installed (dlib)."""
+
+
 class UnsafePickleError(FrauditError):
     """A pickle imports globals that a plain tensor checkpoint never needs."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from fraudit.cache import cache_dir
 from fraudit.faces.sources import calibration_faces
 from fraudit.pairing.audit import PairingSetup, build_null, reference_null_path, sweep_inputs
-from fraudit.pairing.embedders import SHIPPED_EMBEDDINGS, DlibEmbedder, cache_name, embed_cached, reference_embedder
+from fraudit.pairing.embedders import DlibEmbedder, cache_name, embed_cached, reference_embedder, shipped_embeddings_dir
 
 
 def main() -> None:
@@ -32,13 +32,14 @@ def main() -> None:
 
     inputs = sweep_inputs(setup)
     arrays = [calibration_faces(setup.faces, n=setup.n_faces).images, inputs.probes.faces.images, *inputs.stamped.values()]
-    shutil.rmtree(SHIPPED_EMBEDDINGS, ignore_errors=True)
+    shipped = shipped_embeddings_dir()
+    shutil.rmtree(shipped, ignore_errors=True)
     for images in arrays:
         embed_cached(dlib, images)
         name = cache_name(dlib, images)
-        (SHIPPED_EMBEDDINGS / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(cache_dir("embeddings") / name, SHIPPED_EMBEDDINGS / name)
-    print("embeddings:", SHIPPED_EMBEDDINGS, len(arrays), "arrays")
+        (shipped / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(cache_dir("embeddings") / name, shipped / name)
+    print("embeddings:", shipped, len(arrays), "arrays")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from fraudit.pairing.embedders import Embedder, embed_cached
 from fraudit.pairing.pair import PairCalibration, TranslatorKind, calibrate
 from fraudit.pairing.sweep import SweepNull, SweepRun, default_cells, run_sweep, stamped_probes
 
-REFERENCE_NULLS = Path(__file__).resolve().parents[2] / "reference_models" / "pairing"
 
 
 class Direction(enum.StrEnum):
@@ -110,4 +109,6 @@ def build_null(
 
 def reference_null_path(arch_id: str, trusted: Embedder) -> Path:
     """Where fraudit ships the null for an architecture paired with a trusted model."""
-    return REFERENCE_NULLS / f"{arch_id}--{trusted.name}.null.json"
+    from fraudit.faces.generator import vendored_dir
+
+    return vendored_dir().parent / "pairing" / f"{arch_id}--{trusted.name}.null.json"

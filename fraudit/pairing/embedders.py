@@ -22,13 +22,18 @@ import torch
 from PIL import Image
 from safetensors.numpy import load_file, save_file
 
-from fraudit.cache import cache_dir
-from fraudit.errors import FrauditError, UnsupportedFormatError
+from fraudit.cache import cache_dir, file_sha256
+from fraudit.errors import EmbedderUnavailableError, UnsupportedFormatError
 
 DLIB = "dlib"
-# dlib's embeddings of the built-in calibration and probe faces, shipped so that a
-# first `scan --pair-with dlib` does not spend minutes on them (keyed like the cache).
-SHIPPED_EMBEDDINGS = Path(__file__).resolve().parents[2] / "reference_models" / "pairing" / "embeddings"
+
+
+def shipped_embeddings_dir() -> Path:
+    """dlib's embeddings of the built-in calibration and probe faces, shipped so that a
+    first `scan --pair-with dlib` does not spend minutes on them (keyed like the cache)."""
+    from fraudit.faces.generator import vendored_dir
+
+    return vendored_dir().parent / "pairing" / "embeddings"
 DLIB_INSTALL_HINT = 'pip install "fraudit[dlib]"  (dlib-bin + face-recognition-models)'
 
 
@@ -39,10 +44,6 @@ class Embedder(Protocol):
     architecture: str  # the registry id, for finding what fraudit ships for it
 
     def embed(self, faces: np.ndarray) -> np.ndarray: ...
-
-
-class EmbedderUnavailableError(FrauditError):
-    """The embedder needs an optional dependency that is not installed."""
 
 
 def cache_name(embedder: Embedder, faces: np.ndarray) -> str:
@@ -61,7 +62,7 @@ def embed_cached(embedder: Embedder, faces: np.ndarray, *,
     """
     name = cache_name(embedder, faces)
     path = cache_dir("embeddings") / name
-    for known in (path, SHIPPED_EMBEDDINGS / name):
+    for known in (path, shipped_embeddings_dir() / name):
         if known.exists():
             return load_file(str(known))["embeddings"]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,14 +76,6 @@ def embed_cached(embedder: Embedder, faces: np.ndarray, *,
     save_file({"embeddings": embeddings}, str(tmp), metadata={"embedder": embedder.name})
     tmp.replace(path)
     return embeddings
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def resize_faces(faces: np.ndarray, size: int) -> np.ndarray:
@@ -148,7 +141,7 @@ class OnnxEmbedder:
         self.input_size = int(shape[2])
         self.name = self.path.name
         self.architecture = "onnx-embedder"
-        self.fingerprint = hashlib.sha256(f"{_sha256(self.path)}|{self.mean}|{self.scale}".encode()).hexdigest()
+        self.fingerprint = hashlib.sha256(f"{file_sha256(self.path)}|{self.mean}|{self.scale}".encode()).hexdigest()
         self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
 
     def embed(self, faces: np.ndarray) -> np.ndarray:
@@ -201,7 +194,7 @@ class DlibEmbedder:
             raise EmbedderUnavailableError(f"dlib is not installed: {DLIB_INSTALL_HINT}") from exc
         path = dlib_model_path()
         self._model = dlib.face_recognition_model_v1(str(path))
-        self.fingerprint = hashlib.sha256(f"dlib|{_sha256(path)}|{self.input_size}".encode()).hexdigest()
+        self.fingerprint = hashlib.sha256(f"dlib|{file_sha256(path)}|{self.input_size}".encode()).hexdigest()
 
     def embed(self, faces: np.ndarray) -> np.ndarray:
         faces = resize_faces(faces, self.input_size)

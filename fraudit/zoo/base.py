@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
+from fraudit.cache import file_sha256
 from fraudit.faces.generator import vendored_dir
 from fraudit.models.reference import ARCH_ID, ReferenceEmbedder
 
@@ -24,7 +24,7 @@ def save_base(model: ReferenceEmbedder, card: dict, out: Path) -> Path:
     metadata = {"fraudit.architecture": ARCH_ID, "fraudit.card": json.dumps(card, sort_keys=True)}
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path), metadata=metadata)
     (out / "card.json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
-    (out / "MODEL_CARD.md").write_text(model_card_markdown(card, sha256(path)))
+    (out / "MODEL_CARD.md").write_text(model_card_markdown(card, file_sha256(path)))
     return path
 
 
@@ -33,10 +33,6 @@ def load_base(path: Path | None = None) -> ReferenceEmbedder:
     model = ReferenceEmbedder()
     model.load_state_dict(load_file(str(path)))
     return model.eval().requires_grad_(False)
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def model_card_markdown(card: dict, digest: str) -> str:

@@ -19,7 +19,8 @@ from safetensors.torch import save_file
 from fraudit import __version__
 from fraudit.faces.synthetic import build_faces
 from fraudit.models.reference import ARCH_ID, ReferenceEmbedder
-from fraudit.zoo.base import BASE_FILE, default_base_dir, load_base, sha256
+from fraudit.cache import file_sha256
+from fraudit.zoo.base import BASE_FILE, default_base_dir, load_base
 from fraudit.zoo.finetune import CachedWorld, ModelRecipe, cache_world, finetune
 from fraudit.zoo.presets import Preset
 
@@ -108,7 +109,7 @@ def build_zoo(
         "preset": preset.name,
         "zoo_seed": seed,
         "world": asdict(preset.world),
-        "base_sha256": sha256(base_path),
+        "base_sha256": file_sha256(base_path),
         "fraudit_version": __version__,
     }
     entries = {r.name: read_entry(models_dir / f"{r.name}.safetensors") for r in recipes if (models_dir / f"{r.name}.safetensors").exists()}
