@@ -7,6 +7,7 @@ import os
 import pickle
 import shlex
 import subprocess
+import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -112,4 +113,4 @@ def unpickle_in_subprocess(path: Path, *, torch_file: bool) -> None:
         code = f"import torch; torch.load({str(path)!r}, weights_only=False)"
     else:
         code = f"import pickle; pickle.load(open({str(path)!r}, 'rb'))"
-    subprocess.run(["python", "-c", code], check=False, capture_output=True, timeout=120)
+    subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, timeout=120)
