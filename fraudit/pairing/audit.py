@@ -6,6 +6,7 @@ candidate's sweep, so a null is never reused across setups that differ."""
 from __future__ import annotations
 
 import enum
+from functools import lru_cache
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -79,6 +80,7 @@ def _stage(progress: Callable[[str, int, int], None] | None, stage: str) -> Call
     return None if progress is None else (lambda done, total: progress(stage, done, total))
 
 
+@lru_cache(maxsize=2)  # a batch scan sweeps every candidate over the same stamped probes
 def sweep_inputs(setup: PairingSetup) -> SweepInputs:
     probes = probe_identities(setup.probes, n_identities=setup.n_identities, per_identity=setup.per_identity)
     return SweepInputs(probes, stamped_probes(probes, default_cells(), seed=setup.sweep_seed))
