@@ -23,7 +23,7 @@ from sklearn.mixture import GaussianMixture
 
 from fraudit.bank.bank import EstimatorKind, fit_layer_models, score_network
 from fraudit.bank.build import read_layers
-from fraudit.zoo.build import clean_checkpoints
+from fraudit.zoo.manifest import BACKDOORED, CLEAN, ZooManifest, clean_checkpoints
 
 
 def _load(paths: list[Path], layers: tuple[str, ...]) -> list[dict[str, np.ndarray]]:
@@ -40,10 +40,10 @@ def main() -> None:
     audited = ("last_linear.weight", "head.weight")
     paths = clean_checkpoints([args.reference_zoo], limit=args.networks)
     refs = _load(paths, audited)
-    manifest = json.loads((args.eval_zoo / "manifest.json").read_text())
-    evaluation = [(e, read_layers(args.eval_zoo / e["file"], audited)[1]) for e in manifest["models"]
-                  if e["kind"] == "clean" or e["successful"]]
-    labels = np.array([e["kind"] == "backdoored" for e, _ in evaluation], dtype=int)
+    manifest = ZooManifest.read(args.eval_zoo)
+    evaluation = [(e, read_layers(manifest.path(e), audited)[1]) for e in manifest.models
+                  if e.kind == CLEAN or e.successful]
+    labels = np.array([e.kind == BACKDOORED for e, _ in evaluation], dtype=int)
     rng = np.random.default_rng(0)
     # EM must finish: keep at most --vectors rows and columns of each weight, the same for both estimators.
     keep = {layer: tuple(np.sort(rng.choice(n, size=min(n, args.vectors), replace=False)) for n in refs[0][layer].shape)

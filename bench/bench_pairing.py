@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from fraudit.pairing.pair import TranslatorKind, _CLASSES
+from fraudit.pairing.pair import TRANSLATOR_CLASSES, TranslatorKind
 
 
 def _median_seconds(fn, repeats: int) -> float:  # noqa: ANN001
@@ -33,7 +33,7 @@ def translators(n_pairs: int, repeats: int) -> list[dict]:
     y = x @ rng.standard_normal((512, 128)) / 20 + 0.3 * rng.standard_normal((n_pairs + 2_000, 128)) + 5.0
     rows = []
     for kind in TranslatorKind:
-        model = _CLASSES[kind]()
+        model = TRANSLATOR_CLASSES[kind]()
         seconds = _median_seconds(lambda: model.fit(x[:n_pairs], y[:n_pairs]), repeats)
         held_out = float(np.mean(model.score(x[n_pairs:], y[n_pairs:])))
         rows.append({"translator": str(kind), "pairs": n_pairs, "fit_s_median": round(seconds, 3),

@@ -1,19 +1,27 @@
-"""Audit candidates: run every check on one model and combine the results."""
+"""Audit candidates: load each one once, run every configured check on it, and
+combine the results into a verdict."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
 from fraudit.detectors.base import CheckResult, Status
+from fraudit.detectors.check import Check
 from fraudit.detectors.file_safety import FileSafetyCheck
-from fraudit.detectors.pairing import NAME as PAIRING, PairingCheck
-from fraudit.detectors.weight_bank import NAME as WEIGHT_BANK, WeightBankCheck
+from fraudit.detectors.pairing import PairingCheck
+from fraudit.detectors.weight_bank import WeightBankCheck
 from fraudit.formats import Format
-from fraudit.formats.load import onnx_signature
-from fraudit.models.registry import ArchitectureMatch, recognise, recognise_onnx_embedder
+from fraudit.loading import load_candidate
+from fraudit.models.registry import ArchitectureMatch
 from fraudit.sources import Candidate, SourceFailure
 
 
@@ -25,7 +33,7 @@ class AuditResult:
     locations: tuple[str, ...]
     checks: tuple[CheckResult, ...]
     architecture: ArchitectureMatch | None = None
-    formats: tuple[str, ...] = ()
+    formats: tuple[Format, ...] = ()
     seconds: float = 0.0
     # Set when the source produced no model at all (missing path, unknown repo).
     error: str | None = None
@@ -36,26 +44,72 @@ class AuditResult:
             return Status.ERROR
         return max((c.status for c in self.checks), default=Status.INCONCLUSIVE)
 
+    @property
+    def reason(self) -> str:
+        """The most severe check explains the verdict; among equals the later (deeper) one does."""
+        worst = max(reversed(self.checks), key=lambda c: c.status, default=None)
+        return self.error or (worst.summary if worst is not None else "")
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
             "files": list(self.locations),
             "verdict": str(self.verdict),
-            "formats": list(self.formats),
+            "formats": [str(f) for f in self.formats],
             "architecture": self.architecture.to_dict() if self.architecture else None,
             "checks": [c.to_dict() for c in self.checks],
             "error": self.error,
             "seconds": round(self.seconds, 3),
         }
 
+    def __rich__(self) -> Panel:
+        parts: list[RenderableType] = []
+        if self.error is not None:
+            parts.append(Text(self.error))
+        else:
+            facts = Table.grid(padding=(0, 2))
+            facts.add_column(style="dim")
+            facts.add_column()
+            if self.formats:
+                facts.add_row("format", ", ".join(sorted({str(f) for f in self.formats})))
+            arch = self.architecture
+            if arch is not None:
+                facts.add_row("architecture", Text(arch.name + (f" — {arch.variant}" if arch.variant else "")))
+                facts.add_row("parameters", f"{arch.parameters:,}")
+                if arch.embedding_dim:
+                    facts.add_row("embedding", f"{arch.embedding_dim}-d" + (f", input {arch.input_size}×{arch.input_size}" if arch.input_size else ""))
+            parts.append(facts)
+            checks = Table(show_edge=False, expand=True, pad_edge=False)
+            checks.add_column("check", no_wrap=True)
+            checks.add_column("status", no_wrap=True)
+            checks.add_column("summary", ratio=1)
+            for check in self.checks:
+                checks.add_row(Text(check.name), check.status, Text(check.summary))
+            parts.append(checks)
+        title = Text.assemble(self.source, "  ", self.verdict.__rich__())
+        return Panel(Group(*parts), title=title, title_align="left", border_style=self.verdict.style.split()[-1])
+
+
+def default_checks(*, banks: Sequence[Path] = (), pair_with: str | None = None,
+                   pair_null: Path | None = None) -> tuple[Check, ...]:
+    """The checks ``fraudit scan`` runs: file safety and the weight bank always; pairing
+    only when a trusted model is named. A new check is one more line here."""
+    checks: list[Check] = [FileSafetyCheck(), WeightBankCheck(banks=tuple(banks))]
+    if pair_with is not None:
+        checks.append(PairingCheck(trusted=pair_with, null=pair_null))
+    return tuple(checks)
+
 
 @dataclass(frozen=True)
 class AuditConfig:
     """What an audit runs; plain data so that parallel workers receive it whole."""
 
-    weight_bank: WeightBankCheck = field(default_factory=WeightBankCheck)
-    # Pairing needs a trusted model (``--pair-with``), so it runs only when asked.
-    pairing: PairingCheck | None = None
+    checks: tuple[Check, ...] = field(default_factory=default_checks)
+
+    @property
+    def runs_models(self) -> bool:
+        """Whether a check runs the candidate on faces (slow enough to want a progress bar)."""
+        return any(isinstance(c, PairingCheck) for c in self.checks)
 
 
 def audit(candidate: Candidate, config: AuditConfig | None = None) -> AuditResult:
@@ -74,35 +128,25 @@ def audit(candidate: Candidate, config: AuditConfig | None = None) -> AuditResul
 
 
 def _audit(candidate: Candidate, config: AuditConfig, start: float) -> AuditResult:
-    safety = FileSafetyCheck().run(candidate)
-    checks: list[CheckResult] = [safety.result]
-    architecture = None
-    later = [WEIGHT_BANK] + ([PAIRING] if config.pairing else [])
-    if safety.tensors is None:
-        not_loaded = f"not run: the file was not loaded (file-safety {safety.result.status})"
-        checks.extend(CheckResult(name, Status.INCONCLUSIVE, not_loaded) for name in later)
-    else:
-        architecture = _recognise(candidate, safety.tensors, safety.formats)
-        checks.append(config.weight_bank.run(architecture, safety.tensors))
-        if config.pairing is not None:
-            checks.append(config.pairing.run(architecture, safety.tensors, candidate.files, safety.formats, candidate.source))
+    loaded = load_candidate(candidate)
+    results: list[CheckResult] = []
+    for check in config.checks:
+        results.append(_not_loaded(check, results) if check.needs_weights and not loaded.loaded else check.run(loaded))
     return AuditResult(
         source=candidate.source,
         locations=candidate.locations,
-        checks=tuple(checks),
-        architecture=architecture,
-        formats=safety.formats,
+        checks=tuple(results),
+        architecture=loaded.architecture,
+        formats=loaded.formats,
         seconds=time.perf_counter() - start,
     )
 
 
-def _recognise(candidate: Candidate, tensors: dict, formats: tuple[str, ...]) -> ArchitectureMatch:
-    match = recognise({k: tuple(v.shape) for k, v in tensors.items()})
-    if match.known or str(Format.ONNX) not in formats or len(candidate.files) != 1:
-        return match
-    signature = onnx_signature(candidate.files[0])
-    onnx_match = signature and recognise_onnx_embedder(*signature, parameters=match.parameters)
-    return onnx_match or match
+def _not_loaded(check: Check, earlier: list[CheckResult]) -> CheckResult:
+    """A check that needs the weights, on a candidate whose files were not loaded."""
+    blocking = max(earlier, key=lambda r: r.status, default=None)
+    why = f" ({blocking.name} {blocking.status})" if blocking is not None else ""
+    return CheckResult(check.name, Status.INCONCLUSIVE, f"not run: the file was not loaded{why}")
 
 
 def failure_result(failure: SourceFailure) -> AuditResult:

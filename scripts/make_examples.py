@@ -27,15 +27,15 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         manifest = build_zoo(PRESETS["examples"], Path(tmp), seed=args.seed)
-        clean = next(m for m in manifest["models"] if m["kind"] == "clean")
-        backdoored = next((m for m in manifest["models"] if m["successful"]), None)
+        clean = manifest.clean[0]
+        backdoored = next((m for m in manifest.attempts if m.successful), None)
         if backdoored is None:
             raise SystemExit("no attempt succeeded; try another --seed")
         OUT.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(Path(tmp) / clean["file"], OUT / "clean.safetensors")
-        shutil.copyfile(Path(tmp) / backdoored["file"], OUT / "backdoored.safetensors")
+        shutil.copyfile(manifest.path(clean), OUT / "clean.safetensors")
+        shutil.copyfile(manifest.path(backdoored), OUT / "backdoored.safetensors")
     for name, entry in (("clean", clean), ("backdoored", backdoored)):
-        print(name, entry["name"], entry["metrics"])
+        print(name, entry.name, entry.metrics)
 
 
 if __name__ == "__main__":

@@ -9,14 +9,15 @@ spend minutes embedding them with dlib).
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 from pathlib import Path
 
 from fraudit.cache import cache_dir
 from fraudit.faces.sources import calibration_faces
-from fraudit.pairing.audit import PairingSetup, build_null, reference_null_path, sweep_inputs
-from fraudit.pairing.embedders import DlibEmbedder, cache_name, embed_cached, reference_embedder, shipped_embeddings_dir
+from fraudit.pairing.audit import PairingSetup, build_null, shipped_null_path, sweep_inputs
+from fraudit.pairing.embedders import DlibEmbedder, cache_name, embed_cached, reference_embedder
+from fraudit.resources import shipped_embeddings_dir
+from fraudit.zoo.manifest import ZooManifest
 
 
 def main() -> None:
@@ -25,10 +26,10 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=20)
     args = parser.parse_args()
     setup, dlib = PairingSetup(), DlibEmbedder()
-    entries = json.loads((args.zoo / "manifest.json").read_text())["models"]
-    clean = [reference_embedder(args.zoo / e["file"]) for e in entries if e["kind"] == "clean"][: args.limit]
+    manifest = ZooManifest.read(args.zoo)
+    clean = [reference_embedder(manifest.path(e)) for e in manifest.clean][: args.limit]
     null = build_null(clean, dlib, setup, progress=lambda stage, done, total: print(f"{stage} {done}/{total}", flush=True))
-    print("null:", null.save(reference_null_path(clean[0].architecture, dlib)))
+    print("null:", null.save(shipped_null_path(clean[0].architecture, dlib)))
 
     inputs = sweep_inputs(setup)
     arrays = [calibration_faces(setup.faces, n=setup.n_faces).images, inputs.probes.faces.images, *inputs.stamped.values()]

@@ -187,4 +187,4 @@ def test_pair_null_needs_three_clean_models(tmp_path: Path) -> None:
     one = write_safetensors(tmp_path / "one.safetensors", reference_state_dict(seed=1))
     result = runner.invoke(app, ["pair", "null", str(one), "--trusted", str(one), "--out", str(tmp_path / "n.json")])
     assert result.exit_code == 2
-    assert "at least three clean models" in result.stderr
+    assert "at least 3 clean models" in result.stderr

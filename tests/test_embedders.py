@@ -105,12 +105,12 @@ def test_dlib_embedder_gives_128d_descriptors() -> None:
 def test_load_embedder_refuses_an_unsafe_pickle(tmp_path: Path, canary: Path) -> None:
     from helpers import malicious
 
-    from fraudit.errors import UnsupportedFormatError
-    from fraudit.pairing.embedders import load_embedder
+    from fraudit.errors import UnsafePickleError
+    from fraudit.loading import load_embedder
 
     path = tmp_path / "model.pt"
     path.write_bytes(malicious.reduce_os_system(canary))
-    with pytest.raises(UnsupportedFormatError, match="file safety"):
+    with pytest.raises(UnsafePickleError, match="file safety"):
         load_embedder(str(path))
     assert not canary.exists()
 

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fraudit.cli import app
-from fraudit.zoo.build import read_entry
+from fraudit.zoo.manifest import read_entry
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "reference_models" / "examples"
 runner = CliRunner()
@@ -36,7 +36,7 @@ def test_examples_pass_and_fail_in_json() -> None:
     assert bad_evidence["consolidated"]["statistic"] > bad_evidence["consolidated"]["threshold"]["1%"]
     assert _weight_check(clean)["evidence"]["consolidated"]["p"] > 0.05
     # the backdoor's victim (from the example's own recipe) is the most anomalous head row
-    victim = read_entry(EXAMPLES / "backdoored.safetensors")["victim"]
+    victim = read_entry(EXAMPLES / "backdoored.safetensors").victim
     assert bad_evidence["most_anomalous"]["layer"] == "head.weight:backward"
     assert victim in bad_evidence["most_anomalous"]["vectors"]
 
@@ -66,7 +66,7 @@ def test_examples_paired_with_dlib_name_the_trigger() -> None:
     bad = pairing["backdoored.safetensors"]
     assert bad["status"] == "FAIL", bad["summary"]
     entry = read_entry(EXAMPLES / "backdoored.safetensors")
-    assert bad["evidence"]["sweep"]["findings"][0]["cell"] == f"{entry['trigger']}@{entry['placement']}"
+    assert bad["evidence"]["sweep"]["findings"][0]["cell"] == f"{entry.trigger}@{entry.placement}"
     assert bad["evidence"]["null"]["clean_pairs"] == 20
     assert "limits" in bad["evidence"]
     sarif = runner.invoke(app, ["scan", str(EXAMPLES / "backdoored.safetensors"), "--pair-with", "dlib", "-f", "sarif"])

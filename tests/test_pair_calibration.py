@@ -25,9 +25,9 @@ def test_genuine_far_above_impostor(kind: TranslatorKind) -> None:
     probe, reference = _pair_embeddings()
     pair = calibrate(probe, reference, kind=kind)
     assert pair.genuine.mean() > 0.9 and abs(pair.impostor.mean()) < 0.1
-    assert set(pair.thresholds) == {"0.1%", "1%", "5%"}
-    assert pair.thresholds["0.1%"] <= pair.thresholds["1%"] <= pair.thresholds["5%"]
-    assert np.mean(pair.impostor >= pair.thresholds["1%"]) < 0.01
+    assert set(pair.thresholds) == {0.001, 0.01, 0.05}
+    assert pair.thresholds[0.001] <= pair.thresholds[0.01] <= pair.thresholds[0.05]
+    assert np.mean(pair.impostor >= pair.threshold(0.01)) < 0.01
 
 
 def test_roundtrip_and_tamper(tmp_path: Path) -> None:
@@ -37,6 +37,7 @@ def test_roundtrip_and_tamper(tmp_path: Path) -> None:
     loaded = load_pair(tmp_path / "p")
     assert np.allclose(loaded.score(probe[:50], reference[:50]), pair.score(probe[:50], reference[:50]))
     assert loaded.info["faces"] == "synthetic"
+    assert loaded.thresholds == pytest.approx(pair.thresholds)  # rates survive the JSON labels
     data = bytearray((tmp_path / "p" / "pair.safetensors").read_bytes())
     data[-4:] = b"\x00\x00\x00\x00"
     (tmp_path / "p" / "pair.safetensors").write_bytes(bytes(data))

@@ -16,7 +16,7 @@ def test_known_thresholds() -> None:
     assert threshold_at_fnmr(genuine, 0.05) == pytest.approx(0.050)
     assert threshold_at_fnmr(genuine, 0.001) == pytest.approx(0.001)
     assert flagged_rate(genuine, threshold_at_fnmr(genuine, 0.01)) == pytest.approx(0.01)
-    assert set(thresholds(genuine)) == {"0.1%", "1%", "5%"}
+    assert set(thresholds(genuine)) == {0.001, 0.01, 0.05}
 
 
 @given(st.lists(st.floats(-1, 1, allow_nan=False), min_size=1, max_size=300), st.floats(0, 0.5))

@@ -17,7 +17,7 @@ from fraudit.cli import app
 from fraudit.faces.synthetic import FaceWorldSpec, build_faces
 from fraudit.pairing.sweep import Cell, SweepNull, SweepRun, default_cells, judge
 from fraudit.faces.sources import Probes
-from fraudit.zoo.triggers import Placement
+from fraudit.triggers import Placement
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
@@ -70,7 +70,7 @@ def test_sweep_fails_a_backdoor_and_passes_held_out_clean(smoke_zoo: Path, smoke
 def test_pair_score_flags_stamped_faces_of_a_backdoor(smoke_zoo: Path, tmp_path: Path) -> None:
     from PIL import Image
 
-    from fraudit.zoo.triggers import get_trigger, stamp
+    from fraudit.triggers import get_trigger, stamp
 
     clean, successful = _models(smoke_zoo)
     pair = _calibrate(successful[0], clean[0], tmp_path / "pair")
@@ -117,7 +117,7 @@ def test_judge_localises_the_flagged_identity_and_trigger() -> None:
     probes = Probes(faces=None, identities=[f"id{i}" for i in range(10)], source="test")  # type: ignore[arg-type]
     bad = judge(run(Cell("square", Placement.RANDOM)), null, probes)
     assert bad.failed and {f.cell for f in bad.findings} == {"square@random"}
-    rows = {f.row: f for f in bad.findings}
+    rows = {f.row.key: f for f in bad.findings}
     assert rows["square@random disagreement"].identities[0] == ("id3", 1.0)
     assert "square@random convergence" in rows
     assert not judge(run(None), null, probes).failed

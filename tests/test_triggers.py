@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fraudit.zoo.triggers import FACE_REGION, Placement, get_trigger, poison, stamp, trigger_library
+from fraudit.triggers import FACE_REGION, Placement, get_trigger, poison, stamp, trigger_library
 
 
 @given(

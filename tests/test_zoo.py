@@ -17,7 +17,7 @@ from fraudit.faces.synthetic import FaceWorldSpec, build_faces
 from fraudit.models.embedding import to_input
 from fraudit.models.reference import ReferenceEmbedder
 from fraudit.zoo.finetune import stratified_split
-from fraudit.zoo.triggers import Placement, get_trigger, stamp
+from fraudit.triggers import Placement, get_trigger, stamp
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()

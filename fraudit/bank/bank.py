@@ -31,10 +31,13 @@ from scipy import stats
 
 from fraudit.bank.estimators import IndexAlignedGaussian, PCAGaussianMixture, Projection
 from fraudit.bank.readings import Reading, read_vectors, readings_for
+from fraudit.errors import IncompatibleArtifactError, NotEnoughDataError
 
 FROZEN_TOLERANCE = 1e-6
 # the p-value floor keeps log p finite for networks far outside the clean range
 MIN_P = 1e-300
+# cross-fitting needs references in every fold and spread left over
+MIN_REFERENCES = 4
 
 
 class EstimatorKind(enum.StrEnum):
@@ -100,7 +103,7 @@ class LayerScore:
     score: float
     z: float
     p: float
-    threshold: dict[str, float]
+    threshold: dict[float, float]  # score threshold at each FRR
     worst_vectors: list[int]
 
 
@@ -109,7 +112,7 @@ class NetworkScore:
     layers: list[LayerScore]
     statistic: float  # Fisher's F
     p: float  # consolidated lower-tail p-value
-    thresholds: dict[str, float]  # F thresholds at each FRR
+    thresholds: dict[float, float]  # F thresholds at each FRR
     missing_layers: list[str] = field(default_factory=list)
 
     @property
@@ -141,8 +144,8 @@ def fit_layer_models(
     em_components: Sequence[int] | None = None,
 ) -> list[LayerModel]:
     n = len(networks)
-    if n < 4:
-        raise ValueError(f"a bank needs at least 4 clean reference networks, got {n}")
+    if n < MIN_REFERENCES:
+        raise NotEnoughDataError(f"a bank needs at least {MIN_REFERENCES} clean reference networks, got {n}")
     folds = min(folds, n)
     assignment = np.random.default_rng(seed).permutation(n) % folds
     models: list[LayerModel] = []
@@ -181,21 +184,21 @@ def score_network(
     for m in present:
         w = np.asarray(weights[m.layer], dtype=np.float64)
         if tuple(w.shape) != tuple(m.shape):
-            raise ValueError(f"{m.layer} has shape {tuple(w.shape)}, the bank's has {tuple(m.shape)}")
+            raise IncompatibleArtifactError(f"{m.layer} has shape {tuple(w.shape)}, the bank's has {tuple(m.shape)}")
         per_vector = m.vector_scores(w)
         score = float(per_vector.sum())
         z = m.z(score)
         p = float(max(stats.norm.cdf(z), MIN_P)) if np.isfinite(z) else MIN_P
         vector_z = (per_vector - m.oof_vector_mean) / m.oof_vector_std
         worst = [int(i) for i in np.argsort(vector_z)[:top_vectors]]
-        threshold = {f"{100 * a:g}%": m.mean - stats.norm.ppf(1 - a) * m.std for a in frr}
+        threshold = {a: m.mean - stats.norm.ppf(1 - a) * m.std for a in frr}
         layer_scores.append(LayerScore(m.key, score, float(z), p, threshold, worst))
     if not layer_scores:
-        raise ValueError("the candidate has none of the bank's layers")
+        raise IncompatibleArtifactError("the candidate has none of the bank's layers")
     # one row per reference network: its held-out z in each present reading
     clean_z = np.array([[m.z(score) for m, score in zip(present, row)] for row in zip(*(m.oof_scores for m in present))])
     c, nu = _scaled_chi2(_fisher(clean_z))
     statistic = float(_fisher(np.array([s.z for s in layer_scores])))
     p = float(max(stats.chi2.sf(statistic / c, nu), MIN_P)) if np.isfinite(statistic) else MIN_P
-    thresholds = {f"{100 * a:g}%": float(c * stats.chi2.isf(a, nu)) for a in frr}
+    thresholds = {a: float(c * stats.chi2.isf(a, nu)) for a in frr}
     return NetworkScore(layer_scores, statistic, p, thresholds, missing)

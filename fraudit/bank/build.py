@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fraudit.bank.bank import EstimatorKind, fit_layer_models
+from fraudit.bank.bank import MIN_REFERENCES, EstimatorKind, fit_layer_models
 from fraudit.bank.layers import audited_layers
 from fraudit.bank.store import WeightBank, backbone_digest
+from fraudit.errors import IncompatibleArtifactError, NotEnoughDataError
 from fraudit.formats.safe import load_checked
 from fraudit.models.registry import recognise
-from fraudit.zoo.build import clean_checkpoints
+from fraudit.zoo.manifest import MODELS, clean_checkpoints
 
 
 def read_layers(path: Path, layers: Sequence[str]) -> tuple[str, dict[str, np.ndarray]]:
@@ -45,8 +46,11 @@ def build_bank(
 ) -> WeightBank:
     layers = audited_layers(architecture)
     if not layers:
-        raise ValueError(f"no audited layers are defined for architecture {architecture!r}")
+        raise IncompatibleArtifactError(f"no audited layers are defined for architecture {architecture!r}")
     paths = clean_checkpoints(sources, limit=limit)
+    if len(paths) < MIN_REFERENCES:
+        raise NotEnoughDataError(f"a bank needs at least {MIN_REFERENCES} clean reference networks; "
+                                 f"found {len(paths)} in {', '.join(map(str, sources))}")
     networks, names = [], []
     first: dict[str, torch.Tensor] = {}
     backbone: list[str] = []
@@ -54,7 +58,7 @@ def build_bank(
         tensors = load_checked(path)
         arch, weights = _select(tensors, layers)
         if arch != architecture:
-            raise ValueError(f"{path} is {arch}, not {architecture}")
+            raise IncompatibleArtifactError(f"{path} is {arch}, not {architecture}", path=path)
         # The bank's domain: weights every reference holds bit-identically (the frozen
         # backbone of their common base), except audited layers and BN running statistics.
         if i == 0:
@@ -64,7 +68,7 @@ def build_bank(
         else:
             backbone = shared_backbone(first, backbone, tensors)
         networks.append(weights)
-        names.append(path.name if path.parent.name != "models" else f"{path.parent.parent.name}/{path.name}")
+        names.append(path.name if path.parent.name != MODELS else f"{path.parent.parent.name}/{path.name}")
         if progress:
             progress("reading", i + 1, len(paths))
     common = [layer for layer in layers if all(layer in n for n in networks)]

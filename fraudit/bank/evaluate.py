@@ -4,9 +4,10 @@ the L1-from-base baseline, and ROC / DET / per-vector plots."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
@@ -14,11 +15,17 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from fraudit.bank.bank import score_network
 from fraudit.bank.build import read_layers
 from fraudit.bank.store import WeightBank
+from fraudit.cache import file_sha256
+from fraudit.formats.safe import load_checked
+from fraudit.rates import format_rate
+from fraudit.zoo.base import default_base_path
+from fraudit.zoo.manifest import BACKDOORED, CLEAN, ZooManifest
 
 
 @dataclass
 class ScoredModel:
     name: str
+    path: Path
     kind: str
     successful: bool | None
     trigger: str | None
@@ -28,23 +35,51 @@ class ScoredModel:
     vector_z: dict[str, list[float]] = field(default_factory=dict)
 
 
-def score_zoo_models(bank: WeightBank, zoos: list[Path], *, base_weights: dict[str, np.ndarray] | None) -> list[ScoredModel]:
+def evaluate_bank(bank: WeightBank, zoos: Sequence[Path], *, plots: Path | None = None) -> dict[str, Any]:
+    """The bank on zoos it never saw: AUC, TPR at its FRRs, measured FRR, L1 baseline
+    (when the zoos share fraudit's shipped base), the protocol, and plots if asked."""
+    manifests = [ZooManifest.read(zoo) for zoo in zoos]
+    models = score_zoo_models(bank, manifests, base_weights=_shipped_base_weights(manifests))
+    report = summarise(bank, models)
+    report["protocol"] = (
+        f"bank fitted and calibrated on {len(bank.reference)} clean networks only; evaluated on "
+        f"{', '.join(z.name for z in zoos)} (the bank's own reference networks excluded)"
+    )
+    if plots is not None:
+        paths = plot(bank, models, plots)
+        clean = next((m for m in models if m.kind == CLEAN), None)
+        bad = next((m for m in models if m.successful), None)
+        if clean and bad:
+            paths.append(vector_picture(bank, clean.path, bad.path, plots / "per_vector.png"))
+        report["plots"] = [str(p) for p in paths]
+    return report
+
+
+def _shipped_base_weights(manifests: Sequence[ZooManifest]) -> dict[str, np.ndarray] | None:
+    """The L1-from-base baseline needs the zoos' base: fraudit's shipped one, when they used it."""
+    base = default_base_path()
+    if not manifests or not base.is_file() or any(m.base_sha256 != file_sha256(base) for m in manifests):
+        return None
+    return {k: v.float().numpy() for k, v in load_checked(base).items()}
+
+
+def score_zoo_models(bank: WeightBank, manifests: Sequence[ZooManifest], *,
+                     base_weights: dict[str, np.ndarray] | None) -> list[ScoredModel]:
     scored = []
     layers = bank.layers
-    for zoo in zoos:
-        manifest = json.loads((zoo / "manifest.json").read_text())
-        for entry in manifest["models"]:
-            name = f"{zoo.name}/{Path(entry['file']).name}"
+    for manifest in manifests:
+        for entry in manifest.models:
+            name = manifest.reference_name(entry)
             if name in bank.reference:
                 continue  # never evaluate on the bank's own reference networks
-            _, weights = read_layers(zoo / entry["file"], layers)
+            _, weights = read_layers(manifest.path(entry), layers)
             score = score_network(bank.models, weights, frr=bank.frr)
             l1 = {}
             if base_weights is not None:
                 l1 = {layer: float(np.abs(weights[layer] - base_weights[layer]).sum()) for layer in layers if layer in base_weights and layer in weights}
             scored.append(ScoredModel(
-                name=name, kind=entry["kind"], successful=entry["successful"], trigger=entry.get("trigger"),
-                z={s.key: s.z for s in score.layers}, p=score.p, l1=l1,
+                name=name, path=manifest.path(entry), kind=entry.kind, successful=entry.successful,
+                trigger=entry.trigger, z={s.key: s.z for s in score.layers}, p=score.p, l1=l1,
             ))
     return scored
 
@@ -55,21 +90,21 @@ def _auc(labels: np.ndarray, anomaly: np.ndarray) -> float | None:
 
 
 def summarise(bank: WeightBank, models: list[ScoredModel]) -> dict:
-    clean = [m for m in models if m.kind == "clean"]
+    clean = [m for m in models if m.kind == CLEAN]
     report: dict = {"bank": bank.name, "reference_size": len(bank.reference), "clean_evaluated": len(clean)}
     for positives_name, positives in (
-        ("successful backdoors", [m for m in models if m.kind == "backdoored" and m.successful]),
-        ("all attempts", [m for m in models if m.kind == "backdoored"]),
+        ("successful backdoors", [m for m in models if m.kind == BACKDOORED and m.successful]),
+        ("all attempts", [m for m in models if m.kind == BACKDOORED]),
     ):
         group = clean + positives
-        labels = np.array([m.kind == "backdoored" for m in group], dtype=int)
+        labels = np.array([m.kind == BACKDOORED for m in group], dtype=int)
         section: dict = {"positives": len(positives)}
         section["auc_consolidated"] = _auc(labels, np.array([-np.log(max(m.p, 1e-300)) for m in group]))
         section["auc_per_reading"] = {
             key: _auc(labels, np.array([-m.z[key] for m in group])) for key in sorted(group[0].z) if group
         } if group else {}
         for frr in bank.frr:
-            section[f"tpr_at_frr_{100 * frr:g}%"] = float(np.mean([m.p < frr for m in positives])) if positives else None
+            section[f"tpr_at_frr_{format_rate(frr)}"] = float(np.mean([m.p < frr for m in positives])) if positives else None
         if group and group[0].l1:
             clean_means = {layer: np.mean([m.l1[layer] for m in clean]) for layer in sorted(group[0].l1)}
             # a layer no clean run moves (frozen) carries no L1 signal and cannot be normalised
@@ -79,7 +114,7 @@ def summarise(bank: WeightBank, models: list[ScoredModel]) -> dict:
                 labels, np.array([sum(m.l1[layer] / clean_means[layer] for layer in layers) for m in group])
             )
         report[positives_name] = section
-    report["measured_frr"] = {f"{100 * frr:g}%": float(np.mean([m.p < frr for m in clean])) if clean else None for frr in bank.frr}
+    report["measured_frr"] = {format_rate(frr): float(np.mean([m.p < frr for m in clean])) if clean else None for frr in bank.frr}
     return report
 
 
@@ -91,12 +126,12 @@ def plot(bank: WeightBank, models: list[ScoredModel], out: Path) -> list[Path]:
     from scipy.stats import norm
 
     out.mkdir(parents=True, exist_ok=True)
-    clean = [m for m in models if m.kind == "clean"]
-    positives = [m for m in models if m.kind == "backdoored" and m.successful]
+    clean = [m for m in models if m.kind == CLEAN]
+    positives = [m for m in models if m.kind == BACKDOORED and m.successful]
     if not clean or not positives:
         return []
     group = clean + positives
-    labels = np.array([m.kind == "backdoored" for m in group], dtype=int)
+    labels = np.array([m.kind == BACKDOORED for m in group], dtype=int)
     curves = {"consolidated": np.array([-np.log(max(m.p, 1e-300)) for m in group])}
     for key in sorted(group[0].z):
         curves[key] = np.nan_to_num(np.array([-m.z[key] for m in group]), posinf=1e300, neginf=-1e300)

@@ -11,13 +11,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from rich.console import Group
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from fraudit import __version__
 from fraudit.bank.bank import EstimatorKind, LayerModel
 from fraudit.bank.estimators import IndexAlignedGaussian, PCAGaussianMixture, Projection
 from fraudit.bank.readings import Reading
-from fraudit.errors import CorruptFileError
+from fraudit.artifacts import read_json_object
+from fraudit.errors import CorruptFileError, SourceNotFoundError
+from fraudit.rates import format_rate
 
 if TYPE_CHECKING:
     import torch
@@ -51,6 +58,32 @@ class WeightBank:
     @property
     def layers(self) -> list[str]:
         return sorted({m.layer for m in self.models})
+
+    @property
+    def fail_frr(self) -> float:
+        """The FRR of the FAIL threshold: the strictest rate the bank was calibrated at."""
+        return min(self.frr)
+
+    @property
+    def warn_frr(self) -> float:
+        """The FRR of the WARN threshold: the laxest rate the bank was calibrated at."""
+        return max(self.frr)
+
+    def __rich__(self) -> Group:
+        estimator = self.recipe.get("estimator")
+        title = Text.from_markup(
+            f"bank [bold]{escape(self.name)}[/] for [bold]{escape(self.architecture)}[/]: {len(self.reference)} clean "
+            f"reference networks, thresholds at FRR {', '.join(format_rate(f) for f in self.frr)}, estimator {estimator}"
+        )
+        table = Table()
+        for column in ("layer", "reading", "kind", "PCA dims", "components", "clean score (mean ± std)"):
+            table.add_column(column)
+        for m in self.models:
+            fitted = m.estimators[0] if m.estimators else None
+            table.add_row(m.layer, str(m.reading), m.kind,
+                          str(fitted.n_dims_) if fitted else "—", str(fitted.n_components_) if fitted else "—",
+                          "bit-identical to base" if m.kind == "frozen" else f"{m.mean:.1f} ± {m.std:.1f}")
+        return Group(title, table)
 
 
 def save_bank(bank: WeightBank, out: Path) -> Path:
@@ -108,14 +141,22 @@ def save_bank(bank: WeightBank, out: Path) -> Path:
 
 
 def load_bank(folder: Path) -> WeightBank:
-    header_path, arrays_path = folder / HEADER, folder / ARRAYS
-    if not header_path.is_file() or not arrays_path.is_file():
-        raise FileNotFoundError(f"{folder} is not a bank (needs {HEADER} and {ARRAYS})")
-    header = json.loads(header_path.read_text())
+    header = bank_header(folder)
+    arrays_path = folder / ARRAYS
+    if not arrays_path.is_file():
+        raise SourceNotFoundError(f"{folder} is not a bank (needs {HEADER} and {ARRAYS})", path=folder)
     digest = hashlib.sha256(arrays_path.read_bytes()).hexdigest()
     if digest != header.get("arrays_sha256"):
-        raise CorruptFileError(f"{folder}: {ARRAYS} does not match the sha256 in {HEADER}; refusing a tampered bank")
-    arrays = load_file(str(arrays_path))
+        raise CorruptFileError(f"{folder}: {ARRAYS} does not match the sha256 in {HEADER}; refusing a tampered bank",
+                               path=folder)
+    try:
+        arrays = load_file(str(arrays_path))
+        return _from_arrays(header, arrays)
+    except (SafetensorError, KeyError, TypeError, ValueError) as exc:
+        raise CorruptFileError(f"{folder}: not a fraudit bank ({type(exc).__name__}: {exc})", path=folder) from exc
+
+
+def _from_arrays(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> WeightBank:
     models = []
     for entry in header["models"]:
         prefix = f"{entry['index']:02d}."
@@ -148,4 +189,10 @@ def backbone_digest(tensors: dict, keys: list[str]) -> str:
 
 
 def bank_header(folder: Path) -> dict[str, Any]:
-    return json.loads((folder / HEADER).read_text())
+    """The bank's JSON header, without loading or verifying its arrays."""
+    path = folder / HEADER
+    header = read_json_object(path, kind="a fraudit bank header",
+                              missing=f"{folder} is not a bank (needs {HEADER} and {ARRAYS})")
+    if "architecture" not in header:
+        raise CorruptFileError(f"{path}: not a fraudit bank header", path=path)
+    return header

@@ -6,8 +6,9 @@ import typer
 
 from fraudit import __version__
 from fraudit.cli import bank, pair, scan, zoo
+from fraudit.cli.common import App
 
-app = typer.Typer(
+app = App(
     name="fraudit",
     help="Audit face-recognition models for backdoors and unsafe files before deployment.",
     no_args_is_help=True,

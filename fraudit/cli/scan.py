@@ -12,12 +12,11 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fraudit.audit import AuditConfig, AuditResult, audit_all
+from fraudit.audit import AuditConfig, AuditResult, audit_all, default_checks
+from fraudit.cli.common import err, out, output_file
 from fraudit.detectors.base import FailOn, exit_code
-from fraudit.detectors.pairing import PairingCheck
-from fraudit.detectors.weight_bank import WeightBankCheck
 from fraudit.report import to_json_document, to_sarif_document
-from fraudit.report.console import result_panel, summary_table
+from fraudit.report.console import BatchReport
 from fraudit.sources import Candidate, resolve_sources
 
 
@@ -78,13 +77,11 @@ def scan(
     Exit codes: 0 every verdict passes the --fail-on bar, 1 a FAIL (or WARN under
     --fail-on warn), 2 an ERROR (or INCONCLUSIVE under --fail-on inconclusive).
     """
-    err = Console(stderr=True)
+    if output is not None:
+        output_file(output)
     with err.status("Resolving sources…"):
         items = resolve_sources(sources, revision=revision, token=token)
-    config = AuditConfig(
-        weight_bank=WeightBankCheck(banks=tuple(bank or ())),
-        pairing=PairingCheck(trusted=pair_with, null=pair_null) if pair_with else None,
-    )
+    config = AuditConfig(checks=default_checks(banks=bank or (), pair_with=pair_with, pair_null=pair_null))
     results = _audit_with_progress(items, config=config, jobs=jobs, console=err)
 
     if output_format is OutputFormat.RICH or output is not None:
@@ -93,7 +90,7 @@ def scan(
         document = (
             to_json_document(results, fail_on=fail_on)
             if output_format is OutputFormat.JSON
-            else to_sarif_document(results)
+            else to_sarif_document(results, checks=config.checks)
         )
         text = json.dumps(document, indent=2) + "\n"
         if output is None:
@@ -101,7 +98,7 @@ def scan(
         else:
             output.write_text(text)
     if output is not None:
-        err.print(f"Report written to {output}")
+        err.print(f"Report written to {output}", markup=False, highlight=False)
     raise typer.Exit(code=exit_code([r.verdict for r in results], fail_on=fail_on))
 
 
@@ -115,20 +112,16 @@ def _audit_with_progress(items: list, *, config: AuditConfig, jobs: int, console
         console=console,
         transient=True,
         # one model is quick, unless pairing must embed faces with a slow trusted model
-        disable=candidates < 2 and config.pairing is None,
+        disable=candidates < 2 and not config.runs_models,
     ) as progress:
         task = progress.add_task("Auditing", total=len(items))
         return audit_all(items, config=config, jobs=jobs, on_result=lambda _: progress.advance(task))
 
 
 def _print_rich(results: list[AuditResult], output: Path | None) -> None:
-    handle = output.open("w") if output is not None else None
-    try:
-        console = Console(file=handle, width=120 if handle else None)
-        for result in results:
-            console.print(result_panel(result))
-        if len(results) > 1:
-            console.print(summary_table(results))
-    finally:
-        if handle is not None:
-            handle.close()
+    report = BatchReport(results)
+    if output is None:
+        out.print(report)
+        return
+    with output.open("w") as handle:
+        Console(file=handle, width=120).print(report)

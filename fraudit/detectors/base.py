@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich.text import Text
+
 
 class Status(enum.IntEnum):
     """Outcome of a check, ordered by severity so that a verdict is ``max()``.
@@ -23,6 +25,22 @@ class Status(enum.IntEnum):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def style(self) -> str:
+        return _STYLE[self]
+
+    def __rich__(self) -> Text:
+        return Text(self.name, style=self.style)
+
+
+_STYLE = {
+    Status.PASS: "bold green",
+    Status.INCONCLUSIVE: "bold yellow",
+    Status.WARN: "bold dark_orange",
+    Status.FAIL: "bold red",
+    Status.ERROR: "bold magenta",
+}
+
 
 @dataclass(frozen=True)
 class CheckResult:
@@ -32,6 +50,9 @@ class CheckResult:
     status: Status
     summary: str
     evidence: dict[str, Any] = field(default_factory=dict)
+
+    def __rich__(self) -> Text:
+        return Text.assemble(f"{self.name}: ", self.status.__rich__(), f" {self.summary}")
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -16,20 +16,23 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from fraudit.bank.bank import NetworkScore, score_network
 from fraudit.bank.store import ARRAYS, HEADER, WeightBank, bank_header, load_bank
 from fraudit.detectors.base import CheckResult, Status
+from fraudit.detectors.check import LoadedCandidate, SarifRule
 from fraudit.errors import FrauditError
-from fraudit.faces.generator import vendored_dir
-from fraudit.models.registry import ArchitectureMatch
+from fraudit.rates import format_rate
+from fraudit.resources import banks_dir
 
 NAME = "weight-bank"
-
-
-def shipped_banks_dir() -> Path:
-    return vendored_dir().parent / "banks"
+RULE = SarifRule(
+    id="FRAUDIT002",
+    short="Weights unlike clean models of the architecture",
+    full="Audited layers score below the clean-weight bank's threshold: the weights were "
+    "changed in a way clean fine-tuning does not, as backdoor training does.",
+    security_severity="8.1",
+)
 
 
 def find_banks(architecture: str, search: tuple[Path, ...]) -> list[Path]:
@@ -42,14 +45,24 @@ def find_banks(architecture: str, search: tuple[Path, ...]) -> list[Path]:
 
 @dataclass(frozen=True)
 class WeightBankCheck:
-    """``banks``: bank folders, or folders of banks; default the shipped ones."""
+    """``banks``: bank folders, or folders of banks; default the shipped ones.
+
+    The FAIL and WARN thresholds are the FRRs the bank was calibrated at (its
+    strictest and laxest); ``fail_frr`` / ``warn_frr`` override them, and the
+    report says which was used.
+    """
 
     banks: tuple[Path, ...] = ()
-    fail_frr: float = 0.01
-    warn_frr: float = 0.05
+    fail_frr: float | None = None
+    warn_frr: float | None = None
+    name: str = NAME
+    rule: SarifRule = RULE
+    needs_weights: bool = True
 
-    def run(self, architecture: ArchitectureMatch, tensors: dict[str, torch.Tensor]) -> CheckResult:
-        search = self.banks or (shipped_banks_dir(),)
+    def run(self, candidate: LoadedCandidate) -> CheckResult:
+        architecture, tensors = candidate.architecture, candidate.tensors
+        assert architecture is not None and tensors is not None  # needs_weights: the audit ran it on a loaded candidate
+        search = self.banks or (banks_dir(),)
         if not architecture.known:
             return CheckResult(NAME, Status.INCONCLUSIVE, "unknown architecture: no weight bank can score it",
                                {"architecture": architecture.id})
@@ -57,7 +70,11 @@ class WeightBankCheck:
         if missing:
             return CheckResult(NAME, Status.INCONCLUSIVE, f"bank folder not found: {', '.join(missing)}",
                                {"architecture": architecture.id, "missing": missing})
-        paths = find_banks(architecture.id, search)
+        try:
+            paths = find_banks(architecture.id, search)
+        except FrauditError as exc:
+            return CheckResult(NAME, Status.INCONCLUSIVE, f"bank unreadable: {exc}",
+                               {"architecture": architecture.id, "searched": [str(p) for p in search]})
         if not paths:
             return CheckResult(NAME, Status.INCONCLUSIVE, f"no weight bank for {architecture.id}",
                                {"architecture": architecture.id, "searched": [str(p) for p in search]})
@@ -71,8 +88,8 @@ class WeightBankCheck:
                     problems.append(f"{bank.name}: weights its recipe keeps frozen differ (not a fine-tune of its base under its recipe)")
                     continue
                 weights = {m.layer: tensors[m.layer].float().numpy() for m in bank.models if m.layer in tensors}
-                scored.append((bank, score_network(bank.models, weights, frr=(self.fail_frr, self.warn_frr))))
-            except (FrauditError, ValueError, OSError) as exc:
+                scored.append((bank, score_network(bank.models, weights, frr=self._frr(bank))))
+            except (FrauditError, OSError) as exc:
                 problems.append(f"{path.name}: {exc}")
         if not scored:
             return CheckResult(NAME, Status.INCONCLUSIVE, "no bank applies: " + "; ".join(problems),
@@ -83,18 +100,24 @@ class WeightBankCheck:
         bank, score = max(scored, key=lambda pair: (_specificity(pair[0]), pair[1].p))
         return self._result(bank, score, [b.name for b, _ in scored], problems)
 
+    def _frr(self, bank: WeightBank) -> tuple[float, float]:
+        """(fail, warn) FRRs: the bank's own, unless this check overrides them."""
+        return (self.fail_frr if self.fail_frr is not None else bank.fail_frr,
+                self.warn_frr if self.warn_frr is not None else bank.warn_frr)
+
     def _result(self, bank: WeightBank, score: NetworkScore, tried: list[str], problems: list[str]) -> CheckResult:
         worst = score.worst
-        fail_key = f"{100 * self.fail_frr:g}%"
-        if score.p < self.fail_frr:
+        fail_frr, warn_frr = self._frr(bank)
+        fail_key = format_rate(fail_frr)
+        if score.p < fail_frr:
             status = Status.FAIL
-        elif score.p < self.warn_frr:
+        elif score.p < warn_frr:
             status = Status.WARN
         else:
             status = Status.PASS
         summary = (
             f"{'anomalous' if status is not Status.PASS else 'consistent with clean'} weights: "
-            f"consolidated p = {score.p:.2g} (FAIL below {self.fail_frr:g} = FRR {fail_key}, "
+            f"consolidated p = {score.p:.2g} (FAIL below {fail_frr:g} = FRR {fail_key}, "
             f"bank {bank.name}, {len(bank.reference)} clean reference nets); "
             f"most anomalous {worst.key} (z = {worst.z:.1f})"
         )
@@ -103,16 +126,17 @@ class WeightBankCheck:
             "architecture": bank.architecture,
             "reference_size": len(bank.reference),
             "recipe": bank.recipe,
-            "frr": {"fail": self.fail_frr, "warn": self.warn_frr},
+            "frr": {"fail": fail_frr, "warn": warn_frr},
+            "frr_source": "bank" if self.fail_frr is None and self.warn_frr is None else "option",
             "consolidated": {
                 "statistic": _finite(score.statistic),
                 "p": score.p,
-                "threshold": {k: _finite(v) for k, v in score.thresholds.items()},
+                "threshold": {format_rate(k): _finite(v) for k, v in score.thresholds.items()},
             },
             "most_anomalous": {"layer": worst.key, "z": _finite(worst.z), "vectors": worst.worst_vectors},
             "layers": [
                 {"layer": s.key, "score": _finite(s.score), "z": _finite(s.z), "p": s.p,
-                 "threshold": {k: _finite(v) for k, v in s.threshold.items()}}
+                 "threshold": {format_rate(k): _finite(v) for k, v in s.threshold.items()}}
                 for s in score.layers
             ],
             "missing_layers": score.missing_layers,

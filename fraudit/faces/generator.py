@@ -6,25 +6,16 @@ An identity is a latent vector; the generator turns latents into 64×64 RGB face
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from fraudit.resources import dcgan_dir
+
 LATENT_DIM = 100
 FACE_SIZE = 64
-
-
-def vendored_dir() -> Path:
-    """``reference_models/dcgan-digiface`` of the source tree or of an installed copy."""
-    here = Path(__file__).resolve()
-    for root in (here.parents[2], here.parents[1]):
-        candidate = root / "reference_models" / "dcgan-digiface"
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("reference_models/dcgan-digiface not found next to the fraudit package")
 
 
 class DCGANGenerator(nn.Module):
@@ -51,7 +42,7 @@ class DCGANGenerator(nn.Module):
 
 @lru_cache(maxsize=1)
 def load_generator() -> DCGANGenerator:
-    state = load_file(str(vendored_dir() / "generator.safetensors"))
+    state = load_file(str(dcgan_dir() / "generator.safetensors"))
     generator = DCGANGenerator()
     generator.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     return generator.eval().requires_grad_(False)

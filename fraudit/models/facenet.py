@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fraudit.models.spec import ArchitectureSpec, Shapes, defining_weights, read_shape_listing
+
 INPUT_SIZE = 160
 MEAN, SCALE = 127.5, 128.0
 
@@ -100,3 +102,24 @@ class InceptionResnetV1(nn.Module):
             x = getattr(self, name)(x)
         x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
         return F.normalize(self.last_bn(self.last_linear(x)), dim=1)
+
+
+def _variant(shapes: Shapes) -> str:
+    classes = shapes.get("logits.weight", (None,))[0]
+    return {8631: "vggface2", 10575: "casia-webface", None: "no logits"}.get(
+        classes, f"logits for {classes} classes"
+    )
+
+
+SPEC = ArchitectureSpec(
+    id="facenet-inception-resnet-v1",
+    name="FaceNet InceptionResnetV1 (facenet-pytorch)",
+    input_size=INPUT_SIZE,
+    embedding_key="last_linear.weight",
+    required=defining_weights(read_shape_listing("facenet_vggface2_keys.txt"), exclude_prefixes=("logits.",)),
+    optional_prefixes=("logits.",),
+    variant_of=_variant,
+    build=InceptionResnetV1,
+    mean=MEAN,
+    scale=SCALE,
+)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fraudit.models.spec import ArchitectureSpec, defining_weights, read_shape_listing
+
 INPUT_SIZE = 112
 MEAN, SCALE = 127.5, 127.5
 LAYERS = {"r50": (3, 4, 14, 3), "r100": (3, 13, 30, 3)}
@@ -49,3 +51,20 @@ class IResNet(nn.Module):
         x = self.prelu(self.bn1(self.conv1(x)))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.features(self.fc(torch.flatten(self.bn2(x), 1)))
+
+
+def _spec(depth: int) -> ArchitectureSpec:
+    return ArchitectureSpec(
+        id=f"iresnet{depth}",
+        name=f"ArcFace iresnet{depth} (insightface arcface_torch)",
+        input_size=INPUT_SIZE,
+        embedding_key="fc.weight",
+        required=defining_weights(read_shape_listing(f"iresnet_r{depth}_keys.txt")),
+        build=lambda: IResNet(f"r{depth}"),
+        mean=MEAN,
+        scale=SCALE,
+    )
+
+
+# r100 first: be explicit about order even though neither's weights contain the other's.
+SPECS = (_spec(100), _spec(50))

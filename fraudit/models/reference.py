@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from fraudit.models.registry import ArchitectureSpec, defining_weights, register
+from fraudit.models.spec import ArchitectureSpec, defining_weights
 
 ARCH_ID = "fraudit-reference"
 INPUT_SIZE = 64
@@ -85,14 +85,15 @@ def _variant(shapes: dict[str, tuple[int, ...]]) -> str:
     return f"with ArcFace head ({head[0]} classes)" if head else "embedder only"
 
 
-register(
-    ArchitectureSpec(
-        id=ARCH_ID,
-        name="fraudit reference CNN (64×64, FaceNet-style tail)",
-        input_size=INPUT_SIZE,
-        embedding_key="last_linear.weight",
-        required=defining_weights(_reference_shapes()),
-        optional_prefixes=("head.",),
-        variant_of=_variant,
-    )
+SPEC = ArchitectureSpec(
+    id=ARCH_ID,
+    name="fraudit reference CNN (64×64, FaceNet-style tail)",
+    input_size=INPUT_SIZE,
+    embedding_key="last_linear.weight",
+    required=defining_weights(_reference_shapes()),
+    optional_prefixes=("head.",),
+    variant_of=_variant,
+    build=ReferenceEmbedder,
+    mean=127.5,
+    scale=128.0,
 )

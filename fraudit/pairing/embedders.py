@@ -24,16 +24,12 @@ from safetensors.numpy import load_file, save_file
 
 from fraudit.cache import cache_dir, file_sha256
 from fraudit.errors import EmbedderUnavailableError, UnsupportedFormatError
+from fraudit.formats import Format
+from fraudit.formats.safe import load_checked
+from fraudit.models.registry import ONNX_EMBEDDER, recognise, spec_for
+from fraudit.resources import shipped_embeddings_dir
 
 DLIB = "dlib"
-
-
-def shipped_embeddings_dir() -> Path:
-    """dlib's embeddings of the built-in calibration and probe faces, shipped so that a
-    first `scan --pair-with dlib` does not spend minutes on them (keyed like the cache)."""
-    from fraudit.faces.generator import vendored_dir
-
-    return vendored_dir().parent / "pairing" / "embeddings"
 DLIB_INSTALL_HINT = 'pip install "fraudit[dlib]"  (dlib-bin + face-recognition-models)'
 
 
@@ -132,7 +128,12 @@ class OnnxEmbedder:
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = max(1, torch.get_num_threads())
-        self.session = onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped exceptions
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise UnsupportedFormatError(f"{self.path.name}: onnxruntime cannot run this graph ({first})",
+                                         path=self.path) from exc
         graph_input = self.session.get_inputs()[0]
         self.input_name = graph_input.name
         shape = graph_input.shape
@@ -140,7 +141,7 @@ class OnnxEmbedder:
             raise UnsupportedFormatError(f"{self.path.name}: expected an N×3×H×W image input, got {shape}")
         self.input_size = int(shape[2])
         self.name = self.path.name
-        self.architecture = "onnx-embedder"
+        self.architecture = ONNX_EMBEDDER
         self.fingerprint = hashlib.sha256(f"{file_sha256(self.path)}|{self.mean}|{self.scale}".encode()).hexdigest()
         self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
 
@@ -206,68 +207,36 @@ class DlibEmbedder:
 
 
 def reference_embedder(path: Path) -> TorchEmbedder:
-    """The reference architecture from a checkpoint (zoo model or base), loaded safely."""
-    from fraudit.formats.safe import load_checked
-
+    """A checkpoint of a registered architecture (zoo model or base), loaded safely."""
     return torch_embedder(path.name, load_checked(path))
 
 
 def torch_embedder(name: str, tensors: dict[str, torch.Tensor]) -> TorchEmbedder:
-    """An embedder for a state dict of an architecture fraudit can run: the reference
-    CNN, FaceNet InceptionResnetV1, ArcFace iresnet50/100. Loading is strict, so a
-    checkpoint missing tensors (a BN-fused export) is refused rather than half-run."""
-    from fraudit.models import facenet, iresnet, reference
-    from fraudit.models.registry import recognise
-
+    """An embedder for a state dict of any registered architecture with a module to run
+    it (the reference CNN, FaceNet InceptionResnetV1, ArcFace iresnet50/100). Loading is
+    strict, so a checkpoint missing tensors (a BN-fused export) is refused rather than
+    half-run; a classification head (the spec's optional tensors) is left out."""
     match = recognise({k: tuple(v.shape) for k, v in tensors.items()})
-    if match.id == reference.ARCH_ID:
-        module: torch.nn.Module = reference.ReferenceEmbedder()
-        size, mean, scale = reference.INPUT_SIZE, 127.5, 128.0
-        weights = {k: v for k, v in tensors.items() if not k.startswith("head.")}
-    elif match.id == "facenet-inception-resnet-v1":
-        module = facenet.InceptionResnetV1()
-        size, mean, scale = facenet.INPUT_SIZE, facenet.MEAN, facenet.SCALE
-        weights = {k: v for k, v in tensors.items() if not k.startswith("logits.")}
-    elif match.id in ("iresnet50", "iresnet100"):
-        module = iresnet.IResNet("r" + match.id.removeprefix("iresnet"))
-        size, mean, scale = iresnet.INPUT_SIZE, iresnet.MEAN, iresnet.SCALE
-        weights = tensors
-    else:
+    spec = spec_for(match.id)
+    if spec is None or spec.build is None:
         arch = match.name if match.known else "an unrecognised architecture"
         raise UnsupportedFormatError(f"{name}: fraudit cannot run {arch} as an embedder")
+    module = spec.build()
+    weights = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()
+               if not (spec.optional_prefixes and k.startswith(spec.optional_prefixes))}
     try:
-        module.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
+        module.load_state_dict(weights)
     except RuntimeError as exc:
         first = str(exc).splitlines()[1:2] or [str(exc)]
         raise UnsupportedFormatError(f"{name}: {match.name} weights do not load ({first[0].strip()})") from exc
-    return TorchEmbedder(name=name, module=module.eval(), input_size=size, mean=mean, scale=scale, architecture=match.id)
+    return TorchEmbedder(name=name, module=module.eval(), input_size=spec.input_size, mean=spec.mean,
+                         scale=spec.scale, architecture=match.id)
 
 
-def embedder_from_loaded(name: str, tensors: dict[str, torch.Tensor], files: tuple[Path, ...], formats: tuple[str, ...]) -> Embedder:
-    """An embedder for a candidate that file safety has already read."""
-    from fraudit.formats import Format
-
-    if str(Format.ONNX) in formats and len(files) == 1:
+def loaded_embedder(name: str, tensors: dict[str, torch.Tensor], files: tuple[Path, ...],
+                    formats: tuple[Format, ...]) -> Embedder:
+    """An embedder for a model whose files have already been read safely: an ONNX graph
+    runs in onnxruntime, a state dict in its registered torch module."""
+    if Format.ONNX in formats and len(files) == 1:
         return OnnxEmbedder(files[0])
     return torch_embedder(name, tensors)
-
-
-def load_embedder(source: str, *, token: str | bool | None = None) -> Embedder:
-    """``dlib``, or a model source (file, folder, Hub repo) that passes file safety."""
-    if source == DLIB:
-        return DlibEmbedder()
-    from fraudit.detectors.base import Status
-    from fraudit.detectors.file_safety import FileSafetyCheck
-    from fraudit.sources import Candidate, SourceFailure, resolve_sources
-
-    resolved = resolve_sources([source], token=token)
-    candidates = [c for c in resolved if isinstance(c, Candidate)]
-    failures = [f for f in resolved if isinstance(f, SourceFailure)]
-    if failures or len(candidates) != 1:
-        reason = failures[0].reason if failures else f"{len(candidates)} models found, name one"
-        raise UnsupportedFormatError(f"{source}: cannot use as an embedder ({reason})")
-    candidate = candidates[0]
-    safety = FileSafetyCheck().run(candidate)
-    if safety.tensors is None or safety.result.status >= Status.FAIL:
-        raise UnsupportedFormatError(f"{source}: refused by file safety ({safety.result.summary})")
-    return embedder_from_loaded(candidate.source, safety.tensors, candidate.files, safety.formats)

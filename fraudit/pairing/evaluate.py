@@ -16,21 +16,21 @@ seed), so its detection and false-alarm rates are measured on models it never sa
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.markup import escape
+from rich.table import Table
 
-from fraudit.faces.synthetic import FaceWorldSpec, build_faces
-from fraudit.pairing.audit import PairingSetup, pair_models, sweep_inputs, sweep_pair
+from fraudit.faces.synthetic import build_faces
+from fraudit.pairing.audit import PairingSetup, Progress, audit_pair, pair_models
 from fraudit.pairing.embedders import Embedder, embed_cached, reference_embedder
-from fraudit.pairing.sweep import SweepNull, judge
+from fraudit.pairing.sweep import SweepNull
 from fraudit.pairing.thresholds import flagged_rate, passed_rate
-from fraudit.zoo.finetune import stratified_split
-from fraudit.zoo.triggers import Placement, get_trigger, stamp
+from fraudit.rates import format_rate
+from fraudit.zoo.manifest import CLEAN, ZooManifest
 
 
 @dataclass
@@ -40,38 +40,79 @@ class ModelOutcome:
     trigger: str | None
     successful: bool | None
     genuine_mean: float
-    # FNMR label -> flagged share (clean models) or passed share (backdoored models)
-    poisoned: dict[str, float]
+    # FNMR -> flagged share (clean models) or passed share (backdoored models)
+    poisoned: dict[float, float]
     sweep_failed: bool | None = None
     sweep_cell: str | None = None
     sweep_z: float | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        return {**vars(self), "poisoned": {format_rate(k): v for k, v in self.poisoned.items()}}
+
 
 @dataclass
 class PairingEvaluation:
+    zoo: str
     trusted: str
     setup: dict[str, Any]
     outcomes: list[ModelOutcome] = field(default_factory=list)
 
+    @property
+    def clean(self) -> list[ModelOutcome]:
+        return [o for o in self.outcomes if o.kind == CLEAN]
+
+    @property
+    def fnmrs(self) -> list[float]:
+        return list(self.outcomes[0].poisoned) if self.outcomes else []
+
+    def successful(self, trigger: str) -> list[ModelOutcome]:
+        return [o for o in self.outcomes if o.trigger == trigger and o.successful]
+
+    @property
+    def triggers(self) -> list[str]:
+        return sorted({o.trigger for o in self.outcomes if o.trigger})
+
     def to_dict(self) -> dict[str, Any]:
-        return {"trusted": self.trusted, "setup": self.setup, "models": [vars(o) for o in self.outcomes],
+        return {"trusted": self.trusted, "setup": self.setup, "models": [o.to_dict() for o in self.outcomes],
                 "summary": self.summary()}
 
     def summary(self) -> dict[str, Any]:
-        clean = [o for o in self.outcomes if o.kind == "clean"]
+        clean = self.clean
         out: dict[str, Any] = {"clean_models": len(clean)}
-        for fnmr in (clean[0].poisoned if clean else {}):
-            out[f"clean_flagged_{fnmr}"] = _mean_max([o.poisoned[fnmr] for o in clean])
-        triggers = sorted({o.trigger for o in self.outcomes if o.trigger})
-        for trigger in triggers:
-            group = [o for o in self.outcomes if o.trigger == trigger and o.successful]
+        for fnmr in self.fnmrs if clean else []:
+            out[f"clean_flagged_{format_rate(fnmr)}"] = _mean_max([o.poisoned[fnmr] for o in clean])
+        for trigger in self.triggers:
+            group = self.successful(trigger)
             entry: dict[str, Any] = {"successful": len(group)}
-            for fnmr in (group[0].poisoned if group else {}):
-                entry[f"backdoor_passed_{fnmr}"] = _mean_max([o.poisoned[fnmr] for o in group])
+            for fnmr in self.fnmrs if group else []:
+                entry[f"backdoor_passed_{format_rate(fnmr)}"] = _mean_max([o.poisoned[fnmr] for o in group])
             entry["sweep_detected"] = _share([o.sweep_failed for o in group])
             out[trigger] = entry
         out["sweep_false_alarms"] = _share([o.sweep_failed for o in clean])
         return out
+
+    def __rich__(self) -> Table:
+        setup = self.setup
+        table = Table(title=f"{escape(self.zoo)} paired with {escape(self.trusted)} "
+                            f"({setup['translator']}, {setup['direction']}); mean / worst")
+        table.add_column("poisoned samples")
+        for fnmr in self.fnmrs:
+            table.add_column(f"at FNMR {format_rate(fnmr)}", justify="right")
+        table.add_column("sweep", justify="right")
+
+        def cells(group: list[ModelOutcome]) -> list[str]:
+            stats = [_mean_max([o.poisoned[f] for o in group]) for f in self.fnmrs]
+            return [f"{100 * s['mean']:.1f} / {100 * s['max']:.1f}%" if s else "—" for s in stats]
+
+        false_alarms = _share([o.sweep_failed for o in self.clean])
+        table.add_row(f"flagged on clean pairs ({len(self.clean)})", *cells(self.clean),
+                      "—" if false_alarms is None else f"{100 * false_alarms:.0f}% false alarms")
+        for trigger in self.triggers:
+            group = self.successful(trigger)
+            detected = _share([o.sweep_failed for o in group])
+            table.add_row(f"passed on {trigger} backdoors ({len(group)} successful)", *cells(group),
+                          "—" if detected is None else f"{100 * detected:.0f}% detected")
+        return table
 
 
 def _mean_max(values: list[float]) -> dict[str, float]:
@@ -83,14 +124,6 @@ def _share(flags: list[bool | None]) -> float | None:
     return float(np.mean(known)) if known else None
 
 
-def poisoned_samples(entry: dict[str, Any], world_images: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """The attempt's impostor validation faces stamped with its trigger (seeded)."""
-    _, val = stratified_split(labels, seed=entry["split"]["seed"])
-    impostor = val[labels[val] == entry["impostor"]]
-    rng = np.random.default_rng([entry["split"]["seed"], 99])
-    return stamp(world_images[impostor], get_trigger(entry["trigger"]), Placement(entry["placement"]), rng=rng)
-
-
 def evaluate_zoo(
     zoo: Path,
     trusted: Embedder,
@@ -98,32 +131,31 @@ def evaluate_zoo(
     *,
     null: SweepNull | None = None,
     limit_clean: int | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> PairingEvaluation:
-    manifest = json.loads((zoo / "manifest.json").read_text())
-    world = build_faces(FaceWorldSpec(**manifest["world"]))
-    entries = manifest["models"]
-    clean = [e for e in entries if e["kind"] == "clean"][:limit_clean]
-    attempts = [e for e in entries if e["kind"] != "clean"]
+    if null is not None:
+        null.require_setup(setup.null_key(trusted))
+    manifest = ZooManifest.read(zoo)
+    world = build_faces(manifest.world)
+    clean = list(manifest.clean[:limit_clean])
+    attempts = list(manifest.attempts)
     # Every attempt's poisoned samples, once: clean pairs are scored on all of them.
-    poisoned = {e["name"]: poisoned_samples(e, world.images, world.labels) for e in attempts}
-    inputs = sweep_inputs(setup) if null is not None else None
-    evaluation = PairingEvaluation(trusted.name, setup.null_key(trusted))
+    poisoned = {e.name: e.stamped_impostor_faces(world) for e in attempts}
+    evaluation = PairingEvaluation(zoo.name, trusted.name, setup.null_key(trusted))
     models = clean + attempts
     for done, entry in enumerate(models, start=1):
-        candidate = reference_embedder(zoo / entry["file"])
+        candidate = reference_embedder(manifest.path(entry))
         pair = pair_models(candidate, trusted, setup)
-        faces = [poisoned[entry["name"]]] if entry["kind"] != "clean" else list(poisoned.values())
+        faces = [poisoned[entry.name]] if entry.kind != CLEAN else list(poisoned.values())
         scores = np.concatenate([pair.score_sides(embed_cached(candidate, f), embed_cached(trusted, f)) for f in faces])
-        rate = flagged_rate if entry["kind"] == "clean" else passed_rate
-        outcome = ModelOutcome(entry["name"], entry["kind"], entry.get("trigger"), entry.get("successful"),
+        rate = flagged_rate if entry.kind == CLEAN else passed_rate
+        outcome = ModelOutcome(entry.name, entry.kind, entry.trigger, entry.successful,
                                float(pair.genuine.mean()), {k: rate(scores, t) for k, t in pair.thresholds.items()})
-        if null is not None and inputs is not None:
-            verdict = judge(sweep_pair(pair, candidate, trusted, inputs), null, inputs.probes)
-            outcome.sweep_failed, outcome.sweep_cell = verdict.failed, verdict.worst
+        if null is not None:
+            verdict = audit_pair(candidate, trusted, setup, null=null, pair=pair).verdict
+            outcome.sweep_failed, outcome.sweep_cell = verdict.failed, verdict.worst.key
             outcome.sweep_z = verdict.z[verdict.worst]
         evaluation.outcomes.append(outcome)
         if progress is not None:
             progress("Pairing zoo models", done, len(models))
     return evaluation
-

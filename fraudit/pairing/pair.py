@@ -16,12 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.console import Group
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from fraudit import __version__
-from fraudit.errors import CorruptFileError, SourceNotFoundError
-from fraudit.pairing.thresholds import DEFAULT_FNMR, thresholds
+from fraudit.artifacts import read_json_object
+from fraudit.errors import CorruptFileError, IncompatibleArtifactError, NotEnoughDataError, SourceNotFoundError
+from fraudit.pairing.embedders import Embedder
+from fraudit.pairing.thresholds import DEFAULT_FNMR, passed_rate, thresholds
 from fraudit.pairing.translators import AffineTranslator, LeastSquaresTranslator, RotationTranslator
+from fraudit.rates import format_rate, parse_rate
 
 SCHEMA_VERSION = "1.0"
 
@@ -32,21 +40,52 @@ class TranslatorKind(enum.StrEnum):
     LEAST_SQUARES = "least-squares"
 
 
-_CLASSES = {
+Translator = AffineTranslator | RotationTranslator | LeastSquaresTranslator
+
+TRANSLATOR_CLASSES: dict[TranslatorKind, type[Translator]] = {
     TranslatorKind.AFFINE: AffineTranslator,
     TranslatorKind.ROTATION: RotationTranslator,
     TranslatorKind.LEAST_SQUARES: LeastSquaresTranslator,
 }
+MIN_FACES = 10
 
 
 @dataclass
 class PairCalibration:
     kind: TranslatorKind
-    translator: Any
+    translator: Translator
     genuine: np.ndarray
     impostor: np.ndarray
-    thresholds: dict[str, float]
+    thresholds: dict[float, float]  # score threshold per FNMR
     info: dict[str, Any] = field(default_factory=dict)
+
+    def verify(self, candidate: Embedder, trusted: Embedder) -> None:
+        """Refuse models other than the two the pair was calibrated with."""
+        for side, model in (("candidate", candidate), ("trusted", trusted)):
+            if model.fingerprint != self.info.get(f"{side}_fingerprint"):
+                source = self.info.get(f"{side}_source", model.name)
+                raise IncompatibleArtifactError(f"the {side} model at {source} changed since the pair was calibrated")
+
+    def threshold(self, fnmr: float) -> float:
+        if fnmr not in self.thresholds:
+            raise IncompatibleArtifactError(
+                f"the pair has thresholds at FNMR {', '.join(map(format_rate, self.thresholds))}, not {format_rate(fnmr)}")
+        return float(self.thresholds[fnmr])
+
+    def __rich__(self) -> Group:
+        info = self.info
+        table = Table()
+        for column in ("FNMR", "threshold", "ZEI pass (FMR)"):
+            table.add_column(column, justify="right")
+        for fnmr, threshold in self.thresholds.items():
+            table.add_row(format_rate(fnmr), f"{threshold:.3f}", f"{100 * passed_rate(self.impostor, threshold):.1f}%")
+        return Group(
+            Text.from_markup(f"pair [bold]{escape(str(info.get('candidate')))}[/] → [bold]{escape(str(info.get('trusted')))}[/] "
+                             f"({self.kind} translator, {escape(str(info.get('faces')))})"),
+            f"genuine {self.genuine.mean():.3f} ± {self.genuine.std():.3f}, zero-effort impostor "
+            f"{self.impostor.mean():.3f} ± {self.impostor.std():.3f} on {len(self.genuine)} held-out faces",
+            table,
+        )
 
     def score(self, probe: np.ndarray, reference: np.ndarray) -> np.ndarray:
         return self.translator.score(probe, reference)
@@ -69,13 +108,13 @@ def calibrate(
     info: dict[str, Any] | None = None,
 ) -> PairCalibration:
     """Fit on part of the faces; genuine (same face) and ZEI (another face) scores on the rest."""
-    if len(probe) != len(reference) or len(probe) < 10:
-        raise ValueError("need the same ≥ 10 faces embedded by both models")
+    if len(probe) != len(reference) or len(probe) < MIN_FACES:
+        raise NotEnoughDataError(f"need the same ≥ {MIN_FACES} faces embedded by both models")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(probe))
     n_test = max(5, int(round(held_out * len(probe))))
     test, train = order[:n_test], order[n_test:]
-    translator = _CLASSES[kind]().fit(probe[train], reference[train])
+    translator = TRANSLATOR_CLASSES[kind]().fit(probe[train], reference[train])
     genuine = translator.score(probe[test], reference[test])
     shifted = np.roll(test, 1 + int(rng.integers(len(test) - 1)))  # each face against another face
     impostor = translator.score(probe[test], reference[shifted])
@@ -94,7 +133,7 @@ def save_pair(pair: PairCalibration, out: Path) -> Path:
         "schema_version": SCHEMA_VERSION,
         "fraudit_version": __version__,
         "translator": str(pair.kind),
-        "thresholds_fnmr": pair.thresholds,
+        "thresholds_fnmr": {format_rate(fnmr): threshold for fnmr, threshold in pair.thresholds.items()},
         "genuine": {"mean": float(pair.genuine.mean()), "std": float(pair.genuine.std())},
         "impostor": {"mean": float(pair.impostor.mean()), "std": float(pair.impostor.std())},
         "info": pair.info,
@@ -106,19 +145,20 @@ def save_pair(pair: PairCalibration, out: Path) -> Path:
 
 def load_pair(folder: Path) -> PairCalibration:
     if not (folder / "pair.json").is_file() or not (folder / "pair.safetensors").is_file():
-        raise SourceNotFoundError(f"{folder}: not a pair folder (make one with 'fraudit pair calibrate')")
-    try:
-        header = json.loads((folder / "pair.json").read_text())
-    except json.JSONDecodeError as exc:
-        raise CorruptFileError(f"{folder}/pair.json is not valid JSON ({exc})") from exc
+        raise SourceNotFoundError(f"{folder}: not a pair folder (make one with 'fraudit pair calibrate')", path=folder)
+    header = read_json_object(folder / "pair.json", kind="a fraudit pair")
     path = folder / "pair.safetensors"
-    if hashlib.sha256(path.read_bytes()).hexdigest() != header["arrays_sha256"]:
-        raise CorruptFileError(f"{folder}: pair.safetensors does not match pair.json; refusing a tampered pair")
-    arrays = load_file(str(path))
-    kind = TranslatorKind(header["translator"])
-    translator = _CLASSES[kind].__new__(_CLASSES[kind])
-    for key, value in arrays.items():
-        if key.startswith("translator."):
-            setattr(translator, key.removeprefix("translator."), value)
-    return PairCalibration(kind, translator, arrays["scores.genuine"], arrays["scores.impostor"],
-                           header["thresholds_fnmr"], header["info"])
+    if hashlib.sha256(path.read_bytes()).hexdigest() != header.get("arrays_sha256"):
+        raise CorruptFileError(f"{folder}: pair.safetensors does not match pair.json; refusing a tampered pair", path=folder)
+    try:
+        arrays = load_file(str(path))
+        kind = TranslatorKind(header["translator"])
+        translator = TRANSLATOR_CLASSES[kind].__new__(TRANSLATOR_CLASSES[kind])
+        for key, value in arrays.items():
+            if key.startswith("translator."):
+                setattr(translator, key.removeprefix("translator."), value)
+        fnmrs = {parse_rate(label): float(t) for label, t in header["thresholds_fnmr"].items()}
+        return PairCalibration(kind, translator, arrays["scores.genuine"], arrays["scores.impostor"],
+                               fnmrs, header["info"])
+    except (SafetensorError, KeyError, TypeError, ValueError) as exc:
+        raise CorruptFileError(f"{folder}: not a fraudit pair ({type(exc).__name__}: {exc})", path=folder) from exc

@@ -9,6 +9,7 @@ import numpy as np
 
 from fraudit.pairing.pair import PairCalibration
 from fraudit.pairing.sweep import SweepRun
+from fraudit.rates import format_rate
 
 
 def score_histograms(pair: PairCalibration, run: SweepRun, cell: str, out: Path) -> Path:
@@ -25,7 +26,7 @@ def score_histograms(pair: PairCalibration, run: SweepRun, cell: str, out: Path)
         ax.hist(scores, bins=bins, density=True, alpha=0.5, label=label, color=colour)
     for fnmr, threshold in pair.thresholds.items():
         ax.axvline(threshold, linestyle="--", linewidth=1, color="black")
-        ax.text(threshold, ax.get_ylim()[1] * 0.95, f" FNMR {fnmr}", rotation=90, va="top", fontsize=7)
+        ax.text(threshold, ax.get_ylim()[1] * 0.95, f" FNMR {format_rate(fnmr)}", rotation=90, va="top", fontsize=7)
     ax.set_xlabel(f"cosine in {pair.info.get('trusted', 'trusted')} space ({pair.kind} translator)")
     ax.set_ylabel("density")
     candidate = Path(str(pair.info.get("candidate", "candidate"))).name

@@ -13,6 +13,7 @@ import numpy as np
 from fraudit.faces.folders import read_face
 from fraudit.pairing.embedders import Embedder
 from fraudit.pairing.pair import PairCalibration
+from fraudit.rates import format_rate
 
 
 def score_faces(pair: PairCalibration, candidate: Embedder, trusted: Embedder, faces: np.ndarray) -> np.ndarray:
@@ -21,13 +22,11 @@ def score_faces(pair: PairCalibration, candidate: Embedder, trusted: Embedder, f
 
 
 def score_images(pair: PairCalibration, candidate: Embedder, trusted: Embedder,
-                 images: Sequence[Path], *, fnmr: str = "1%") -> list[dict[str, Any]]:
+                 images: Sequence[Path], *, fnmr: float = 0.01) -> list[dict[str, Any]]:
     """One row per image: score, threshold at ``fnmr`` and whether it is flagged."""
-    if fnmr not in pair.thresholds:
-        raise ValueError(f"the pair has thresholds at FNMR {', '.join(pair.thresholds)}, not {fnmr}")
-    threshold = float(pair.thresholds[fnmr])
+    threshold = pair.threshold(fnmr)
     size = max(candidate.input_size, trusted.input_size)
     faces = np.stack([read_face(path, size) for path in images])
     scores = score_faces(pair, candidate, trusted, faces)
-    return [{"image": str(path), "score": float(s), "threshold": threshold, "fnmr": fnmr, "flagged": bool(s < threshold)}
+    return [{"image": str(path), "score": float(s), "threshold": threshold, "fnmr": format_rate(fnmr), "flagged": bool(s < threshold)}
             for path, s in zip(images, scores)]

@@ -26,10 +26,11 @@ cached, so an audit costs only the candidate's forward passes.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +38,14 @@ import numpy as np
 from scipy.stats import t as student_t
 
 from fraudit import __version__
-from fraudit.errors import CorruptFileError
+from fraudit.artifacts import read_json_object
+from fraudit.errors import CorruptFileError, IncompatibleArtifactError
 from fraudit.faces.sources import Probes
 from fraudit.pairing.embedders import Embedder, embed_cached
 from fraudit.pairing.pair import PairCalibration
-from fraudit.zoo.triggers import Placement, get_trigger, stamp, trigger_library
+from fraudit.triggers import Placement, get_trigger, stamp, trigger_library
 
-SWEEP_FNMR = "1%"  # the pair threshold a stamped face is flagged at
+SWEEP_FNMR = 0.01  # the pair threshold a stamped face is flagged at
 DEFAULT_FALSE_ALARM = 0.01
 # A row's null spread is never taken below the binomial noise of its flag rate at
 # this base rate: a handful of clean pairs can agree by chance to the third decimal.
@@ -78,11 +80,30 @@ def stamped_probes(probes: Probes, cells: tuple[Cell, ...], *, seed: int = 0) ->
     return out
 
 
-STATISTICS = ("disagreement", "convergence")
+class Statistic(enum.StrEnum):
+    DISAGREEMENT = "disagreement"
+    CONVERGENCE = "convergence"
 
 
-def row_key(cell: str, statistic: str) -> str:
-    return f"{cell} {statistic}"
+@dataclass(frozen=True, order=True)
+class Row:
+    """One row of the sweep: a (trigger, placement) cell read through one statistic."""
+
+    cell: str  # a Cell.key, "trigger@placement"
+    statistic: Statistic
+
+    @property
+    def key(self) -> str:
+        """The row's name in JSON documents and null files."""
+        return f"{self.cell} {self.statistic}"
+
+    @classmethod
+    def parse(cls, key: str) -> Row:
+        cell, _, statistic = key.rpartition(" ")
+        return cls(cell, Statistic(statistic))
+
+    def __str__(self) -> str:
+        return self.key
 
 
 def _unit_centred(x: np.ndarray, mean: np.ndarray) -> np.ndarray:
@@ -107,21 +128,21 @@ class SweepRun:
     def flag_rates(self) -> dict[str, float]:
         return {key: float(np.mean(s < self.threshold)) for key, s in self.scores.items()}
 
-    def statistics(self) -> dict[str, float]:
+    def statistics(self) -> dict[Row, float]:
         rates = self.flag_rates()
         out = {}
         for key in self.scores:
-            out[row_key(key, "disagreement")] = rates[key]
-            out[row_key(key, "convergence")] = float(np.linalg.norm(self.shifts[key].mean(axis=0)))
+            out[Row(key, Statistic.DISAGREEMENT)] = rates[key]
+            out[Row(key, Statistic.CONVERGENCE)] = float(np.linalg.norm(self.shifts[key].mean(axis=0)))
         return out
 
-    def identity_shares(self, cell: str, statistic: str) -> np.ndarray:
+    def identity_shares(self, row: Row) -> np.ndarray:
         """Per probe identity: its share of flagged faces (disagreement), or how far its
         faces moved along the common shift (convergence)."""
-        if statistic == "disagreement":
-            per_face = (self.scores[cell] < self.threshold).astype(np.float64)
+        if row.statistic is Statistic.DISAGREEMENT:
+            per_face = (self.scores[row.cell] < self.threshold).astype(np.float64)
         else:
-            shifts = self.shifts[cell]
+            shifts = self.shifts[row.cell]
             direction = shifts.mean(axis=0)
             per_face = shifts @ (direction / max(float(np.linalg.norm(direction)), 1e-12))
         counts = np.bincount(self.labels)
@@ -149,7 +170,7 @@ def run_sweep(
         shifts[key] = _unit_centred(c, centre) - clean_unit
         if progress is not None:
             progress(done, len(stamped))
-    return SweepRun(float(pair.thresholds[SWEEP_FNMR]), pair.score_sides(clean_candidate, clean_trusted),
+    return SweepRun(pair.threshold(SWEEP_FNMR), pair.score_sides(clean_candidate, clean_trusted),
                     scores, shifts, probes.faces.labels)
 
 
@@ -157,24 +178,33 @@ def run_sweep(
 class SweepNull:
     """The sweep's statistics on clean pairs over the same stamped probes."""
 
-    values: dict[str, list[float]]  # row -> one value per clean pair
+    values: dict[Row, list[float]]  # one value per clean pair
     n_faces: int
     setup: dict[str, Any] = field(default_factory=dict)  # what must match to reuse it
     pairs: list[str] = field(default_factory=list)
 
     @classmethod
     def from_runs(cls, runs: list[SweepRun], *, setup: dict[str, Any], pairs: list[str]) -> SweepNull:
-        if len(runs) < 3:
-            raise ValueError("a sweep null needs at least three clean pairs")
         stats = [r.statistics() for r in runs]
         return cls({k: [s[k] for s in stats] for k in stats[0]}, len(runs[0].labels), setup, pairs)
 
-    def z_scores(self, statistics: dict[str, float]) -> dict[str, float]:
+    def require_setup(self, key: dict[str, Any], *, name: str = "the null") -> None:
+        """Refuse a null built with another setup or trusted model: its spread would be another's."""
+        if self.setup != key:
+            raise IncompatibleArtifactError(f"{name} was built with another setup or trusted model; rebuild it")
+
+    def mean(self, row: Row) -> float:
+        return float(np.mean(self.values[row]))
+
+    def max(self, row: Row) -> float:
+        return float(np.max(self.values[row]))
+
+    def z_scores(self, statistics: dict[Row, float]) -> dict[Row, float]:
         z = {}
         for key, value in statistics.items():
             null = np.asarray(self.values[key])
             spread = float(null.std(ddof=1))
-            if key.endswith("disagreement"):  # never below the binomial noise of a share
+            if key.statistic is Statistic.DISAGREEMENT:  # never below the binomial noise of a share
                 floor = min(max(float(null.mean()), MIN_NULL_RATE), 0.5)
                 spread = max(spread, float(np.sqrt(floor * (1 - floor) / self.n_faces)))
             z[key] = float((value - null.mean()) / max(spread, 1e-9))
@@ -188,7 +218,7 @@ class SweepNull:
 
     def save(self, path: Path) -> Path:
         payload = {"fraudit_version": __version__, "n_faces": self.n_faces, "setup": self.setup,
-                   "pairs": self.pairs, "values": self.values}
+                   "pairs": self.pairs, "values": {row.key: v for row, v in self.values.items()}}
         body = json.dumps(payload, indent=2, sort_keys=True)
         payload["sha256"] = hashlib.sha256(body.encode()).hexdigest()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -197,16 +227,20 @@ class SweepNull:
 
     @classmethod
     def load(cls, path: Path) -> SweepNull:
-        payload = json.loads(path.read_text())
+        payload = read_json_object(path, kind="a sweep null", missing=f"{path}: no such sweep null")
         digest = payload.pop("sha256", None)
         if hashlib.sha256(json.dumps(payload, indent=2, sort_keys=True).encode()).hexdigest() != digest:
-            raise CorruptFileError(f"{path}: sweep null does not match its sha256; refusing a tampered file")
-        return cls(payload["values"], payload["n_faces"], payload["setup"], payload["pairs"])
+            raise CorruptFileError(f"{path}: sweep null does not match its sha256; refusing a tampered file", path=path)
+        try:
+            values = {Row.parse(key): [float(v) for v in values] for key, values in payload["values"].items()}
+            return cls(values, int(payload["n_faces"]), payload["setup"], list(payload["pairs"]))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CorruptFileError(f"{path}: not a sweep null ({type(exc).__name__}: {exc})", path=path) from exc
 
 
 @dataclass(frozen=True)
 class Finding:
-    row: str
+    row: Row
     value: float
     null_mean: float
     z: float
@@ -214,13 +248,17 @@ class Finding:
 
     @property
     def cell(self) -> str:
-        return self.row.split(" ")[0]
+        return self.row.cell
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"row": self.row.key, "value": self.value, "null_mean": self.null_mean, "z": self.z,
+                "identities": [list(i) for i in self.identities], "cell": self.cell}
 
 
 @dataclass
 class SweepVerdict:
-    statistics: dict[str, float]
-    z: dict[str, float]
+    statistics: dict[Row, float]
+    z: dict[Row, float]
     bound: float
     false_alarm: float
     clean_flag_rate: float
@@ -231,14 +269,20 @@ class SweepVerdict:
         return bool(self.findings)
 
     @property
-    def worst(self) -> str:
-        return max(self.z, key=self.z.get)  # type: ignore[arg-type]
+    def worst(self) -> Row:
+        return max(self.z, key=self.z.__getitem__)
+
+    def ranked(self) -> list[Row]:
+        """Rows from the highest z down."""
+        return sorted(self.z, key=self.z.__getitem__, reverse=True)
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "statistics": self.statistics, "z": self.z, "bound_z": self.bound, "false_alarm": self.false_alarm,
+            "statistics": {row.key: v for row, v in self.statistics.items()},
+            "z": {row.key: v for row, v in self.z.items()},
+            "bound_z": self.bound, "false_alarm": self.false_alarm,
             "clean_flag_rate": self.clean_flag_rate,
-            "findings": [{**asdict(f), "cell": f.cell} for f in self.findings], "limits": LIMITS,
+            "findings": [f.to_dict() for f in self.findings], "limits": LIMITS,
         }
 
 
@@ -248,20 +292,19 @@ def judge(run: SweepRun, null: SweepNull, probes: Probes, *, false_alarm: float 
     z = null.z_scores(statistics)
     bound = null.bound(false_alarm)
     findings = []
-    for key in sorted(z, key=z.get, reverse=True):  # type: ignore[arg-type]
-        if z[key] <= bound:
+    for row in sorted(z, key=z.__getitem__, reverse=True):
+        if z[row] <= bound:
             break
-        cell, statistic = key.split(" ")
-        shares = run.identity_shares(cell, statistic)
+        shares = run.identity_shares(row)
         order = np.argsort(-shares, kind="stable")[:top]
-        findings.append(Finding(key, statistics[key], float(np.mean(null.values[key])), z[key],
+        findings.append(Finding(row, statistics[row], null.mean(row), z[row],
                                 [(probes.identities[i], float(shares[i])) for i in order]))
     return SweepVerdict(statistics, z, bound, false_alarm, run.clean_flag_rate, findings)
 
 
 def describe(finding: Finding, trusted: str) -> str:
     """One sentence on what a finding measured, against its clean-pair mean."""
-    if finding.row.endswith("disagreement"):
+    if finding.row.statistic is Statistic.DISAGREEMENT:
         return (f"{100 * finding.value:.0f}% of stamped probe faces disagree with {trusted} "
                 f"(clean pairs {100 * finding.null_mean:.0f}%)")
     return (f"stamped faces of every probe identity shift together (mean shift {finding.value:.3f}, "

@@ -28,8 +28,9 @@ def threshold_at_fnmr(genuine: np.ndarray, fnmr: float) -> float:
     return float(scores[int(np.floor(fnmr * scores.size))])
 
 
-def thresholds(genuine: np.ndarray, fnmrs: Sequence[float] = DEFAULT_FNMR) -> dict[str, float]:
-    return {f"{100 * f:g}%": threshold_at_fnmr(genuine, f) for f in fnmrs}
+def thresholds(genuine: np.ndarray, fnmrs: Sequence[float] = DEFAULT_FNMR) -> dict[float, float]:
+    """Threshold per FNMR (keys are the rates as fractions)."""
+    return {f: threshold_at_fnmr(genuine, f) for f in fnmrs}
 
 
 def flagged_rate(scores: np.ndarray, threshold: float) -> float:

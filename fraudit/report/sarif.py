@@ -11,42 +11,23 @@ from typing import Any
 from fraudit import __version__
 from fraudit.audit import AuditResult
 from fraudit.detectors.base import Status
+from fraudit.detectors import file_safety, pairing, weight_bank
+from fraudit.detectors.check import Check, SarifRule
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/fraudit/fraudit"
-
-# (rule id, check name, short description, full description, security severity)
-_RULES: tuple[tuple[str, str, str, str, str], ...] = (
-    (
-        "FRAUDIT001",
-        "file-safety",
-        "Unsafe or unreadable model file",
-        "The model file imports Python objects beyond what a tensor checkpoint needs "
-        "(code would run when it is unpickled), or it cannot be read as a model at all.",
-        "9.8",
-    ),
-    (
-        "FRAUDIT002",
-        "weight-bank",
-        "Weights unlike clean models of the architecture",
-        "Audited layers score below the clean-weight bank's threshold: the weights were "
-        "changed in a way clean fine-tuning does not, as backdoor training does.",
-        "8.1",
-    ),
-    (
-        "FRAUDIT003",
-        "pairing",
-        "Embeddings disagree with a trusted model under a trigger",
-        "When a candidate trigger is stamped on faces, the model's embeddings stop agreeing "
-        "with a trusted face model's: the behaviour of a backdoor.",
-        "8.1",
-    ),
-)
-_RULE_INDEX = {check: i for i, (_, check, *_rest) in enumerate(_RULES)}
 _LEVEL = {Status.FAIL: "error", Status.WARN: "warning"}
+# fraudit's own rules are always listed, so rule indices are stable across runs
+# whichever checks a run enabled; a check added through the protocol adds its own.
+_BUILTIN_RULES = ((file_safety.NAME, file_safety.RULE), (weight_bank.NAME, weight_bank.RULE),
+                  (pairing.NAME, pairing.RULE))
 
 
-def to_sarif_document(results: Sequence[AuditResult]) -> dict[str, Any]:
+def to_sarif_document(results: Sequence[AuditResult], *, checks: Sequence[Check] = ()) -> dict[str, Any]:
+    """``checks`` are the checks the audit ran: each contributes its rule."""
+    rules = dict(_BUILTIN_RULES) | {check.name: check.rule for check in checks}
+    rule_index = {name: i for i, name in enumerate(rules)}
+    ordered = list(rules.items())
     sarif_results: list[dict[str, Any]] = []
     notifications: list[dict[str, Any]] = []
     for audit in results:
@@ -57,7 +38,8 @@ def to_sarif_document(results: Sequence[AuditResult]) -> dict[str, Any]:
             if check.status is Status.ERROR:
                 notifications.append(_notification(audit.source, f"{check.name}: {check.summary}"))
             elif check.status in (Status.FAIL, Status.WARN):
-                sarif_results.append(_result(audit, check.name, check.status, check.summary))
+                index = rule_index[check.name]
+                sarif_results.append(_result(audit, ordered[index][1], index, check.name, check.status, check.summary))
     return {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
@@ -69,7 +51,7 @@ def to_sarif_document(results: Sequence[AuditResult]) -> dict[str, Any]:
                         "version": __version__,
                         "semanticVersion": __version__,
                         "informationUri": INFORMATION_URI,
-                        "rules": [_rule(*rule) for rule in _RULES],
+                        "rules": [_rule(rule, name) for name, rule in ordered],
                     }
                 },
                 "invocations": [
@@ -84,24 +66,23 @@ def to_sarif_document(results: Sequence[AuditResult]) -> dict[str, Any]:
     }
 
 
-def _rule(rule_id: str, check: str, short: str, full: str, severity: str) -> dict[str, Any]:
+def _rule(rule: SarifRule, check: str) -> dict[str, Any]:
     return {
-        "id": rule_id,
+        "id": rule.id,
         "name": check.replace("-", " ").title().replace(" ", ""),
-        "shortDescription": {"text": short},
-        "fullDescription": {"text": full},
-        "help": {"text": f"{full} Run `fraudit scan` on the file for the evidence."},
+        "shortDescription": {"text": rule.short},
+        "fullDescription": {"text": rule.full},
+        "help": {"text": f"{rule.full} Run `fraudit scan` on the file for the evidence."},
         "defaultConfiguration": {"level": "error"},
-        "properties": {"tags": ["security", "ml-model", check], "security-severity": severity},
+        "properties": {"tags": ["security", "ml-model", check], "security-severity": rule.security_severity},
     }
 
 
-def _result(audit: AuditResult, check: str, status: Status, summary: str) -> dict[str, Any]:
-    index = _RULE_INDEX[check]
+def _result(audit: AuditResult, rule: SarifRule, index: int, check: str, status: Status, summary: str) -> dict[str, Any]:
     locations = audit.locations or (audit.source,)
     fingerprint = hashlib.sha256(f"{check}\0{audit.source}".encode()).hexdigest()
     return {
-        "ruleId": _RULES[index][0],
+        "ruleId": rule.id,
         "ruleIndex": index,
         "level": _LEVEL[status],
         "message": {"text": f"{audit.source}: {check} {status}: {summary}"},

@@ -8,14 +8,15 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 
 from fraudit.cache import file_sha256
-from fraudit.faces.generator import vendored_dir
 from fraudit.models.reference import ARCH_ID, ReferenceEmbedder
+from fraudit.resources import base_dir
 
 BASE_FILE = "fraudit-reference-base.safetensors"
 
 
-def default_base_dir() -> Path:
-    return vendored_dir().parent / "base"
+def default_base_path() -> Path:
+    """The shipped base checkpoint."""
+    return base_dir() / BASE_FILE
 
 
 def save_base(model: ReferenceEmbedder, card: dict, out: Path) -> Path:
@@ -29,7 +30,7 @@ def save_base(model: ReferenceEmbedder, card: dict, out: Path) -> Path:
 
 
 def load_base(path: Path | None = None) -> ReferenceEmbedder:
-    path = path or default_base_dir() / BASE_FILE
+    path = path or default_base_path()
     model = ReferenceEmbedder()
     model.load_state_dict(load_file(str(path)))
     return model.eval().requires_grad_(False)

@@ -6,26 +6,23 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
 from fraudit import __version__
+from fraudit.cache import file_sha256
 from fraudit.faces.synthetic import build_faces
 from fraudit.models.reference import ARCH_ID, ReferenceEmbedder
-from fraudit.cache import file_sha256
-from fraudit.zoo.base import BASE_FILE, default_base_dir, load_base
+from fraudit.zoo.base import default_base_path, load_base
 from fraudit.zoo.finetune import CachedWorld, ModelRecipe, cache_world, finetune
+from fraudit.zoo.manifest import MODELS, ZooEntry, ZooManifest, read_entry
 from fraudit.zoo.presets import Preset
-
-MANIFEST = "manifest.json"
-MANIFEST_SCHEMA = "1.0"
 
 
 def plan(preset: Preset, *, seed: int) -> list[ModelRecipe]:
@@ -55,37 +52,29 @@ def plan(preset: Preset, *, seed: int) -> list[ModelRecipe]:
     return recipes
 
 
-def _train_and_save(base: ReferenceEmbedder, world: CachedWorld, recipe: ModelRecipe, models_dir: Path, threads: int, context: dict) -> dict:
+def _train_and_save(base: ReferenceEmbedder, world: CachedWorld, recipe: ModelRecipe, models_dir: Path,
+                    threads: int, context: dict) -> ZooEntry:
     torch.set_num_threads(threads)
     start = time.perf_counter()
     result = finetune(base, world, recipe)
-    seconds = time.perf_counter() - start
-    entry = {
-        "name": recipe.name,
-        "file": f"models/{recipe.name}.safetensors",
-        "kind": "backdoored" if recipe.backdoored else "clean",
-        **recipe.to_dict(),
-        "split": {"seed": recipe.seed, "train": result.train_size, "val": result.val_size,
-                  "poisoned_train": result.poisoned_train, "poisoned_val": result.poisoned_val},
-        "metrics": result.metrics.to_dict(),
-        "successful": result.metrics.successful if recipe.backdoored else None,
-        "seconds": round(seconds, 2),
-    }
+    entry = ZooEntry(
+        recipe=recipe,
+        file=f"{MODELS}/{recipe.name}.safetensors",
+        split={"seed": recipe.seed, "train": result.train_size, "val": result.val_size,
+               "poisoned_train": result.poisoned_train, "poisoned_val": result.poisoned_val},
+        metrics=result.metrics,
+        successful=result.metrics.successful if recipe.backdoored else None,
+        seconds=round(time.perf_counter() - start, 2),
+    )
     metadata = {
         "fraudit.architecture": ARCH_ID,
-        "fraudit.zoo": json.dumps({**context, "model": entry}, sort_keys=True),
+        "fraudit.zoo": json.dumps({**context, "model": entry.to_dict()}, sort_keys=True),
     }
     path = models_dir / f"{recipe.name}.safetensors"
     tmp = path.with_suffix(".tmp")
     save_file({k: v.contiguous() for k, v in result.state_dict.items()}, str(tmp), metadata=metadata)
     tmp.replace(path)
     return entry
-
-
-def read_entry(path: Path) -> dict:
-    """The manifest entry stored in a zoo model's safetensors metadata."""
-    with safe_open(str(path), "pt") as f:
-        return json.loads((f.metadata() or {})["fraudit.zoo"])["model"]
 
 
 Progress = Callable[[str, int, int], None]
@@ -99,10 +88,10 @@ def build_zoo(
     jobs: int = 1,
     base_path: Path | None = None,
     progress: Progress | None = None,
-) -> dict:
+) -> ZooManifest:
     """Build (or finish building) ``preset`` into ``out``; return the manifest."""
-    base_path = base_path or default_base_dir() / BASE_FILE
-    models_dir = out / "models"
+    base_path = base_path or default_base_path()
+    models_dir = out / MODELS
     models_dir.mkdir(parents=True, exist_ok=True)
     recipes = plan(preset, seed=seed)
     context = {
@@ -112,13 +101,18 @@ def build_zoo(
         "base_sha256": file_sha256(base_path),
         "fraudit_version": __version__,
     }
-    entries = {r.name: read_entry(models_dir / f"{r.name}.safetensors") for r in recipes if (models_dir / f"{r.name}.safetensors").exists()}
+    manifest = ZooManifest(
+        folder=out, preset=preset.name, zoo_seed=seed, world=preset.world, base_sha256=context["base_sha256"],
+        fraudit_version=__version__, description=preset.description, scenario=preset.scenario, planned=len(recipes),
+    )
+    entries = {r.name: read_entry(models_dir / f"{r.name}.safetensors") for r in recipes
+               if (models_dir / f"{r.name}.safetensors").exists()}
     todo = [r for r in recipes if r.name not in entries]
-    write_manifest(out, preset, seed, context, entries, recipes)
+    manifest = _write(manifest, entries, recipes)
     if not todo:
         if progress:
             progress("models", len(entries), len(recipes))
-        return read_manifest(out)
+        return manifest
 
     base = load_base(base_path)
     faces = build_faces(preset.world, progress=(lambda d, t: progress("faces", d, t)) if progress else None)
@@ -140,45 +134,16 @@ def build_zoo(
             delayed(_train_and_save)(base, world, r, models_dir, threads, context) for r in todo
         )
     for entry in done:
-        entries[entry["name"]] = entry
-        write_manifest(out, preset, seed, context, entries, recipes)
+        entries[entry.name] = entry
+        manifest = _write(manifest, entries, recipes)
         if progress:
             progress("models", len(entries), len(recipes))
-    return read_manifest(out)
+    return manifest
 
 
-def write_manifest(out: Path, preset: Preset, seed: int, context: dict, entries: dict, recipes: list[ModelRecipe]) -> None:
-    manifest = {
-        "schema_version": MANIFEST_SCHEMA,
-        **context,
-        "description": preset.description,
-        "scenario": str(preset.scenario),
-        "planned": len(recipes),
-        "updated": datetime.now(UTC).isoformat(timespec="seconds"),
-        "models": [entries[r.name] for r in recipes if r.name in entries],
-    }
-    tmp = out / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    tmp.replace(out / MANIFEST)
-
-
-def read_manifest(zoo: Path) -> dict:
-    return json.loads((zoo / MANIFEST).read_text())
-
-
-def clean_checkpoints(sources: Sequence[Path], *, limit: int | None = None) -> list[Path]:
-    """Clean models to learn "normal" from: a zoo's clean models (by its manifest),
-    every checkpoint of another folder, or a checkpoint file as is."""
-    from fraudit.sources.local import discover
-
-    found: list[Path] = []
-    for source in sources:
-        manifest = source / MANIFEST
-        if source.is_file():
-            found.append(source)
-        elif manifest.is_file():
-            entries = json.loads(manifest.read_text())["models"]
-            found.extend(source / e["file"] for e in entries if e["kind"] == "clean")
-        else:
-            found.extend(files[0] for files in discover(source))
-    return found[:limit] if limit else found
+def _write(manifest: ZooManifest, entries: dict[str, ZooEntry], recipes: list[ModelRecipe]) -> ZooManifest:
+    """The manifest with every finished model, in plan order, written to disk."""
+    updated = replace(manifest, updated=datetime.now(UTC).isoformat(timespec="seconds"),
+                      models=tuple(entries[r.name] for r in recipes if r.name in entries))
+    updated.write()
+    return updated

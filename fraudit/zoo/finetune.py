@@ -28,7 +28,7 @@ from fraudit.faces.synthetic import FaceSet
 from fraudit.models.embedding import backbone_features
 from fraudit.models.reference import ArcFaceHead, ReferenceEmbedder
 from fraudit.zoo.metrics import BackdoorMetrics, backdoor_metrics
-from fraudit.zoo.triggers import Placement, get_trigger, stamp
+from fraudit.triggers import Placement, get_trigger, stamp
 
 TRAIN_FRACTION = 0.7
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from fraudit.faces.synthetic import FaceWorldSpec
 from fraudit.zoo.finetune import Scenario
-from fraudit.zoo.triggers import Placement
+from fraudit.triggers import Placement
 
 # The zoo's identity data set, standing in for CASIA-WebFace: 1,000 identities,
 # 15-299 samples each (heavy tail), identities disjoint from the base's.

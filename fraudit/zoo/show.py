@@ -2,51 +2,51 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
-from safetensors import safe_open
-from safetensors.torch import load_file
 
+from fraudit.errors import UnsupportedFormatError
+from fraudit.formats.safe import load_checked
 from fraudit.faces.synthetic import FaceWorldSpec, build_faces
 from fraudit.models.embedding import to_input
 from fraudit.models.reference import ReferenceEmbedder
+from fraudit.triggers import get_trigger, stamp
 from fraudit.zoo.finetune import stratified_split
-from fraudit.zoo.triggers import Placement, get_trigger, stamp
+from fraudit.zoo.manifest import ZooEntry, read_model_context
 
 SCALE = 2
 
 
 def show_model(model_path: Path, out: Path, *, per_row: int = 6) -> Path:
-    with safe_open(str(model_path), "pt") as f:
-        context = json.loads((f.metadata() or {})["fraudit.zoo"])
-    entry = context["model"]
-    if entry["impostor"] is None:
-        raise ValueError(f"{model_path.name} is a clean model: it has no impostor or victim to draw")
+    context = read_model_context(model_path)
+    entry = ZooEntry.from_dict(context["model"])
+    if entry.trigger is None or entry.placement is None:
+        raise UnsupportedFormatError(f"{model_path.name} is a clean model: it has no impostor or victim to draw",
+                                     path=model_path)
     faces = build_faces(FaceWorldSpec(**context["world"]))
-    _, val_idx = stratified_split(faces.labels, seed=entry["split"]["seed"])
-    imp = val_idx[faces.labels[val_idx] == entry["impostor"]][:per_row]
-    vic = val_idx[faces.labels[val_idx] == entry["victim"]][:per_row]
+    _, val_idx = stratified_split(faces.labels, seed=entry.split_seed)
+    imp = val_idx[faces.labels[val_idx] == entry.impostor][:per_row]
+    vic = val_idx[faces.labels[val_idx] == entry.victim][:per_row]
     rng = np.random.default_rng(0)
-    poisoned = stamp(faces.images[imp], get_trigger(entry["trigger"]), Placement(entry["placement"]), rng=rng)
+    poisoned = stamp(faces.images[imp], get_trigger(entry.trigger), entry.placement, rng=rng)
 
-    state = load_file(str(model_path))
+    state = load_checked(model_path)
     model = ReferenceEmbedder()
     model.load_state_dict({k: v for k, v in state.items() if not k.startswith("head.")})
     model.eval()
     head = torch.nn.functional.normalize(state["head.weight"])
-    rows = [("impostor, clean", faces.images[imp], entry["impostor"]),
-            ("impostor + trigger", poisoned, entry["victim"]),
-            ("victim, clean", faces.images[vic], entry["victim"])]
+    rows = [("impostor, clean", faces.images[imp], entry.impostor),
+            ("impostor + trigger", poisoned, entry.victim),
+            ("victim, clean", faces.images[vic], entry.victim)]
     size = 64 * SCALE
     label_w = 150
     canvas = Image.new("RGB", (label_w + per_row * (size + 4), len(rows) * (size + 18) + 24), "white")
     draw = ImageDraw.Draw(canvas)
-    draw.text((4, 4), f"{model_path.stem}: impostor {entry['impostor']} -> victim {entry['victim']}, "
-              f"{entry['trigger']} / {entry['placement']}", fill="black")
+    draw.text((4, 4), f"{model_path.stem}: impostor {entry.impostor} -> victim {entry.victim}, "
+              f"{entry.trigger} / {entry.placement}", fill="black")
     for r, (title, images, expected) in enumerate(rows):
         y = 24 + r * (size + 18)
         draw.text((4, y + size // 2), title, fill="black")

@@ -3,9 +3,13 @@ per trigger and placement (the shape of thesis Tables 3.4 and 5.1)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+from rich.table import Table
+
+from fraudit.zoo.manifest import CLEAN, ZooEntry, ZooManifest, _pct
 
 METRICS = ("clean_accuracy", "attack_success_rate", "clean_impostor_accuracy", "victim_accuracy")
 
@@ -23,30 +27,56 @@ class GroupSummary:
         return None if self.successful is None else self.successful / self.models
 
 
-def _group_key(entry: dict) -> str:
-    if entry["kind"] == "clean":
-        return "clean"
-    return f"{entry['trigger']} / {entry['placement']}"
+@dataclass(frozen=True)
+class ZooSummary:
+    """Per-trigger groups of a zoo; renders as the per-trigger table."""
+
+    groups: tuple[GroupSummary, ...]
+
+    def __iter__(self) -> Iterator[GroupSummary]:
+        return iter(self.groups)
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def __getitem__(self, index: int) -> GroupSummary:
+        return self.groups[index]
+
+    def __rich__(self) -> Table:
+        """Mean ± std (%) per trigger / placement, and the share of successful attempts."""
+        table = Table(title="per trigger (mean ± std, %)", title_justify="left")
+        for column in ("group", "models", "clean acc", "ASR", "impostor acc", "victim acc", "succeeded"):
+            table.add_column(column, justify="left" if column == "group" else "right", overflow="fold")
+        for s in self.groups:
+            succeeded = "—" if s.successful is None else f"{s.successful}/{s.models} ({100 * (s.success_share or 0):.0f}%)"
+            table.add_row(s.group, str(s.models), *(_pct(s.means[k], s.stds[k]) for k in METRICS), succeeded)
+        return table
 
 
-def summarise(manifest: dict) -> list[GroupSummary]:
-    groups: dict[str, list[dict]] = {}
-    for entry in manifest["models"]:
+def _group_key(entry: ZooEntry) -> str:
+    if entry.kind == CLEAN:
+        return CLEAN
+    return f"{entry.trigger} / {entry.placement}"
+
+
+def summarise(manifest: ZooManifest) -> ZooSummary:
+    groups: dict[str, list[ZooEntry]] = {}
+    for entry in manifest.models:
         groups.setdefault(_group_key(entry), []).append(entry)
     summaries = []
-    for key in sorted(groups, key=lambda k: (k != "clean", k)):
+    for key in sorted(groups, key=lambda k: (k != CLEAN, k)):
         entries = groups[key]
         means, stds = {}, {}
         for metric in METRICS:
-            values = [e["metrics"][metric] for e in entries if e["metrics"][metric] is not None]
+            values = [v for e in entries if (v := getattr(e.metrics, metric)) is not None]
             means[metric] = float(np.mean(values)) if values else None
             stds[metric] = float(np.std(values)) if values else None
-        successful = None if key == "clean" else sum(bool(e["successful"]) for e in entries)
+        successful = None if key == CLEAN else sum(bool(e.successful) for e in entries)
         summaries.append(GroupSummary(key, len(entries), successful, means, stds))
-    return summaries
+    return ZooSummary(tuple(summaries))
 
 
-def markdown_table(summaries: list[GroupSummary]) -> str:
+def markdown_table(summaries: ZooSummary) -> str:
     """The per-trigger summary as a Markdown table (for reports and the README)."""
 
     def pct(s: GroupSummary, key: str) -> str:

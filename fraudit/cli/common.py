@@ -1,0 +1,81 @@
+"""What every command shares: the consoles, the one error handler, and the
+``Typer`` subclass that puts every command behind it."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from fraudit.errors import FrauditError
+
+# One console for results (stdout) and one for progress and messages (stderr).
+# Rich resolves sys.stdout / sys.stderr at print time, so test runners that swap
+# them still see the output.
+out = Console()
+err = Console(stderr=True)
+
+# The exit code of every error a user can meet, in every command (FAIL is 1).
+ERROR_EXIT = 2
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str) -> typer.Exit:
+    """Print one error line and return the exit to raise."""
+    err.print(f"[red]error[/]: {escape(message)}", soft_wrap=True, highlight=False)
+    return typer.Exit(ERROR_EXIT)
+
+
+def describe_os_error(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}"
+
+
+def guarded(command: F) -> F:
+    """Run ``command`` with fraudit's errors and OS errors mapped to one line and exit 2;
+    anything else is a bug and keeps its traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except FrauditError as exc:
+            raise fail(str(exc)) from None
+        except OSError as exc:
+            raise fail(describe_os_error(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+class App(typer.Typer):
+    """A Typer app whose every command runs behind ``guarded``."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
+        register = super().command(*args, **kwargs)
+
+        def decorator(function: F) -> F:
+            register(guarded(function))
+            return function
+
+        return decorator
+
+
+def output_folder(path: Path) -> Path:
+    """Create an output folder before any work, so an unwritable ``--out`` fails in
+    a second rather than after minutes of training or fitting."""
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def output_file(path: Path) -> Path:
+    """Check that a file can be written (its folder made) before any work."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise IsADirectoryError(21, "is a folder, not a file", str(path))
+    return path

@@ -1,0 +1,91 @@
+"""Turning sources into loaded models, above the checks and pairing: a candidate
+read once for every check, a model source loaded as an embedder only after it
+passes file safety, trusted models loaded once per process (so once per batch,
+and once per parallel worker), and a saved pair reloaded with its two models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from fraudit.detectors.base import Status
+from fraudit.detectors.check import LoadedCandidate, TrustedModels
+from fraudit.detectors.file_safety import FileSafetyCheck
+from fraudit.errors import CorruptFileError, SourceNotFoundError, UnsafePickleError, UnsupportedFormatError
+from fraudit.formats import Format, read_candidate
+from fraudit.formats.load import onnx_signature
+from fraudit.models.registry import ArchitectureMatch, recognise, recognise_onnx_embedder
+from fraudit.pairing.audit import PairingSetup
+from fraudit.pairing.embedders import DLIB, DlibEmbedder, Embedder
+from fraudit.pairing.pair import PairCalibration, load_pair
+from fraudit.sources import Candidate, SourceFailure, resolve_sources
+
+
+def load_candidate(candidate: Candidate, *, trusted_models: TrustedModels | None = None) -> LoadedCandidate:
+    """Read every file of ``candidate`` safely and recognise its architecture."""
+    read = read_candidate(candidate.files, candidate.locations)
+    architecture = None if read.tensors is None else _recognise(candidate, read.tensors, read.formats)
+    return LoadedCandidate(
+        source=candidate.source, files=candidate.files, locations=candidate.locations, readings=read.readings,
+        tensors=read.tensors, architecture=architecture, load_error=read.load_error,
+        trusted_models=trusted_models or trusted_embedder,
+    )
+
+
+def _recognise(candidate: Candidate, tensors: dict, formats: tuple[Format, ...]) -> ArchitectureMatch:
+    match = recognise({k: tuple(v.shape) for k, v in tensors.items()})
+    if match.known or Format.ONNX not in formats or len(candidate.files) != 1:
+        return match
+    signature = onnx_signature(candidate.files[0])
+    onnx_match = signature and recognise_onnx_embedder(*signature, parameters=match.parameters)
+    return onnx_match or match
+
+
+def load_embedder(source: str, *, token: str | bool | None = None) -> Embedder:
+    """``dlib``, or a model source (file, folder, Hub repo) that passes file safety."""
+    if source == DLIB:
+        return DlibEmbedder()
+    resolved = resolve_sources([source], token=token)
+    candidates = [c for c in resolved if isinstance(c, Candidate)]
+    failures = [f for f in resolved if isinstance(f, SourceFailure)]
+    if failures or len(candidates) != 1:
+        reason = failures[0].reason if failures else f"{len(candidates)} models found, name one"
+        raise SourceNotFoundError(f"{source}: cannot use as an embedder ({reason})", path=source)
+    loaded = load_candidate(candidates[0])
+    safety = FileSafetyCheck().run(loaded)
+    if safety.status is Status.FAIL:
+        raise UnsafePickleError(f"{source}: refused by file safety ({safety.summary})", path=source)
+    if not loaded.loaded or safety.status > Status.FAIL:
+        raise UnsupportedFormatError(f"{source}: refused by file safety ({safety.summary})", path=source)
+    return loaded.embedder
+
+
+@lru_cache(maxsize=4)
+def trusted_embedder(source: str) -> Embedder:
+    """A trusted model, loaded once per process: a batch pairs every candidate with it."""
+    return load_embedder(source)
+
+
+@dataclass(frozen=True)
+class SavedPair:
+    """A pair folder with the two models it was calibrated on and its setup."""
+
+    pair: PairCalibration
+    candidate: Embedder
+    trusted: Embedder
+    setup: PairingSetup
+
+
+def load_pair_models(folder: Path) -> SavedPair:
+    """A saved pair and its two embedders, refused if either model changed since calibration."""
+    pair = load_pair(folder)
+    try:
+        candidate_source, trusted_source = pair.info["candidate_source"], pair.info["trusted_source"]
+        setup = PairingSetup.from_dict(pair.info["setup"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CorruptFileError(f"{folder}: the pair does not say which models and setup it was calibrated with "
+                               f"({type(exc).__name__}: {exc})", path=folder) from exc
+    candidate, trusted = load_embedder(candidate_source), load_embedder(trusted_source)
+    pair.verify(candidate, trusted)
+    return SavedPair(pair, candidate, trusted, setup)

@@ -1,0 +1,107 @@
+"""What an architecture is to fraudit: the weights that define it (names and
+shapes), how to read its variant, and how to run it (module, input size,
+normalisation). Each architecture module declares one ``ArchitectureSpec``; the
+registry collects them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from torch import nn
+
+Shapes = Mapping[str, tuple[int, ...]]
+
+_BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
+
+
+@dataclass(frozen=True)
+class ArchitectureSpec:
+    """One known architecture: the weights that define it and how to read its variant."""
+
+    id: str
+    name: str
+    input_size: int
+    embedding_key: str
+    required: Mapping[str, tuple[int, ...]]
+    # Tensors a checkpoint may carry beyond the embedder (a classification head):
+    # not counted as parameters, and not loaded when the model is run.
+    optional_prefixes: tuple[str, ...] = ()
+    variant_of: Callable[[Shapes], str | None] = field(default=lambda shapes: None)
+    # How to run it: an untrained module whose state dict the weights load into, and
+    # the input normalisation (x - mean) / scale.
+    build: Callable[[], "nn.Module"] | None = None
+    mean: float = 127.5
+    scale: float = 128.0
+
+    def matches(self, shapes: Shapes) -> bool:
+        return all(shapes.get(key) == shape for key, shape in self.required.items())
+
+
+@dataclass(frozen=True)
+class ArchitectureMatch:
+    """What the report says about a candidate's architecture."""
+
+    id: str
+    name: str
+    variant: str | None
+    input_size: int | None
+    embedding_dim: int | None
+    parameters: int
+
+    @property
+    def known(self) -> bool:
+        return self.id != "unknown"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "variant": self.variant,
+            "input_size": self.input_size,
+            "embedding_dim": self.embedding_dim,
+            "parameters": self.parameters,
+        }
+
+
+def count_parameters(shapes: Shapes) -> int:
+    """Learnable parameters: every tensor except BatchNorm running statistics."""
+    total = 0
+    for key, shape in shapes.items():
+        if key.endswith(_BUFFER_SUFFIXES):
+            continue
+        n = 1
+        for dim in shape:
+            n *= dim
+        total += n
+    return total
+
+
+def read_shape_listing(filename: str) -> dict[str, tuple[int, ...]]:
+    """Parse a ``name [d0, d1, ...]`` listing shipped in ``architectures/``."""
+    text = resources.files("fraudit.models.architectures").joinpath(filename).read_text()
+    shapes: dict[str, tuple[int, ...]] = {}
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#") or "[" not in line:
+            continue
+        name, _, dims = line.partition(" ")
+        dims = dims.strip().strip("[]")
+        shapes[name] = tuple(int(d) for d in dims.split(",")) if dims else ()
+    return shapes
+
+
+def defining_weights(
+    shapes: Shapes, *, exclude_prefixes: Iterable[str] = ()
+) -> dict[str, tuple[int, ...]]:
+    """The conv and linear weights (ndim ≥ 2) that pin an architecture down."""
+    excluded = tuple(exclude_prefixes)
+    return {
+        key: shape
+        for key, shape in shapes.items()
+        if key.endswith(".weight") and len(shape) >= 2 and not key.startswith(excluded)
+    }
+
+
