@@ -55,6 +55,12 @@ class UnsafePickleError(FrauditError):
     """A pickle imports globals that a plain tensor checkpoint never needs."""
 
 
+class UnsafeLocationError(FrauditError):
+    """A path that would read outside what the user asked to scan: a symlink out of
+    the scanned folder, ONNX external data outside the model's folder, a Hub revision
+    that is a path."""
+
+
 class IncompatibleArtifactError(FrauditError):
     """Two things that must match do not: a null built for another setup, a pair whose
     model changed since calibration, a bank for another architecture."""

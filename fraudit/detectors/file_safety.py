@@ -34,9 +34,9 @@ class FileSafetyCheck:
         evidence: dict = {"files": [r.to_dict() for r in readings]}
         unsafe = [r for r in readings if r.unsafe]
         if unsafe:
-            names = sorted({g.qualified_name for r in unsafe for g in r.scan.offending})  # type: ignore[union-attr]
-            files = ", ".join(r.path.name for r in unsafe)
-            return CheckResult(NAME, Status.FAIL, f"unsafe pickle in {files}: imports {', '.join(names)}; not loaded", evidence)
+            kinds = {"polyglot" if r.also else "unsafe pickle" for r in unsafe}
+            summary = f"{' and '.join(sorted(kinds))}: {'; '.join(r.problem or r.path.name for r in unsafe)}; not loaded"
+            return CheckResult(NAME, Status.FAIL, summary, evidence)
         if candidate.tensors is None:
             return CheckResult(NAME, Status.ERROR, candidate.load_error or "not loaded", evidence)
         formats = sorted({str(f) for f in candidate.formats})

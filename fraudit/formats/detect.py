@@ -1,15 +1,23 @@
-"""Tell a model file's format from its bytes, never from its name."""
+"""Tell a model file's format from its bytes, never from its name — reading only
+what the decision needs, under stated caps.
+
+``detect_format`` names the format a file would be opened as; ``sniff_other_formats``
+(in ``read``) then asks what *else* the same bytes parse as, because a loader picks
+its own reading: a safetensors file whose header length is a zip signature is also
+a PyTorch checkpoint, and an ONNX protobuf can also be a pickle.
+"""
 
 from __future__ import annotations
 
 import enum
 import json
-import pickletools
 import struct
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from fraudit.errors import CorruptFileError, UnsupportedFormatError
+from fraudit.formats.pickle_walk import Limits, walk_pickle
 
 
 class Format(enum.StrEnum):
@@ -18,24 +26,39 @@ class Format(enum.StrEnum):
     TORCH_LEGACY = "pytorch-legacy"
     PICKLE = "pickle"
     ONNX = "onnx"
+    # .npy / .npz holding object arrays: their payload is a pickle, read by np.load(allow_pickle=True)
+    NUMPY_OBJECT = "numpy-object"
 
     @property
     def is_pickle(self) -> bool:
-        return self in (Format.TORCH_ZIP, Format.TORCH_LEGACY, Format.PICKLE)
+        """The file's payload is one or more pickles that a loader would unpickle."""
+        return self in (Format.TORCH_ZIP, Format.TORCH_LEGACY, Format.PICKLE, Format.NUMPY_OBJECT)
 
+
+@dataclass(frozen=True)
+class Caps:
+    """What reading one file may cost before it is refused (an ERROR that says which cap)."""
+
+    safetensors_header_bytes: int = 16 * 1024 * 1024
+    tensors: int = 200_000  # entries of a safetensors header, initialisers of an ONNX graph
+    onnx_bytes: int = 2 * 1024**3  # protobuf's own limit for one message
+    onnx_top_level_fields: int = 100_000
+    sniff_pickle_opcodes: int = 100_000  # a pickle hidden behind another format is small
+
+
+CAPS = Caps()
 
 # The protocol-2 pickle of the magic number 0x1950a86a20f9469cfc6c: torch's legacy serialisation
 # writes this magic number as its first pickle.
 _TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19."
-_SAFETENSORS_MAX_HEADER = 100_000_000  # the limit safetensors itself enforces
+_NUMPY_MAGIC = b"\x93NUMPY"
 
 # Formats we can name but do not audit, so the message says what the file is.
 _KNOWN_OTHER_MAGIC: dict[bytes, str] = {
     b"GGUF": "GGUF (llama.cpp)",
     b"\x89HDF\r\n\x1a\n": "HDF5 (Keras/TensorFlow)",
-    b"\x93NUMPY": "NumPy .npy array",
     b"7z\xbc\xaf\x27\x1c": "7-Zip archive",
-    b"\x1f\x8b": "gzip archive",
+    b"\x1f\x8b": "gzip archive (a compressed pickle or joblib file cannot be scanned; decompress it first)",
     b"\x89PNG": "PNG image",
     b"\xff\xd8\xff": "JPEG image",
 }
@@ -48,97 +71,184 @@ def detect_format(path: Path) -> Format:
 
     Raises:
         UnsupportedFormatError: the bytes are not a format fraudit audits.
-        CorruptFileError: the bytes start like a known format but are broken.
+        CorruptFileError: the bytes start like a known format but are broken, or pass a cap.
     """
     size = path.stat().st_size
     if size == 0:
-        raise CorruptFileError(f"{path.name}: empty file")
+        raise CorruptFileError(f"{path.name}: empty file", path=path)
     with path.open("rb") as f:
         head = f.read(SNIFF_BYTES)
 
-    if _looks_like_safetensors(head, size):
-        _check_safetensors_header(path, head, size)
+    if _looks_like_safetensors(head):
+        check_safetensors_header(path, head, size)
         return Format.SAFETENSORS
-    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
-        return _zip_format(path)
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return zip_format(path)
     if head.startswith(_TORCH_LEGACY_MAGIC):
         return Format.TORCH_LEGACY
-    if head[:1] == b"\x80" and len(head) > 1 and head[1] <= pickletools.pickle.HIGHEST_PROTOCOL:
+    if head[:1] == b"\x80" and len(head) > 1 and head[1] <= 5:
         return Format.PICKLE
+    if head.startswith(_NUMPY_MAGIC):
+        if numpy_object_offset(path) is not None:
+            return Format.NUMPY_OBJECT
+        raise UnsupportedFormatError(f"{path.name}: a NumPy array of numbers is not a model format fraudit audits", path=path)
     for magic, name in _KNOWN_OTHER_MAGIC.items():
         if head.startswith(magic):
-            raise UnsupportedFormatError(f"{path.name}: {name} is not a format fraudit audits")
-    if _parses_as_onnx(path):
+            raise UnsupportedFormatError(f"{path.name}: {name} is not a format fraudit audits", path=path)
+    if looks_like_onnx(path, size):
         return Format.ONNX
-    # Protocol 0/1 pickles carry no header; walking the opcodes reads, never runs them.
-    if _parses_as_pickle(path):
+    # Protocol 0/1 pickles carry no header: walk the opcodes (read, never run).
+    if parses_as_pickle(path):
         return Format.PICKLE
     raise UnsupportedFormatError(
         f"{path.name}: not safetensors, a PyTorch checkpoint, a pickle or ONNX "
-        f"(first bytes {head[:8].hex(' ')})"
+        f"(first bytes {head[:8].hex(' ')})",
+        path=path,
     )
 
 
-def _looks_like_safetensors(head: bytes, size: int) -> bool:
+def _looks_like_safetensors(head: bytes) -> bool:
     if len(head) < 9:
         return False
     (header_len,) = struct.unpack("<Q", head[:8])
-    return 2 <= header_len <= _SAFETENSORS_MAX_HEADER and head[8:9] == b"{"
+    return 2 <= header_len and head[8:9] == b"{"
 
 
-def _check_safetensors_header(path: Path, head: bytes, size: int) -> None:
+def check_safetensors_header(path: Path, head: bytes, size: int) -> dict:
+    """The header, parsed under the caps; refuses one that would cost more to read
+    than any model needs (a 20 MB header of nested objects takes gigabytes as JSON)."""
     (header_len,) = struct.unpack("<Q", head[:8])
+    if header_len > CAPS.safetensors_header_bytes:
+        raise CorruptFileError(f"{path.name}: safetensors header of {header_len} bytes is over the "
+                               f"{CAPS.safetensors_header_bytes}-byte cap", path=path)
     if 8 + header_len > size:
         raise CorruptFileError(
-            f"{path.name}: safetensors header claims {header_len} bytes but the file has {size}"
+            f"{path.name}: safetensors header claims {header_len} bytes but the file has {size}", path=path
         )
     with path.open("rb") as f:
         f.seek(8)
         raw = f.read(header_len)
+    # Every tensor entry is one object and two lists; more braces than that is not a header.
+    if raw.count(b"{") > CAPS.tensors + 2 or raw.count(b"[") > 2 * CAPS.tensors:
+        raise CorruptFileError(f"{path.name}: safetensors header holds more objects than the "
+                               f"{CAPS.tensors}-tensor cap allows", path=path)
     try:
         header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptFileError(f"{path.name}: safetensors header is not valid JSON ({exc})") from exc
-    data_end = max(
-        (entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"),
-        default=0,
-    )
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise CorruptFileError(f"{path.name}: safetensors header is not valid JSON ({type(exc).__name__})", path=path) from exc
+    if not isinstance(header, dict):
+        raise CorruptFileError(f"{path.name}: safetensors header is not a JSON object", path=path)
+    try:
+        data_end = max(
+            (int(entry["data_offsets"][1]) for key, entry in header.items() if key != "__metadata__"),
+            default=0,
+        )
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise CorruptFileError(f"{path.name}: safetensors header entries lack data_offsets", path=path) from exc
     if 8 + header_len + data_end > size:
         raise CorruptFileError(
             f"{path.name}: truncated safetensors file ({size} bytes, tensors need "
-            f"{8 + header_len + data_end})"
+            f"{8 + header_len + data_end})",
+            path=path,
         )
+    return header
 
 
-def _zip_format(path: Path) -> Format:
+def zip_format(path: Path) -> Format:
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
-    except zipfile.BadZipFile as exc:
-        raise CorruptFileError(f"{path.name}: broken zip archive ({exc})") from exc
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as exc:
+        raise CorruptFileError(f"{path.name}: broken zip archive ({exc})", path=path) from exc
     if any(name == "data.pkl" or name.endswith("/data.pkl") for name in names):
         return Format.TORCH_ZIP
+    if any(name.endswith(".pkl") for name in names):
+        return Format.TORCH_ZIP  # torch would not load it, but its pickles are what a loader unpickles
+    if names and all(name.endswith(".npy") for name in names):
+        return Format.NUMPY_OBJECT if _npz_has_objects(path) else _unsupported_numpy(path)
     raise UnsupportedFormatError(
-        f"{path.name}: zip archive without data.pkl is not a PyTorch checkpoint"
+        f"{path.name}: zip archive without data.pkl is not a PyTorch checkpoint", path=path
     )
 
 
-def _parses_as_onnx(path: Path) -> bool:
-    import onnx
-    from google.protobuf.message import DecodeError
+def _unsupported_numpy(path: Path) -> Format:
+    raise UnsupportedFormatError(f"{path.name}: NumPy arrays of numbers are not a model format fraudit audits", path=path)
+
+
+def numpy_object_offset(path: Path) -> int | None:
+    """Where the pickled payload of an object-dtype .npy starts; None for numeric arrays."""
+    with path.open("rb") as f:
+        return npy_payload_offset(f, path)
+
+
+def npy_payload_offset(f, path: Path) -> int | None:  # noqa: ANN001 - a binary file or zip member
+    import numpy as np
 
     try:
-        model = onnx.load(str(path), load_external_data=False)
-    except (DecodeError, ValueError, RuntimeError, UnicodeDecodeError):
-        return False
-    graph = model.graph
-    return model.ir_version > 0 and (len(graph.node) > 0 or len(graph.initializer) > 0)
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            _, _, dtype = np.lib.format.read_array_header_1_0(f, max_header_size=64 * 1024)
+        else:
+            _, _, dtype = np.lib.format.read_array_header_2_0(f, max_header_size=64 * 1024)
+    except (ValueError, OSError, SyntaxError) as exc:
+        raise CorruptFileError(f"{path.name}: broken NumPy array header ({exc})", path=path) from exc
+    return f.tell() if dtype.hasobject else None
 
 
-def _parses_as_pickle(path: Path) -> bool:
+def _npz_has_objects(path: Path) -> bool:
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            with archive.open(info) as member:
+                if npy_payload_offset(member, path) is not None:
+                    return True
+    return False
+
+
+def looks_like_onnx(path: Path, size: int) -> bool:
+    """An ONNX ModelProto, judged from its top-level protobuf fields alone: each tag is
+    a ModelProto field with its wire type, length-delimited payloads are skipped (not
+    read), the fields end exactly at the end of the file, and there is a graph. The
+    graph itself is parsed by onnx only when the model is loaded (under ``Caps``)."""
+    wire_types = {1: 0, 5: 0, 2: 2, 3: 2, 4: 2, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2, 26: 2}
+    seen_graph = False
     with path.open("rb") as f:
-        try:
-            ops = [op.name for op, _, _ in pickletools.genops(f)]
-        except Exception:  # noqa: BLE001 - genops raises ValueError, KeyError, struct errors...
-            return False
-    return len(ops) >= 2 and ops[-1] == "STOP"
+        for _ in range(CAPS.onnx_top_level_fields):
+            if f.tell() == size:
+                return seen_graph
+            key = _varint(f)
+            if key is None:
+                return False
+            field, wire = key >> 3, key & 7
+            if wire_types.get(field) != wire:
+                return False
+            value = _varint(f)
+            if value is None:
+                return False
+            if wire == 2:
+                if f.tell() + value > size:
+                    return False
+                f.seek(value, 1)
+            seen_graph |= field == 7
+    return False
+
+
+def _varint(f) -> int | None:  # noqa: ANN001
+    result, shift = 0, 0
+    for _ in range(10):
+        byte = f.read(1)
+        if not byte:
+            return None
+        result |= (byte[0] & 0x7F) << shift
+        if not byte[0] & 0x80:
+            return result
+        shift += 7
+    return None
+
+
+def parses_as_pickle(path: Path) -> bool:
+    """Whether the bytes from offset 0 are a pickle that imports something (a pickle
+    that imports nothing cannot run code, and is no model either)."""
+    with path.open("rb") as f:
+        walk = walk_pickle(f, limits=Limits(max_opcodes=CAPS.sniff_pickle_opcodes))
+    # a walk stopped by the sniff's opcode cap is still a pickle so far: scan it in full
+    return walk.imports or (walk.at_limit and walk.opcodes > 1)

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from fraudit.errors import CorruptFileError, UnsupportedFormatError
+from fraudit.errors import CorruptFileError, UnsafeLocationError, UnsupportedFormatError
 from fraudit.formats.detect import Format
 
 # Wrappers under which training code nests a state dict, tried in this order.
@@ -20,6 +20,8 @@ _PREFIXES = ("module.", "model.", "net.", "backbone.", "_orig_mod.")
 
 def load_tensors(path: Path, fmt: Format) -> dict[str, torch.Tensor]:
     """Return the file's tensors by name, with wrapper keys and common prefixes removed."""
+    if fmt is Format.NUMPY_OBJECT:
+        raise UnsupportedFormatError(f"{path.name}: a NumPy object array (pickled Python objects) is not a model", path=path)
     if fmt is Format.SAFETENSORS:
         tensors = _load_safetensors(path)
     elif fmt is Format.ONNX:
@@ -71,17 +73,48 @@ def _load_onnx(path: Path) -> dict[str, torch.Tensor]:
     import onnx
     from onnx import external_data_helper, numpy_helper
 
+    from fraudit.formats.detect import CAPS
+
+    if path.stat().st_size > CAPS.onnx_bytes:
+        raise CorruptFileError(f"{path.name}: ONNX file over the {CAPS.onnx_bytes}-byte cap", path=path)
     try:
         model = onnx.load(str(path), load_external_data=False)
-        if any(external_data_helper.uses_external_data(t) for t in model.graph.initializer):
-            # onnx refuses locations that escape the model's folder
-            external_data_helper.load_external_data_for_model(model, str(path.parent))
     except Exception as exc:  # noqa: BLE001 - protobuf and onnx raise various types
-        raise CorruptFileError(f"{path.name}: unreadable ONNX ({_first_line(exc)})") from exc
+        raise CorruptFileError(f"{path.name}: unreadable ONNX ({_first_line(exc)})", path=path) from exc
+    external = [t for t in model.graph.initializer if external_data_helper.uses_external_data(t)]
+    if external:
+        for location in sorted({external_data_location(t) for t in external}):
+            check_external_data(path, location)
+        try:
+            external_data_helper.load_external_data_for_model(model, str(path.parent))
+        except Exception as exc:  # noqa: BLE001
+            raise CorruptFileError(f"{path.name}: unreadable external data ({_first_line(exc)})", path=path) from exc
+    if len(model.graph.initializer) > CAPS.tensors:
+        raise CorruptFileError(f"{path.name}: more initialisers than the {CAPS.tensors}-tensor cap", path=path)
     tensors: dict[str, torch.Tensor] = {}
     for init in model.graph.initializer:
         tensors[init.name] = torch.from_numpy(numpy_helper.to_array(init).copy())
     return tensors
+
+
+def external_data_location(tensor) -> str:  # noqa: ANN001 - an onnx TensorProto
+    return next((entry.value for entry in tensor.external_data if entry.key == "location"), "")
+
+
+def check_external_data(model_path: Path, location: str) -> Path:
+    """An ONNX external-data file must be a regular file inside the model's own folder:
+    never a symlink, never a path that leaves the folder (``../``, absolute)."""
+    folder = model_path.parent.resolve()
+    target = model_path.parent / location
+    if not location or Path(location).is_absolute() or ".." in Path(location).parts:
+        raise UnsafeLocationError(f"{model_path.name}: external data location {location!r} leaves the model's folder",
+                                  path=model_path)
+    if target.is_symlink() or not target.resolve().is_relative_to(folder):
+        raise UnsafeLocationError(f"{model_path.name}: external data {location!r} is a symlink; not followed",
+                                  path=model_path)
+    if not target.is_file():
+        raise CorruptFileError(f"{model_path.name}: external data {location!r} is missing", path=model_path)
+    return target
 
 
 def strip_prefixes(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -1,12 +1,14 @@
 """Read every file of a candidate the safe way: format from the bytes, pickles
-scanned statically, tensors loaded only when every file is readable and every
-pickle imports only what a tensor checkpoint needs.
+scanned statically, tensors loaded only when every file is readable, no file's
+bytes also read as another format, and every pickle imports only what a tensor
+checkpoint needs.
 
 This is the mechanics; the file-safety check turns the readings into a verdict.
 """
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,9 +16,10 @@ from typing import Any
 import torch
 
 from fraudit.errors import FrauditError
-from fraudit.formats.detect import Format, detect_format
+from fraudit.formats.detect import CAPS, Format, detect_format
 from fraudit.formats.load import load_tensors
 from fraudit.formats.pickle_scan import PickleScan, scan_pickles
+from fraudit.formats.pickle_walk import Limits, walk_pickle
 
 
 @dataclass(frozen=True)
@@ -29,18 +32,37 @@ class FileReading:
     scan: PickleScan | None = None
     error: str | None = None
     warning: str | None = None
+    # What else the same bytes parse as, when that is something a loader would run
+    # (a pickle with imports, a zip archive): a polyglot is never loaded.
+    also: tuple[str, ...] = ()
 
     @property
     def unsafe(self) -> bool:
-        return self.scan is not None and bool(self.scan.offending)
+        """Never to be loaded: offending imports, a pickle that cannot be followed, a polyglot."""
+        return bool(self.also) or (self.scan is not None and not self.scan.safe)
+
+    @property
+    def problem(self) -> str | None:
+        """Why an unsafe file is unsafe, in one phrase."""
+        if self.also:
+            return f"{self.path.name} is {self.format} and also {'; also '.join(self.also)}"
+        if self.scan is None:
+            return None
+        if self.scan.offending:
+            return f"{self.path.name} imports {', '.join(g.qualified_name for g in self.scan.offending)}"
+        if self.scan.unscannable:
+            return f"{self.path.name} holds a pickle that cannot be read to its end ({self.scan.unscannable})"
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"file": self.location, "format": str(self.format) if self.format else None}
         if self.scan is not None:
             entry["globals"] = [g.qualified_name for g in self.scan.globals]
-            entry["unsafe_globals"] = [
-                {"global": g.qualified_name, "picklescan": g.picklescan_level} for g in self.scan.offending
-            ]
+            entry["unsafe_globals"] = [{"global": g.qualified_name, "danger": g.danger} for g in self.scan.offending]
+            if self.scan.unscannable:
+                entry["unscannable"] = self.scan.unscannable
+        if self.also:
+            entry["polyglot"] = list(self.also)
         if self.error:
             entry["error"] = self.error
         if self.warning:
@@ -57,10 +79,30 @@ def read_file(path: Path, location: str) -> FileReading:
         return FileReading(path, location, error=str(exc))
     except OSError as exc:
         return FileReading(path, location, error=f"{path.name}: cannot read ({exc.strerror})")
-    if scan is not None and scan.parse_error and not scan.offending:
-        return FileReading(path, location, fmt, scan, error=f"{path.name}: pickle is truncated or malformed")
-    warning = custom_onnx_operators(path) if fmt is Format.ONNX else None
-    return FileReading(path, location, fmt, scan, warning=warning)
+    try:
+        also = other_readings(path, fmt)
+        warning = custom_onnx_operators(path) if fmt is Format.ONNX and not also else None
+    except FrauditError as exc:
+        return FileReading(path, location, fmt, scan, error=str(exc))
+    except OSError as exc:
+        return FileReading(path, location, fmt, scan, error=f"{path.name}: cannot read ({exc.strerror})")
+    return FileReading(path, location, fmt, scan, warning=warning, also=also)
+
+
+def other_readings(path: Path, fmt: Format) -> tuple[str, ...]:
+    """What a loader other than ``fmt``'s could read the same bytes as, when it would
+    run code or unpickle: a pickle at offset 0 that imports globals, or a zip archive.
+    A file in a pickle format is scanned as a pickle anyway; the question is for the rest."""
+    found = []
+    if not fmt.is_pickle:
+        with path.open("rb") as f:
+            walk = walk_pickle(f, limits=Limits(max_opcodes=CAPS.sniff_pickle_opcodes))
+        if walk.imports:
+            names = ", ".join(sorted({f"{m}.{n}" for m, n in walk.globals}))
+            found.append(f"a pickle importing {names}")
+    if fmt not in (Format.TORCH_ZIP, Format.NUMPY_OBJECT) and zipfile.is_zipfile(path):
+        found.append("a zip archive (torch.load and other zip readers open it as one)")
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -80,7 +122,7 @@ class ReadCandidate:
 def read_candidate(files: tuple[Path, ...], locations: tuple[str, ...]) -> ReadCandidate:
     readings = tuple(read_file(path, location) for path, location in zip(files, locations))
     if any(r.unsafe for r in readings):
-        return ReadCandidate(readings, None, "unsafe pickle: not loaded")
+        return ReadCandidate(readings, None, "unsafe or polyglot file: not loaded")
     broken = [r.error for r in readings if r.error]
     if broken:
         return ReadCandidate(readings, None, "; ".join(broken))
