@@ -23,3 +23,12 @@ class SourceFailure:
 
     source: str
     reason: str
+
+
+@dataclass(frozen=True)
+class SkippedEntry:
+    """An entry of a scanned folder that was not read, and why (a symlink leading out
+    of the folder, a FIFO): reported, never silently dropped."""
+
+    source: str
+    reason: str

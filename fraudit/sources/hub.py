@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from fraudit.errors import SourceNotFoundError, SourceUnavailableError
+from fraudit.errors import SourceNotFoundError, SourceUnavailableError, UnsafeLocationError
 from fraudit.sources.local import WEIGHT_SUFFIXES
 
 HF_SCHEME = "hf://"
@@ -20,6 +20,22 @@ DOWNLOAD_PATTERNS = sorted(f"*{suffix}" for suffix in WEIGHT_SUFFIXES) + ["*.jso
 
 # huggingface_hub's own rule: optional namespace, 1-96 chars of [\w\-.], no '--' or '..'
 _REPO_ID = re.compile(r"^(?:[\w\-.]{1,96}/)?[\w\-.]{1,96}$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+# A git branch or tag name (git check-ref-format), or a Hub pull-request ref: the
+# characters git allows, no '..', '@{', '//', no component starting with '.' or
+# ending with '.lock', no leading or trailing '/'.
+_REF_CHARS = re.compile(r"^[A-Za-z0-9._/+=,-]{1,255}$")
+
+
+def valid_revision(revision: str) -> bool:
+    """A branch or tag name, or a 40-hex commit: never a path, never a traversal."""
+    if _COMMIT.match(revision):
+        return True
+    if not _REF_CHARS.match(revision) or ".." in revision or "//" in revision or "@{" in revision:
+        return False
+    if revision.startswith("/") or revision.endswith(("/", ".")):
+        return False
+    return all(part and not part.startswith(".") and not part.endswith(".lock") for part in revision.split("/"))
 
 
 @dataclass(frozen=True)
@@ -43,7 +59,15 @@ def parse_hub_reference(source: str, *, revision: str | None = None) -> HubRefer
         return None
     if not explicit and "/" not in repo_id:
         return None  # a bare word is a missing local path, not a Hub repo
-    return HubReference(repo_id=repo_id, revision=(rev if at else None) or revision)
+    chosen = (rev if at else None) or revision
+    if chosen is not None and not valid_revision(chosen):
+        raise UnsafeLocationError(f"{source}: revision {chosen!r} is not a branch, tag or 40-hex commit")
+    return HubReference(repo_id=repo_id, revision=chosen)
+
+
+def repository_cache_folder(snapshot: Path) -> Path:
+    """``<cache>/models--org--name`` for a snapshot folder: where its symlinks may point."""
+    return snapshot.parent.parent if snapshot.parent.name == "snapshots" else snapshot
 
 
 def download(
@@ -71,19 +95,25 @@ def download(
             )
         )
     except hf_errors.RepositoryNotFoundError as exc:
-        raise SourceNotFoundError(
-            f"{ref.uri()}: repository not found (or private: pass --token)"
-        ) from exc
+        raise SourceNotFoundError(f"{ref.uri()}: repository not found (or private: pass --token)",
+                                  repo_id=ref.repo_id, revision=ref.revision) from exc
     except hf_errors.RevisionNotFoundError as exc:
-        raise SourceNotFoundError(f"{ref.uri()}: revision {ref.revision!r} not found") from exc
+        raise SourceNotFoundError(f"{ref.uri()}: revision {ref.revision!r} not found",
+                                  repo_id=ref.repo_id, revision=ref.revision) from exc
     except hf_errors.GatedRepoError as exc:
-        raise SourceUnavailableError(f"{ref.uri()}: gated repository, accept its terms and pass --token") from exc
+        raise SourceUnavailableError(f"{ref.uri()}: gated repository, accept its terms and pass --token",
+                                     repo_id=ref.repo_id, revision=ref.revision) from exc
     except hf_errors.LocalEntryNotFoundError as exc:
-        raise SourceUnavailableError(
-            f"{ref.uri()}: cannot reach the Hub and the files are not in the local cache"
-        ) from exc
+        raise SourceUnavailableError(f"{ref.uri()}: cannot reach the Hub and the files are not in the local cache",
+                                     repo_id=ref.repo_id, revision=ref.revision) from exc
     except (hf_errors.HfHubHTTPError, OSError, ValueError) as exc:
-        raise SourceUnavailableError(f"{ref.uri()}: download failed ({_first_line(exc)})") from exc
+        raise SourceUnavailableError(f"{ref.uri()}: download failed ({_first_line(exc)})",
+                                     repo_id=ref.repo_id, revision=ref.revision) from exc
+    # A snapshot is <cache>/<repo>/snapshots/<40-hex commit>: anything else came from a
+    # revision or an endpoint answer that steered the cache elsewhere.
+    if folder.parent.name != "snapshots" or not _COMMIT.match(folder.name):
+        raise UnsafeLocationError(f"{ref.uri()}: the Hub cache returned {folder}, not a snapshot folder; refused",
+                                  path=folder)
     return folder, folder.name
 
 

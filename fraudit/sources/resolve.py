@@ -1,4 +1,4 @@
-"""Turn what the user typed into candidates (or failures that say why not)."""
+"""Turn what the user typed into candidates (or failures and skipped entries that say why)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,17 @@ from pathlib import Path
 
 from fraudit.errors import FrauditError
 from fraudit.sources import hub, local
-from fraudit.sources.candidate import Candidate, SourceFailure
+from fraudit.sources.candidate import Candidate, SkippedEntry, SourceFailure
+
+Resolved = Candidate | SourceFailure | SkippedEntry
 
 
 def resolve_sources(
     sources: Iterable[str], *, revision: str | None = None, token: str | bool | None = None
-) -> list[Candidate | SourceFailure]:
-    """One entry per model found; a source that fails becomes a ``SourceFailure``."""
-    resolved: list[Candidate | SourceFailure] = []
+) -> list[Resolved]:
+    """One entry per model found; a source that fails becomes a ``SourceFailure``, an
+    entry a folder walk would not read a ``SkippedEntry``."""
+    resolved: list[Resolved] = []
     for source in sources:
         try:
             resolved.extend(_resolve_one(source, revision=revision, token=token))
@@ -24,34 +27,41 @@ def resolve_sources(
     return resolved
 
 
-def _resolve_one(source: str, *, revision: str | None, token: str | bool | None) -> list[Candidate | SourceFailure]:
+def _resolve_one(source: str, *, revision: str | None, token: str | bool | None) -> list[Resolved]:
     path = Path(source)
-    if not source.startswith(hub.HF_SCHEME) and path.exists():
+    if not source.startswith(hub.HF_SCHEME) and (path.exists() or path.is_symlink()):
         return _local_candidates(path, source) or [SourceFailure(source, "no model files found")]
     looks_local = source.startswith(("/", "./", "../", "~"))
     ref = None if looks_local else hub.parse_hub_reference(source, revision=revision)
     if ref is None:
         return [SourceFailure(source, "no such file or folder")]
     folder, commit = hub.download(ref, token=token)
-    candidates: list[Candidate | SourceFailure] = []
-    for files in local.discover(folder):
-        rel = [f.relative_to(folder).as_posix() for f in files]
-        name = ref.uri(commit, rel[0] if len(files) == 1 else None)
-        candidates.append(Candidate(source=name, files=files, locations=tuple(ref.uri(commit, r) for r in rel)))
-    return candidates or [SourceFailure(ref.uri(commit), "repository has no model files")]
+    found: list[Resolved] = []
+    # Hub snapshots are symlinks into the repository's blob store: that is their boundary.
+    for item in local.discover(folder, contain=hub.repository_cache_folder(folder)):
+        if isinstance(item, local.Skipped):
+            found.append(SkippedEntry(ref.uri(commit, item.path.relative_to(folder).as_posix()), item.reason))
+            continue
+        rel = [f.relative_to(folder).as_posix() for f in item]
+        name = ref.uri(commit, rel[0] if len(item) == 1 else None)
+        found.append(Candidate(source=name, files=item, locations=tuple(ref.uri(commit, r) for r in rel)))
+    return found or [SourceFailure(ref.uri(commit), "repository has no model files")]
 
 
-def _local_candidates(path: Path, source: str) -> list[Candidate | SourceFailure]:
-    candidates: list[Candidate | SourceFailure] = []
-    for files in local.discover(path):
+def _local_candidates(path: Path, source: str) -> list[Resolved]:
+    found: list[Resolved] = []
+    for item in local.discover(path):
+        if isinstance(item, local.Skipped):
+            found.append(SkippedEntry(_display(item.path), item.reason))
+            continue
         if path.is_file():
             name = source
-        elif len(files) == 1:
-            name = _display(files[0])
+        elif len(item) == 1:
+            name = _display(item[0])
         else:
-            name = _display(files[0].parent)
-        candidates.append(Candidate(source=name, files=files, locations=tuple(_display(f) for f in files)))
-    return candidates
+            name = _display(item[0].parent)
+        found.append(Candidate(source=name, files=item, locations=tuple(_display(f) for f in item)))
+    return found
 
 
 def _display(path: Path) -> str:
