@@ -22,7 +22,8 @@ from fraudit.detectors.weight_bank import WeightBankCheck
 from fraudit.formats import Format
 from fraudit.loading import load_candidate
 from fraudit.models.registry import ArchitectureMatch
-from fraudit.sources import Candidate, SourceFailure
+from fraudit.printable import printable
+from fraudit.sources import Candidate, Resolved, SkippedEntry, SourceFailure
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class AuditResult:
     seconds: float = 0.0
     # Set when the source produced no model at all (missing path, unknown repo).
     error: str | None = None
+    # Set for an entry of a scanned folder that was not read (a symlink out of the folder, a FIFO).
+    skipped: str | None = None
 
     @property
     def verdict(self) -> Status:
@@ -48,7 +51,7 @@ class AuditResult:
     def reason(self) -> str:
         """The most severe check explains the verdict; among equals the later (deeper) one does."""
         worst = max(reversed(self.checks), key=lambda c: c.status, default=None)
-        return self.error or (worst.summary if worst is not None else "")
+        return self.error or self.skipped or (worst.summary if worst is not None else "")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,13 +62,14 @@ class AuditResult:
             "architecture": self.architecture.to_dict() if self.architecture else None,
             "checks": [c.to_dict() for c in self.checks],
             "error": self.error,
+            "skipped": self.skipped,
             "seconds": round(self.seconds, 3),
         }
 
     def __rich__(self) -> Panel:
         parts: list[RenderableType] = []
-        if self.error is not None:
-            parts.append(Text(self.error))
+        if self.error is not None or self.skipped is not None:
+            parts.append(Text(printable(self.error or f"skipped: {self.skipped}")))
         else:
             facts = Table.grid(padding=(0, 2))
             facts.add_column(style="dim")
@@ -74,7 +78,7 @@ class AuditResult:
                 facts.add_row("format", ", ".join(sorted({str(f) for f in self.formats})))
             arch = self.architecture
             if arch is not None:
-                facts.add_row("architecture", Text(arch.name + (f" — {arch.variant}" if arch.variant else "")))
+                facts.add_row("architecture", Text(printable(arch.name + (f" — {arch.variant}" if arch.variant else ""))))
                 facts.add_row("parameters", f"{arch.parameters:,}")
                 if arch.embedding_dim:
                     facts.add_row("embedding", f"{arch.embedding_dim}-d" + (f", input {arch.input_size}×{arch.input_size}" if arch.input_size else ""))
@@ -84,9 +88,9 @@ class AuditResult:
             checks.add_column("status", no_wrap=True)
             checks.add_column("summary", ratio=1)
             for check in self.checks:
-                checks.add_row(Text(check.name), check.status, Text(check.summary))
+                checks.add_row(Text(printable(check.name)), check.status, Text(printable(check.summary)))
             parts.append(checks)
-        title = Text.assemble(self.source, "  ", self.verdict.__rich__())
+        title = Text.assemble(printable(self.source), "  ", self.verdict.__rich__())
         return Panel(Group(*parts), title=title, title_align="left", border_style=self.verdict.style.split()[-1])
 
 
@@ -149,13 +153,34 @@ def _not_loaded(check: Check, earlier: list[CheckResult]) -> CheckResult:
     return CheckResult(check.name, Status.INCONCLUSIVE, f"not run: the file was not loaded{why}")
 
 
+def _audit_in_workers(candidates: list[Candidate], config: AuditConfig | None, jobs: int) -> Iterator[AuditResult]:
+    """One task per candidate on joblib's process pool (loky), results in input order.
+    A task that dies (a worker killed by a segfault in a native loader, out of memory)
+    is that candidate's ERROR; the batch and its report go on."""
+    from joblib.externals.loky import get_reusable_executor
+
+    executor = get_reusable_executor(max_workers=jobs)
+    futures = [executor.submit(audit, candidate, config) for candidate in candidates]
+    for candidate, future in zip(candidates, futures):
+        try:
+            yield future.result()
+        except Exception as exc:  # noqa: BLE001 - the worker, not the audit, failed
+            yield AuditResult(source=candidate.source, locations=candidate.locations, checks=(),
+                              error=f"audit process failed: {type(exc).__name__}: {exc}")
+
+
 def failure_result(failure: SourceFailure) -> AuditResult:
     """A source that produced no model is an ERROR result, so a batch still reports it."""
     return AuditResult(source=failure.source, locations=(), checks=(), error=failure.reason)
 
 
+def skipped_result(entry: SkippedEntry) -> AuditResult:
+    """An entry the walk would not read is INCONCLUSIVE with the reason: never silently dropped."""
+    return AuditResult(source=entry.source, locations=(entry.source,), checks=(), skipped=entry.reason)
+
+
 def audit_all(
-    items: Sequence[Candidate | SourceFailure],
+    items: Sequence[Resolved],
     *,
     config: AuditConfig | None = None,
     jobs: int = 1,
@@ -170,16 +195,16 @@ def audit_all(
     return results
 
 
-def _iter_audits(
-    items: Sequence[Candidate | SourceFailure], *, config: AuditConfig | None, jobs: int
-) -> Iterator[AuditResult]:
+def _iter_audits(items: Sequence[Resolved], *, config: AuditConfig | None, jobs: int) -> Iterator[AuditResult]:
     candidates = [item for item in items if isinstance(item, Candidate)]
     if jobs > 1 and len(candidates) > 1:
-        from joblib import Parallel, delayed
-
-        parallel = Parallel(n_jobs=jobs, return_as="generator")
-        audited = iter(parallel(delayed(audit)(c, config) for c in candidates))
+        audited = _audit_in_workers(candidates, config, jobs)
     else:
         audited = (audit(c, config) for c in candidates)
     for item in items:
-        yield failure_result(item) if isinstance(item, SourceFailure) else next(audited)
+        if isinstance(item, SourceFailure):
+            yield failure_result(item)
+        elif isinstance(item, SkippedEntry):
+            yield skipped_result(item)
+        else:
+            yield next(audited)

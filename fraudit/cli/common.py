@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from fraudit.errors import FrauditError
+from fraudit.printable import printable
 
 # One console for results (stdout) and one for progress and messages (stderr).
 # Rich resolves sys.stdout / sys.stderr at print time, so test runners that swap
@@ -28,7 +30,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def fail(message: str) -> typer.Exit:
     """Print one error line and return the exit to raise."""
-    err.print(f"[red]error[/]: {escape(message)}", soft_wrap=True, highlight=False)
+    err.print(f"[red]error[/]: {escape(printable(message))}", soft_wrap=True, highlight=False)
     return typer.Exit(ERROR_EXIT)
 
 
@@ -38,8 +40,9 @@ def describe_os_error(exc: OSError) -> str:
 
 
 def guarded(command: F) -> F:
-    """Run ``command`` with fraudit's errors and OS errors mapped to one line and exit 2;
-    anything else is a bug and keeps its traceback."""
+    """Run ``command`` with every error mapped to one line on stderr and exit 2:
+    fraudit's own errors and OS errors by their message, anything else (a bug) as an
+    internal error, with its traceback only under ``FRAUDIT_DEBUG=1``."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -49,6 +52,12 @@ def guarded(command: F) -> F:
             raise fail(str(exc)) from None
         except OSError as exc:
             raise fail(describe_os_error(exc)) from None
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug in fraudit: still one line and exit 2
+            if os.environ.get("FRAUDIT_DEBUG"):
+                raise
+            raise fail(f"internal error: {type(exc).__name__}: {exc} (FRAUDIT_DEBUG=1 shows the traceback)") from None
 
     return wrapper  # type: ignore[return-value]
 

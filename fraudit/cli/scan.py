@@ -15,9 +15,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from fraudit.audit import AuditConfig, AuditResult, audit_all, default_checks
 from fraudit.cli.common import err, out, output_file
 from fraudit.detectors.base import FailOn, exit_code
+from fraudit.printable import printable
 from fraudit.report import to_json_document, to_sarif_document
 from fraudit.report.console import BatchReport
-from fraudit.sources import Candidate, resolve_sources
+from fraudit.sources import Candidate, Resolved, resolve_sources
 
 
 class OutputFormat(enum.StrEnum):
@@ -84,8 +85,7 @@ def scan(
     config = AuditConfig(checks=default_checks(banks=bank or (), pair_with=pair_with, pair_null=pair_null))
     results = _audit_with_progress(items, config=config, jobs=jobs, console=err)
 
-    if output_format is OutputFormat.RICH or output is not None:
-        _print_rich(results, output if output_format is OutputFormat.RICH else None)
+    # The machine-readable report first: a gate must get it even if the terminal fails.
     if output_format is not OutputFormat.RICH:
         document = (
             to_json_document(results, fail_on=fail_on)
@@ -96,13 +96,15 @@ def scan(
         if output is None:
             sys.stdout.write(text)
         else:
-            output.write_text(text)
+            output.write_text(text, encoding="utf-8")
+    if output_format is OutputFormat.RICH or output is not None:
+        _print_rich(results, output if output_format is OutputFormat.RICH else None)
     if output is not None:
-        err.print(f"Report written to {output}", markup=False, highlight=False)
+        err.print(f"Report written to {printable(str(output))}", markup=False, highlight=False)
     raise typer.Exit(code=exit_code([r.verdict for r in results], fail_on=fail_on))
 
 
-def _audit_with_progress(items: list, *, config: AuditConfig, jobs: int, console: Console) -> list[AuditResult]:
+def _audit_with_progress(items: list[Resolved], *, config: AuditConfig, jobs: int, console: Console) -> list[AuditResult]:
     candidates = sum(isinstance(i, Candidate) for i in items)
     with Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -123,5 +125,5 @@ def _print_rich(results: list[AuditResult], output: Path | None) -> None:
     if output is None:
         out.print(report)
         return
-    with output.open("w") as handle:
+    with output.open("w", encoding="utf-8") as handle:
         Console(file=handle, width=120).print(report)

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fraudit.audit import AuditResult
+from fraudit.printable import printable
 
 
 @dataclass(frozen=True)
@@ -33,5 +34,5 @@ def summary_table(results: Sequence[AuditResult]) -> Table:
     table.add_column("reason", ratio=1)
     for result in results:
         arch = result.architecture.id if result.architecture else "—"
-        table.add_row(Text(result.source), arch, result.verdict, Text(result.reason))
+        table.add_row(Text(printable(result.source)), arch, result.verdict, Text(printable(result.reason)))
     return table

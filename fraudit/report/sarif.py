@@ -13,6 +13,7 @@ from fraudit.audit import AuditResult
 from fraudit.detectors.base import Status
 from fraudit.detectors import file_safety, pairing, weight_bank
 from fraudit.detectors.check import Check, SarifRule
+from fraudit.printable import json_safe, uri
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/fraudit/fraudit"
@@ -34,13 +35,17 @@ def to_sarif_document(results: Sequence[AuditResult], *, checks: Sequence[Check]
         if audit.error is not None:
             notifications.append(_notification(audit.source, audit.error))
             continue
+        if audit.skipped is not None:
+            notifications.append(_notification(audit.source, f"skipped: {audit.skipped}", level="warning"))
+            continue
         for check in audit.checks:
             if check.status is Status.ERROR:
                 notifications.append(_notification(audit.source, f"{check.name}: {check.summary}"))
             elif check.status in (Status.FAIL, Status.WARN):
                 index = rule_index[check.name]
                 sarif_results.append(_result(audit, ordered[index][1], index, check.name, check.status, check.summary))
-    return {
+    failed = any(n["level"] == "error" for n in notifications)
+    return json_safe({
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
         "runs": [
@@ -56,14 +61,14 @@ def to_sarif_document(results: Sequence[AuditResult], *, checks: Sequence[Check]
                 },
                 "invocations": [
                     {
-                        "executionSuccessful": not notifications,
+                        "executionSuccessful": not failed,
                         "toolExecutionNotifications": notifications,
                     }
                 ],
                 "results": sarif_results,
             }
         ],
-    }
+    })
 
 
 def _rule(rule: SarifRule, check: str) -> dict[str, Any]:
@@ -87,13 +92,13 @@ def _result(audit: AuditResult, rule: SarifRule, index: int, check: str, status:
         "level": _LEVEL[status],
         "message": {"text": f"{audit.source}: {check} {status}: {summary}"},
         "locations": [
-            {"physicalLocation": {"artifactLocation": {"uri": uri}, "region": {"startLine": 1}}}
-            for uri in locations
+            {"physicalLocation": {"artifactLocation": {"uri": uri(location)}, "region": {"startLine": 1}}}
+            for location in locations
         ],
         "partialFingerprints": {"fraudit/v1": fingerprint},
         "properties": {"verdict": str(audit.verdict), "check": check, "status": str(status)},
     }
 
 
-def _notification(source: str, text: str) -> dict[str, Any]:
-    return {"level": "error", "message": {"text": f"{source}: {text}"}}
+def _notification(source: str, text: str, *, level: str = "error") -> dict[str, Any]:
+    return {"level": level, "message": {"text": f"{source}: {text}"}}
