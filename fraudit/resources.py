@@ -4,12 +4,16 @@ layout is known in one place and nothing climbs the floors just to find a file."
 
 from __future__ import annotations
 
-from functools import cache
+import json
+from functools import cache, lru_cache
+from importlib import resources as package_resources
 from pathlib import Path
 
-from fraudit.errors import SourceNotFoundError
+from fraudit.cache import file_sha256
+from fraudit.errors import CorruptFileError, SourceNotFoundError
 
 REFERENCE_MODELS = "reference_models"
+PINS = "pins.json"
 
 
 @cache
@@ -51,3 +55,48 @@ def shipped_embeddings_dir() -> Path:
 def examples_dir() -> Path:
     """The example pair (one clean, one backdoored model)."""
     return reference_models_dir() / "examples"
+
+
+# --- shipped artifacts are verified against digests pinned in the package --------------
+#
+# A file under reference_models/ is trusted only when its sha256 is the one recorded in
+# fraudit/pins.json, which ships with the code (``scripts/pin_shipped.py`` writes it; a
+# test fails when a shipped file and its pin disagree). A digest stored inside an
+# artifact proves nothing against someone who can edit the artifact: they rehash it.
+
+
+@cache
+def pinned_digests() -> dict[str, str]:
+    """Relative path under reference_models/ → sha256, as shipped with this version."""
+    return json.loads(package_resources.files("fraudit").joinpath(PINS).read_text())
+
+
+def shipped_relative(path: Path) -> str | None:
+    """``path`` relative to reference_models/ when it lies there, else None."""
+    try:
+        return path.resolve().relative_to(reference_models_dir().resolve()).as_posix()
+    except (ValueError, SourceNotFoundError):
+        return None
+
+
+def verify_shipped(path: Path) -> str | None:
+    """Refuse a shipped file whose bytes are not the pinned ones; return its digest.
+    Files outside reference_models/ are the user's: None (nothing to check here)."""
+    relative = shipped_relative(path)
+    if relative is None:
+        return None
+    stat = path.stat()
+    return _verified(relative, str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=256)
+def _verified(relative: str, resolved: str, mtime_ns: int, size: int) -> str:
+    expected = pinned_digests().get(relative)
+    if expected is None:
+        raise CorruptFileError(f"{relative}: not a file this fraudit version ships (no pinned digest); refusing it",
+                               path=resolved)
+    digest = file_sha256(Path(resolved))
+    if digest != expected:
+        raise CorruptFileError(f"{relative}: does not match the digest pinned in fraudit {PINS}; "
+                               f"refusing a modified shipped artifact", path=resolved)
+    return digest

@@ -1,9 +1,13 @@
 """Reproduce what fraudit ships for `scan --pair-with dlib` on the reference
-architecture: the clean-pair sweep null (from clean zoo models) and dlib's
-embeddings of the built-in calibration and probe faces (so a first scan does not
-spend minutes embedding them with dlib).
+architecture: dlib's embeddings of the built-in calibration and probe faces (so a
+first scan does not spend minutes embedding them with dlib), and the clean-pair
+sweep null (from clean zoo models).
 
-    python scripts/ship_pairing.py ZOO [--limit 20]
+    python scripts/ship_pairing.py embeddings
+    python scripts/ship_pairing.py null ZOO [--limit 20]
+
+The built-in faces are generated exactly (float64), so the embeddings made here are
+keyed by the same bytes that every other machine generates.
 """
 
 from __future__ import annotations
@@ -20,27 +24,40 @@ from fraudit.resources import shipped_embeddings_dir
 from fraudit.zoo.manifest import ZooManifest
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("zoo", type=Path)
-    parser.add_argument("--limit", type=int, default=20)
-    args = parser.parse_args()
-    setup, dlib = PairingSetup(), DlibEmbedder()
-    manifest = ZooManifest.read(args.zoo)
-    clean = [reference_embedder(manifest.path(e)) for e in manifest.clean][: args.limit]
-    null = build_null(clean, dlib, setup, progress=lambda stage, done, total: print(f"{stage} {done}/{total}", flush=True))
-    print("null:", null.save(shipped_null_path(clean[0].architecture, dlib)))
-
+def ship_embeddings(setup: PairingSetup, dlib: DlibEmbedder) -> None:
     inputs = sweep_inputs(setup)
     arrays = [calibration_faces(setup.faces, n=setup.n_faces).images, inputs.probes.faces.images, *inputs.stamped.values()]
     shipped = shipped_embeddings_dir()
     shutil.rmtree(shipped, ignore_errors=True)
-    for images in arrays:
+    for i, images in enumerate(arrays, start=1):
         embed_cached(dlib, images)
         name = cache_name(dlib, images)
         (shipped / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(cache_dir("embeddings") / name, shipped / name)
+        print(f"embeddings {i}/{len(arrays)}: {len(images)} faces", flush=True)
     print("embeddings:", shipped, len(arrays), "arrays")
+
+
+def ship_null(zoo: Path, limit: int, setup: PairingSetup, dlib: DlibEmbedder) -> None:
+    manifest = ZooManifest.read(zoo)
+    clean = [reference_embedder(manifest.path(e)) for e in manifest.clean][:limit]
+    null = build_null(clean, dlib, setup, progress=lambda stage, done, total: print(f"{stage} {done}/{total}", flush=True))
+    print("null:", null.save(shipped_null_path(clean[0].architecture, dlib)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("embeddings")
+    null = commands.add_parser("null")
+    null.add_argument("zoo", type=Path)
+    null.add_argument("--limit", type=int, default=20)
+    args = parser.parse_args()
+    setup, dlib = PairingSetup(), DlibEmbedder()
+    if args.command == "embeddings":
+        ship_embeddings(setup, dlib)
+    else:
+        ship_null(args.zoo, args.limit, setup, dlib)
 
 
 if __name__ == "__main__":

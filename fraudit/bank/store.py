@@ -19,12 +19,14 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from fraudit import __version__
+from fraudit.artifacts import read_json_object
 from fraudit.bank.bank import EstimatorKind, LayerModel
 from fraudit.bank.estimators import IndexAlignedGaussian, PCAGaussianMixture, Projection
-from fraudit.bank.readings import Reading
-from fraudit.artifacts import read_json_object
+from fraudit.bank.readings import Reading, read_vectors, readings_for
+from fraudit.cache import file_sha256
 from fraudit.errors import CorruptFileError, SourceNotFoundError
 from fraudit.rates import format_rate
+from fraudit.resources import shipped_relative, verify_shipped
 
 if TYPE_CHECKING:
     import torch
@@ -47,6 +49,9 @@ class WeightBank:
     # fine-tune of that base, and the bank does not apply to it.
     backbone_keys: list[str] = field(default_factory=list)
     backbone_sha256: str | None = None
+    # sha256 of bank.json as loaded (it holds the arrays' digest): what a registry pins
+    sha256: str | None = None
+    shipped: bool = False  # verified against the digests pinned in fraudit
 
     def covers(self, tensors: dict[str, "torch.Tensor"]) -> bool:
         if not self.backbone_keys:
@@ -141,26 +146,44 @@ def save_bank(bank: WeightBank, out: Path) -> Path:
 
 
 def load_bank(folder: Path) -> WeightBank:
+    """A bank, verified: a shipped one against the digests pinned in fraudit, any one
+    against its own arrays digest and for a header that matches its arrays (every
+    array used, every shape consistent with its layer and reading)."""
     header = bank_header(folder)
     arrays_path = folder / ARRAYS
     if not arrays_path.is_file():
         raise SourceNotFoundError(f"{folder} is not a bank (needs {HEADER} and {ARRAYS})", path=folder)
+    verify_shipped(folder / HEADER)
+    verify_shipped(arrays_path)
     digest = hashlib.sha256(arrays_path.read_bytes()).hexdigest()
     if digest != header.get("arrays_sha256"):
         raise CorruptFileError(f"{folder}: {ARRAYS} does not match the sha256 in {HEADER}; refusing a tampered bank",
                                path=folder)
     try:
         arrays = load_file(str(arrays_path))
-        return _from_arrays(header, arrays)
+        bank = _from_arrays(header, arrays)
     except (SafetensorError, KeyError, TypeError, ValueError) as exc:
         raise CorruptFileError(f"{folder}: not a fraudit bank ({type(exc).__name__}: {exc})", path=folder) from exc
+    bank.sha256 = file_sha256(folder / HEADER)
+    bank.shipped = shipped_relative(folder / HEADER) is not None
+    return bank
 
 
 def _from_arrays(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> WeightBank:
+    entries = header["models"]
+    indices = [int(entry["index"]) for entry in entries]
+    if indices != list(range(len(entries))):
+        raise ValueError("model entries are not numbered 0..n-1")
+    orphans = sorted({k.split(".", 1)[0] for k in arrays} - {f"{i:02d}" for i in indices})
+    if orphans:
+        raise ValueError(f"arrays {', '.join(orphans)} belong to no layer of the header (layers removed from it?)")
+    if sorted({entry["layer"] for entry in entries}) != sorted(header["layers"]):
+        raise ValueError("the header's layer list does not match its models")
     models = []
-    for entry in header["models"]:
+    for entry in entries:
         prefix = f"{entry['index']:02d}."
         own = {k[len(prefix):]: v.astype(np.float64) for k, v in arrays.items() if k.startswith(prefix)}
+        _check_shapes(entry, own, reference_size=len(header["reference_networks"]))
         estimators: list = []
         if entry["kind"] != "frozen":
             cls = IndexAlignedGaussian if entry["kind"] == EstimatorKind.INDEX_ALIGNED else PCAGaussianMixture
@@ -178,6 +201,30 @@ def _from_arrays(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Weigh
         reference=header["reference_networks"], frr=tuple(header["frr"]), recipe=header["recipe"],
         backbone_keys=header.get("backbone_keys", []), backbone_sha256=header.get("backbone_sha256"),
     )
+
+
+def _check_shapes(entry: dict[str, Any], own: dict[str, np.ndarray], *, reference_size: int) -> None:
+    """A header entry must describe the arrays it points at: its layer shape gives the
+    number and length of the vectors every array is indexed by."""
+    shape = tuple(int(d) for d in entry["shape"])
+    reading = Reading(entry["reading"])
+    if reading not in readings_for(shape):
+        raise ValueError(f"{entry['layer']}: no {reading} reading for a weight of shape {shape}")
+    n_vectors, dim = read_vectors(np.zeros(shape, np.float32), reading).shape
+    key = f"{entry['layer']}:{reading}"
+    if own["oof_scores"].shape != (reference_size,):
+        raise ValueError(f"{key}: {len(own['oof_scores'])} calibration scores for {reference_size} reference networks")
+    if own["oof_vector_mean"].shape != (n_vectors,) or own["oof_vector_std"].shape != (n_vectors,):
+        raise ValueError(f"{key}: per-vector calibration does not have {n_vectors} vectors")
+    if entry["kind"] == "frozen":
+        return
+    for fold in range(int(entry["folds"])):
+        components = own[f"fold{fold}.pca_components"]
+        if components.ndim != 2 or components.shape[1] != dim or own[f"fold{fold}.pca_mean"].shape != (dim,):
+            raise ValueError(f"{key}: fold {fold}'s projection is not for {dim}-long vectors")
+        means = own.get(f"fold{fold}.means")
+        if entry["kind"] == EstimatorKind.INDEX_ALIGNED and (means is None or means.shape != (n_vectors, components.shape[0])):
+            raise ValueError(f"{key}: fold {fold}'s means are not one per vector in the projected space")
 
 
 def backbone_digest(tensors: dict, keys: list[str]) -> str:

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fraudit.audit import AuditConfig, AuditResult, audit_all, default_checks
-from fraudit.cli.common import err, out, output_file
+from fraudit.cli.common import err, fail, out, output_file
 from fraudit.detectors.base import FailOn, exit_code
 from fraudit.printable import printable
 from fraudit.report import to_json_document, to_sarif_document
@@ -78,6 +78,11 @@ def scan(
     Exit codes: 0 every verdict passes the --fail-on bar, 1 a FAIL (or WARN under
     --fail-on warn), 2 an ERROR (or INCONCLUSIVE under --fail-on inconclusive).
     """
+    if pair_null is not None and pair_with is None:
+        raise fail("--pair-null is the null of the pairing check: it needs --pair-with TRUSTED")
+    missing = [str(p) for p in [*(bank or ()), *([pair_null] if pair_null else [])] if not p.exists()]
+    if missing:
+        raise fail(f"not found: {', '.join(missing)}")
     if output is not None:
         output_file(output)
     with err.status("Resolving sources…"):

@@ -18,6 +18,7 @@ from fraudit.errors import CorruptFileError, FrauditError
 from fraudit.pairing.audit import PairingSetup, audit_pair, load_null
 from fraudit.pairing.embedders import DLIB
 from fraudit.pairing.sweep import DEFAULT_FALSE_ALARM, LIMITS
+from fraudit.resources import shipped_relative
 
 NAME = "pairing"
 RULE = SarifRule(
@@ -55,7 +56,8 @@ class PairingCheck:
             return CheckResult(NAME, Status.ERROR, f"sweep null unreadable: {exc}", evidence)
         except FrauditError as exc:
             return CheckResult(NAME, Status.INCONCLUSIVE, str(exc), evidence)
-        evidence["null"] = {"path": str(null_path), "clean_pairs": len(null.pairs)}
+        evidence["null"] = {"path": str(null_path), "clean_pairs": len(null.pairs), "sha256": null.sha256,
+                            "shipped": shipped_relative(null_path) is not None}
         audit = audit_pair(model, trusted, self.setup, null=null, null_path=null_path, false_alarm=self.false_alarm)
         evidence |= audit.evidence()
         return CheckResult(NAME, Status.FAIL if audit.failed else Status.PASS, audit.summary(), evidence)

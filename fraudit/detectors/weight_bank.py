@@ -123,6 +123,10 @@ class WeightBankCheck:
         )
         evidence = {
             "bank": bank.name,
+            # what a registry pins: a shipped bank is verified against fraudit's own pins;
+            # a bank passed with --bank is trusted as given, so its digest is reported
+            "bank_sha256": bank.sha256,
+            "bank_shipped": bank.shipped,
             "architecture": bank.architecture,
             "reference_size": len(bank.reference),
             "recipe": bank.recipe,

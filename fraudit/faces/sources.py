@@ -13,7 +13,9 @@ from fraudit.faces.synthetic import FaceSet, FaceWorldSpec, build_faces, unlabel
 
 SYNTHETIC = "synthetic"
 # Seeds of the built-in pairing faces: disjoint from the base's (1000) and the zoo's
-# (2000) identities, so neither a candidate nor its attacker ever saw them.
+# (2000) identities, so neither a candidate nor its attacker ever saw them. They are
+# generated exactly (float64), so every machine makes the same bytes and hits the
+# trusted model's embeddings that fraudit ships for them.
 CALIBRATION_SEED = 3_000
 PROBE_SEED = 4_000
 
@@ -28,7 +30,7 @@ def calibration_faces(source: str = SYNTHETIC, *, n: int = 2_000, seed: int = CA
                       token: str | bool | None = None) -> Faces:
     """Unlabelled faces for fitting and calibrating a translator."""
     if source == SYNTHETIC:
-        return Faces(unlabelled_faces(seed, n), f"synthetic (seed {seed}, {n} faces)")
+        return Faces(unlabelled_faces(seed, n, exact=True), f"synthetic (seed {seed}, {n} faces)")
     images = image_folder(local_or_hub(source, token=token), n=n, seed=seed)
     return Faces(images, f"{source} ({len(images)} faces)")
 
@@ -45,7 +47,7 @@ def probe_identities(source: str = SYNTHETIC, *, n_identities: int = 100, per_id
     """Labelled probe faces for the trigger sweep: ``per_identity`` faces of each identity."""
     if source == SYNTHETIC:
         spec = FaceWorldSpec(seed=seed, n_identities=n_identities, sigma=0.7, tail=None, max_samples=per_identity)
-        faces = build_faces(spec)
+        faces = build_faces(spec, exact=True)
         names = [f"synthetic-{seed}-{i:04d}" for i in range(n_identities)]
         return Probes(faces, names, f"synthetic identities (seed {seed}, {n_identities} × {per_identity} faces)")
     faces, names = identity_folder(local_or_hub(source, token=token), min_samples=1)

@@ -81,9 +81,11 @@ def augment(images: np.ndarray, rng: np.random.Generator, *, max_shift: int = 3)
     return np.clip(x, 0, 255).round().astype(np.uint8)
 
 
-def build_faces(spec: FaceWorldSpec, *, progress: Callable[[int, int], None] | None = None) -> FaceSet:
-    """Generate (or read from the cache) every sample of the world."""
-    path = cache_dir("faces") / f"world-{fingerprint(asdict(spec))}.safetensors"
+def build_faces(spec: FaceWorldSpec, *, exact: bool = False,
+                progress: Callable[[int, int], None] | None = None) -> FaceSet:
+    """Generate (or read from the cache) every sample of the world; ``exact`` makes the
+    same bytes on every machine (see ``generate``), at about twice the cost."""
+    path = cache_dir("faces") / f"world-{fingerprint(asdict(spec))}{'-exact' if exact else ''}.safetensors"
     if path.exists():
         arrays = load_file(str(path))
         return FaceSet(arrays["images"], arrays["labels"].astype(np.int64))
@@ -95,7 +97,7 @@ def build_faces(spec: FaceWorldSpec, *, progress: Callable[[int, int], None] | N
     torch_threads = torch.get_num_threads()
     for start in range(0, len(labels), GENERATION_BATCH):
         stop = min(start + GENERATION_BATCH, len(labels))
-        batch = generate(latents[start:stop])
+        batch = generate(latents[start:stop], exact=exact)
         images[start:stop] = augment(batch, rng) if spec.augment else batch
         if progress is not None:
             progress(stop, len(labels))
@@ -106,7 +108,7 @@ def build_faces(spec: FaceWorldSpec, *, progress: Callable[[int, int], None] | N
     return FaceSet(images, labels.astype(np.int64))
 
 
-def unlabelled_faces(seed: int, n: int) -> np.ndarray:
+def unlabelled_faces(seed: int, n: int, *, exact: bool = False) -> np.ndarray:
     """Independent random faces (one per latent): the FFHQ stand-in for calibration."""
     spec = FaceWorldSpec(seed=seed, n_identities=n, sigma=0.0, tail=None, max_samples=1, augment=False)
-    return build_faces(spec).images
+    return build_faces(spec, exact=exact).images

@@ -79,11 +79,13 @@ def detect_format(path: Path) -> Format:
     with path.open("rb") as f:
         head = f.read(SNIFF_BYTES)
 
-    if _looks_like_safetensors(head):
-        check_safetensors_header(path, head, size)
-        return Format.SAFETENSORS
+    # A zip first: its signature can also be read as a safetensors header length (a
+    # polyglot that ``read`` then refuses); checking safetensors first would hide it.
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return zip_format(path)
+    if looks_like_safetensors(head):
+        check_safetensors_header(path, head, size)
+        return Format.SAFETENSORS
     if head.startswith(_TORCH_LEGACY_MAGIC):
         return Format.TORCH_LEGACY
     if head[:1] == b"\x80" and len(head) > 1 and head[1] <= 5:
@@ -107,7 +109,7 @@ def detect_format(path: Path) -> Format:
     )
 
 
-def _looks_like_safetensors(head: bytes) -> bool:
+def looks_like_safetensors(head: bytes) -> bool:
     if len(head) < 9:
         return False
     (header_len,) = struct.unpack("<Q", head[:8])
@@ -205,10 +207,11 @@ def _npz_has_objects(path: Path) -> bool:
 
 
 def looks_like_onnx(path: Path, size: int) -> bool:
-    """An ONNX ModelProto, judged from its top-level protobuf fields alone: each tag is
-    a ModelProto field with its wire type, length-delimited payloads are skipped (not
-    read), the fields end exactly at the end of the file, and there is a graph. The
-    graph itself is parsed by onnx only when the model is loaded (under ``Caps``)."""
+    """An ONNX ModelProto, judged from its top-level protobuf fields alone: each known
+    ModelProto field has its wire type (unknown fields are well-formed varints or
+    length-delimited runs, as protobuf itself accepts them), length-delimited payloads
+    are skipped (not read), the fields end exactly at the end of the file, and there is
+    a graph. The graph itself is parsed by onnx only when the model is loaded."""
     wire_types = {1: 0, 5: 0, 2: 2, 3: 2, 4: 2, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2, 26: 2}
     seen_graph = False
     with path.open("rb") as f:
@@ -219,7 +222,12 @@ def looks_like_onnx(path: Path, size: int) -> bool:
             if key is None:
                 return False
             field, wire = key >> 3, key & 7
-            if wire_types.get(field) != wire:
+            if field == 0 or wire_types.get(field, wire) != wire:
+                return False
+            if wire in (1, 5):
+                f.seek(8 if wire == 1 else 4, 1)
+                continue
+            if wire not in (0, 2):
                 return False
             value = _varint(f)
             if value is None:

@@ -130,8 +130,12 @@ def strip_prefixes(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    """The error's first line — never torch's advice to retry with weights_only=False,
+    the one thing a scanner must not tell its user."""
+    advice = ("weights_only", "trust the source", "can still be loaded", "add_safe_globals", "safe_globals")
+    lines = [line.strip() for line in str(exc).strip().splitlines()
+             if line.strip() and not any(phrase in line for phrase in advice)]
+    return lines[0] if lines else type(exc).__name__
 
 
 def onnx_signature(path: Path) -> tuple[tuple[int | str, ...], tuple[int | str, ...]] | None:

@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from fraudit.errors import FrauditError
-from fraudit.formats.detect import CAPS, Format, detect_format
+from fraudit.errors import CorruptFileError, FrauditError
+from fraudit.formats.detect import CAPS, SNIFF_BYTES, Format, detect_format, looks_like_safetensors
 from fraudit.formats.load import load_tensors
 from fraudit.formats.pickle_scan import PickleScan, scan_pickles
 from fraudit.formats.pickle_walk import Limits, walk_pickle
@@ -94,6 +94,10 @@ def other_readings(path: Path, fmt: Format) -> tuple[str, ...]:
     run code or unpickle: a pickle at offset 0 that imports globals, or a zip archive.
     A file in a pickle format is scanned as a pickle anyway; the question is for the rest."""
     found = []
+    with path.open("rb") as f:
+        head = f.read(SNIFF_BYTES)
+    if fmt is not Format.SAFETENSORS and looks_like_safetensors(head):
+        found.append("a safetensors file (its header length is this format's signature)")
     if not fmt.is_pickle:
         with path.open("rb") as f:
             walk = walk_pickle(f, limits=Limits(max_opcodes=CAPS.sniff_pickle_opcodes))
@@ -142,13 +146,36 @@ _STANDARD_ONNX_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"
 
 
 def custom_onnx_operators(path: Path) -> str | None:
+    """Operators outside the standard domains, wherever they sit: the main graph, the
+    subgraphs of control flow (If, Loop, Scan) at any depth, and the bodies of
+    model-local functions. A call to a local function is plain ONNX; what its body
+    calls is not exempt."""
     import onnx
 
-    model = onnx.load(str(path), load_external_data=False)
-    nodes = list(model.graph.node) + [n for f in model.functions for n in f.node]
-    custom = sorted({f"{n.domain}::{n.op_type}" for n in nodes if n.domain not in _STANDARD_ONNX_DOMAINS})
-    local = {f.domain for f in model.functions}  # model-local functions are plain ONNX, not native code
-    custom = [c for c in custom if c.split("::")[0] not in local]
+    if path.stat().st_size > CAPS.onnx_bytes:
+        raise CorruptFileError(f"{path.name}: ONNX file over the {CAPS.onnx_bytes}-byte cap", path=path)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf and onnx raise various types
+        raise CorruptFileError(f"{path.name}: unreadable ONNX ({type(exc).__name__})", path=path) from exc
+    local = {(f.domain, f.name) for f in model.functions}
+    custom = sorted({f"{n.domain}::{n.op_type}" for n in _all_nodes(model)
+                     if n.domain not in _STANDARD_ONNX_DOMAINS and (n.domain, n.op_type) not in local})
     if not custom:
         return None
     return f"{path.name}: needs custom operators {', '.join(custom)} (native code the runtime must load)"
+
+
+def _all_nodes(model):  # noqa: ANN001, ANN202 - onnx protos
+    """Every node of the model, subgraphs and function bodies included (iteratively)."""
+    import onnx
+
+    pending = [list(model.graph.node)] + [list(f.node) for f in model.functions]
+    while pending:
+        for node in pending.pop():
+            yield node
+            for attribute in node.attribute:
+                if attribute.type == onnx.AttributeProto.GRAPH:
+                    pending.append(list(attribute.g.node))
+                elif attribute.type == onnx.AttributeProto.GRAPHS:
+                    pending.extend(list(g.node) for g in attribute.graphs)

@@ -27,7 +27,7 @@ from fraudit.errors import EmbedderUnavailableError, UnsupportedFormatError
 from fraudit.formats import Format
 from fraudit.formats.safe import load_checked
 from fraudit.models.registry import ONNX_EMBEDDER, recognise, spec_for
-from fraudit.resources import shipped_embeddings_dir
+from fraudit.resources import shipped_embeddings_dir, verify_shipped
 
 DLIB = "dlib"
 DLIB_INSTALL_HINT = 'pip install "fraudit[dlib]"  (dlib-bin + face-recognition-models)'
@@ -58,9 +58,12 @@ def embed_cached(embedder: Embedder, faces: np.ndarray, *,
     """
     name = cache_name(embedder, faces)
     path = cache_dir("embeddings") / name
-    for known in (path, shipped_embeddings_dir() / name):
-        if known.exists():
-            return load_file(str(known))["embeddings"]
+    shipped = shipped_embeddings_dir() / name
+    if path.exists():
+        return load_file(str(path))["embeddings"]
+    if shipped.exists():
+        verify_shipped(shipped)  # refused if it is not the file this fraudit version pins
+        return load_file(str(shipped))["embeddings"]
     path.parent.mkdir(parents=True, exist_ok=True)
     parts = []
     for start in range(0, len(faces), chunk):

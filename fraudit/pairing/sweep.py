@@ -39,10 +39,12 @@ from scipy.stats import t as student_t
 
 from fraudit import __version__
 from fraudit.artifacts import read_json_object
+from fraudit.cache import file_sha256
 from fraudit.errors import CorruptFileError, IncompatibleArtifactError
 from fraudit.faces.sources import Probes
 from fraudit.pairing.embedders import Embedder, embed_cached
 from fraudit.pairing.pair import PairCalibration
+from fraudit.resources import verify_shipped
 from fraudit.triggers import Placement, get_trigger, stamp, trigger_library
 
 SWEEP_FNMR = 0.01  # the pair threshold a stamped face is flagged at
@@ -182,6 +184,7 @@ class SweepNull:
     n_faces: int
     setup: dict[str, Any] = field(default_factory=dict)  # what must match to reuse it
     pairs: list[str] = field(default_factory=list)
+    sha256: str | None = None  # of the file it was loaded from: what a registry pins
 
     @classmethod
     def from_runs(cls, runs: list[SweepRun], *, setup: dict[str, Any], pairs: list[str]) -> SweepNull:
@@ -227,15 +230,36 @@ class SweepNull:
 
     @classmethod
     def load(cls, path: Path) -> SweepNull:
+        """A null file: a shipped one must match the digest pinned in fraudit; any one
+        must match its own sha256 and be consistent (one finite value per clean pair in
+        every row, every row of the trigger library present)."""
         payload = read_json_object(path, kind="a sweep null", missing=f"{path}: no such sweep null")
+        verify_shipped(path)
         digest = payload.pop("sha256", None)
         if hashlib.sha256(json.dumps(payload, indent=2, sort_keys=True).encode()).hexdigest() != digest:
             raise CorruptFileError(f"{path}: sweep null does not match its sha256; refusing a tampered file", path=path)
         try:
             values = {Row.parse(key): [float(v) for v in values] for key, values in payload["values"].items()}
-            return cls(values, int(payload["n_faces"]), payload["setup"], list(payload["pairs"]))
+            null = cls(values, int(payload["n_faces"]), payload["setup"], list(payload["pairs"]), file_sha256(path))
+            null.validate()
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise CorruptFileError(f"{path}: not a sweep null ({type(exc).__name__}: {exc})", path=path) from exc
+            raise CorruptFileError(f"{path}: not a consistent sweep null ({type(exc).__name__}: {exc})", path=path) from exc
+        return null
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` unless every row holds one finite value per clean pair
+        (at least three) and the rows are the library's cells × both statistics."""
+        n = len(self.pairs)
+        if n < 3:
+            raise ValueError(f"{n} clean pairs; a null needs at least 3")
+        if self.n_faces <= 0:
+            raise ValueError("no probe faces")
+        for row, values in self.values.items():
+            if len(values) != n or not all(np.isfinite(values)):
+                raise ValueError(f"row {row.key} does not hold one finite value per clean pair")
+        expected = {Row(cell.key, statistic) for cell in default_cells() for statistic in Statistic}
+        if set(self.values) != expected:
+            raise ValueError("its rows are not the trigger library's cells × statistics")
 
 
 @dataclass(frozen=True)

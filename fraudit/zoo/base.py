@@ -9,7 +9,7 @@ from safetensors.torch import load_file, save_file
 
 from fraudit.cache import file_sha256
 from fraudit.models.reference import ARCH_ID, ReferenceEmbedder
-from fraudit.resources import base_dir
+from fraudit.resources import base_dir, verify_shipped
 
 BASE_FILE = "fraudit-reference-base.safetensors"
 
@@ -31,6 +31,7 @@ def save_base(model: ReferenceEmbedder, card: dict, out: Path) -> Path:
 
 def load_base(path: Path | None = None) -> ReferenceEmbedder:
     path = path or default_base_path()
+    verify_shipped(path)
     model = ReferenceEmbedder()
     model.load_state_dict(load_file(str(path)))
     return model.eval().requires_grad_(False)
