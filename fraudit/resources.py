@@ -5,6 +5,7 @@ layout is known in one place and nothing climbs the floors just to find a file."
 from __future__ import annotations
 
 import json
+import os
 from functools import cache, lru_cache
 from importlib import resources as package_resources
 from pathlib import Path
@@ -18,7 +19,16 @@ PINS = "pins.json"
 
 @cache
 def reference_models_dir() -> Path:
-    """``reference_models/`` of the source tree (beside ``fraudit/``) or of an installed copy."""
+    """``reference_models/`` of the source tree (beside ``fraudit/``) or of an installed
+    copy, or ``$FRAUDIT_REFERENCE_MODELS`` (a mirror elsewhere: its files must still
+    match the digests pinned in this package)."""
+    override = os.environ.get("FRAUDIT_REFERENCE_MODELS")
+    if override:
+        folder = Path(override)
+        if not (folder / "dcgan-digiface").is_dir():
+            raise SourceNotFoundError(f"FRAUDIT_REFERENCE_MODELS={override} holds no fraudit reference models",
+                                      path=folder)
+        return folder
     here = Path(__file__).resolve().parent
     for root in (here.parent, here):
         candidate = root / REFERENCE_MODELS

@@ -72,3 +72,26 @@ def test_examples_paired_with_dlib_name_the_trigger() -> None:
     sarif = runner.invoke(app, ["scan", str(EXAMPLES / "backdoored.safetensors"), "--pair-with", "dlib", "-f", "sarif"])
     rules = {r["ruleId"] for r in json.loads(sarif.stdout)["runs"][0]["results"]}
     assert rules == {"FRAUDIT002", "FRAUDIT003"}  # weight bank and pairing both fail it
+
+
+@pytest.mark.slow
+def test_a_first_pairing_scan_computes_no_dlib_embedding(tmp_path: Path) -> None:
+    """On any machine, from an empty cache: the built-in faces are generated exactly, so
+    their bytes are those fraudit's shipped dlib embeddings are keyed by. If a single
+    dlib embedding is computed here, the shipped ones missed (and a first scan would
+    take minutes instead of seconds)."""
+    pytest.importorskip("dlib", reason="the dlib extra is installed by .ci/run and the README set-up")
+    import os
+    import subprocess
+    import sys
+
+    from fraudit.pairing.embedders import DlibEmbedder
+
+    cache = tmp_path / "cache"
+    proc = subprocess.run([sys.executable, "-m", "fraudit", "scan", str(EXAMPLES), "--pair-with", "dlib", "-f", "json"],
+                          capture_output=True, text=True, env={**os.environ, "FRAUDIT_CACHE_DIR": str(cache)}, timeout=600)
+    assert proc.returncode == 1, proc.stderr
+    computed = {p.name for p in (cache / "embeddings").iterdir()}
+    assert DlibEmbedder().fingerprint[:24] not in computed
+    verdicts = {Path(r["source"]).name: r["verdict"] for r in json.loads(proc.stdout)["results"]}
+    assert verdicts == {"clean.safetensors": "PASS", "backdoored.safetensors": "FAIL"}

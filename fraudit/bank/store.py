@@ -21,6 +21,7 @@ from safetensors.numpy import load_file, save_file
 from fraudit import __version__
 from fraudit.artifacts import read_json_object
 from fraudit.bank.bank import EstimatorKind, LayerModel
+from fraudit.bank.layers import audited_layers
 from fraudit.bank.estimators import IndexAlignedGaussian, PCAGaussianMixture, Projection
 from fraudit.bank.readings import Reading, read_vectors, readings_for
 from fraudit.cache import file_sha256
@@ -179,6 +180,10 @@ def _from_arrays(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Weigh
         raise ValueError(f"arrays {', '.join(orphans)} belong to no layer of the header (layers removed from it?)")
     if sorted({entry["layer"] for entry in entries}) != sorted(header["layers"]):
         raise ValueError("the header's layer list does not match its models")
+    known = audited_layers(header["architecture"])
+    strangers = sorted({entry["layer"] for entry in entries} - set(known)) if known else []
+    if strangers:
+        raise ValueError(f"layers {', '.join(strangers)} are not audited layers of {header['architecture']}")
     models = []
     for entry in entries:
         prefix = f"{entry['index']:02d}."

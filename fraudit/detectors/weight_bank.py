@@ -21,7 +21,7 @@ from fraudit.bank.bank import NetworkScore, score_network
 from fraudit.bank.store import ARRAYS, HEADER, WeightBank, bank_header, load_bank
 from fraudit.detectors.base import CheckResult, Status
 from fraudit.detectors.check import LoadedCandidate, SarifRule
-from fraudit.errors import FrauditError
+from fraudit.errors import CorruptFileError, FrauditError
 from fraudit.rates import format_rate
 from fraudit.resources import banks_dir
 
@@ -80,6 +80,7 @@ class WeightBankCheck:
                                {"architecture": architecture.id, "searched": [str(p) for p in search]})
         scored: list[tuple[WeightBank, NetworkScore]] = []
         problems: list[str] = []
+        broken: list[str] = []
         for path in paths:
             try:
                 stamps = tuple((path / f).stat().st_mtime_ns for f in (HEADER, ARRAYS))
@@ -89,8 +90,15 @@ class WeightBankCheck:
                     continue
                 weights = {m.layer: tensors[m.layer].float().numpy() for m in bank.models if m.layer in tensors}
                 scored.append((bank, score_network(bank.models, weights, frr=self._frr(bank))))
+            except CorruptFileError as exc:
+                broken.append(f"{path.name}: {exc}")
             except (FrauditError, OSError) as exc:
                 problems.append(f"{path.name}: {exc}")
+        if broken:
+            # a bank that is broken or tampered with (shipped ones are pinned) is an error
+            # of the audit, whatever the other banks say: the installation or input is bad
+            return CheckResult(NAME, Status.ERROR, "bank refused: " + "; ".join(broken),
+                               {"architecture": architecture.id, "banks": [str(p) for p in paths]})
         if not scored:
             return CheckResult(NAME, Status.INCONCLUSIVE, "no bank applies: " + "; ".join(problems),
                                {"architecture": architecture.id, "banks": [str(p) for p in paths]})

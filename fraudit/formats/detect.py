@@ -240,6 +240,66 @@ def looks_like_onnx(path: Path, size: int) -> bool:
     return False
 
 
+def onnx_external_locations(path: Path) -> set[str]:
+    """The external-data file names an ONNX model's initialisers refer to, read by
+    walking the protobuf (ModelProto.graph → GraphProto.initializer → TensorProto.
+    external_data) and seeking past everything else: a large or hostile model is
+    never read whole just to learn which files belong to it."""
+    size = path.stat().st_size
+    found: set[str] = set()
+    with path.open("rb") as f:
+        for field, start, length in _fields(f, 0, size):
+            if field != 7:  # ModelProto.graph
+                continue
+            for gfield, gstart, glength in _fields(f, start, start + length):
+                if gfield != 5:  # GraphProto.initializer
+                    continue
+                for tfield, tstart, tlength in _fields(f, gstart, gstart + glength):
+                    if tfield != 13 or tlength > 64 * 1024:  # TensorProto.external_data entries
+                        continue
+                    entry = {k: v for k, v in _string_fields(f, tstart, tstart + tlength)}
+                    if entry.get(1) == b"location" and 2 in entry:
+                        found.add(entry[2].decode("utf-8", "replace"))
+                    if len(found) > CAPS.tensors:
+                        return found
+    return found
+
+
+def _fields(f, start: int, end: int):  # noqa: ANN001, ANN202
+    """(field number, payload start, payload length) of each length-delimited field in
+    [start, end); other wire types are skipped. Stops quietly at malformed bytes."""
+    position = start
+    for _ in range(CAPS.onnx_top_level_fields * 10):
+        if position >= end:
+            return
+        f.seek(position)
+        key = _varint(f)
+        if key is None:
+            return
+        wire = key & 7
+        if wire == 0:
+            if _varint(f) is None:
+                return
+            position = f.tell()
+        elif wire in (1, 5):
+            position = f.tell() + (8 if wire == 1 else 4)
+        elif wire == 2:
+            length = _varint(f)
+            if length is None or f.tell() + length > end:
+                return
+            payload = f.tell()
+            yield key >> 3, payload, length
+            position = payload + length
+        else:
+            return
+
+
+def _string_fields(f, start: int, end: int):  # noqa: ANN001, ANN202
+    for field, payload, length in _fields(f, start, end):
+        f.seek(payload)
+        yield field, f.read(length)
+
+
 def _varint(f) -> int | None:  # noqa: ANN001
     result, shift = 0, 0
     for _ in range(10):

@@ -85,7 +85,7 @@ def _rule(rule: SarifRule, check: str) -> dict[str, Any]:
 
 def _result(audit: AuditResult, rule: SarifRule, index: int, check: str, status: Status, summary: str) -> dict[str, Any]:
     locations = audit.locations or (audit.source,)
-    fingerprint = hashlib.sha256(f"{check}\0{audit.source}".encode()).hexdigest()
+    fingerprint = hashlib.sha256(f"{check}\0{audit.source}".encode("utf-8", "surrogateescape")).hexdigest()
     return {
         "ruleId": rule.id,
         "ruleIndex": index,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fraudit.errors import FrauditError
-from fraudit.formats.detect import CAPS, looks_like_onnx, numpy_object_offset
+from fraudit.formats.detect import CAPS, looks_like_onnx, numpy_object_offset, onnx_external_locations
 from fraudit.formats.pickle_walk import Limits, walk_pickle
 
 WEIGHT_SUFFIXES = frozenset(
@@ -66,24 +66,13 @@ def _is_repo_marker(name: str) -> bool:
 
 def _onnx_external_files(folder: Path, onnx_files: list[Path]) -> set[Path]:
     """Files an ONNX model in this folder reads as external data: part of that model."""
-    import onnx
-    from onnx import external_data_helper
-
-    from fraudit.formats.load import external_data_location
-
     found: set[Path] = set()
     for path in onnx_files:
         try:
-            if path.stat().st_size > CAPS.onnx_bytes:
-                continue
-            model = onnx.load(str(path), load_external_data=False)
-        except Exception:  # noqa: BLE001 - not loadable here: file safety will say why
+            locations = onnx_external_locations(path)
+        except OSError:
             continue
-        for tensor in model.graph.initializer:
-            if external_data_helper.uses_external_data(tensor):
-                location = external_data_location(tensor)
-                if location:
-                    found.add((folder / location).absolute())
+        found.update((folder / location).absolute() for location in locations)
     return found
 
 
