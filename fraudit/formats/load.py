@@ -69,18 +69,26 @@ def _unwrap_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
     return {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
 
 
-def _load_onnx(path: Path) -> dict[str, torch.Tensor]:
+def load_onnx_model(path: Path):  # noqa: ANN201 - an onnx.ModelProto
+    """The ONNX graph without its external data, under the size cap."""
     import onnx
-    from onnx import external_data_helper, numpy_helper
 
     from fraudit.formats.detect import CAPS
 
     if path.stat().st_size > CAPS.onnx_bytes:
         raise CorruptFileError(f"{path.name}: ONNX file over the {CAPS.onnx_bytes}-byte cap", path=path)
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        return onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - protobuf and onnx raise various types
         raise CorruptFileError(f"{path.name}: unreadable ONNX ({_first_line(exc)})", path=path) from exc
+
+
+def _load_onnx(path: Path) -> dict[str, torch.Tensor]:
+    from onnx import external_data_helper, numpy_helper
+
+    from fraudit.formats.detect import CAPS
+
+    model = load_onnx_model(path)
     external = [t for t in model.graph.initializer if external_data_helper.uses_external_data(t)]
     if external:
         for location in sorted({external_data_location(t) for t in external}):
@@ -142,8 +150,7 @@ def onnx_signature(path: Path) -> tuple[tuple[int | str, ...], tuple[int | str, 
     """Shapes of the graph's first real input and first output (dynamic dims as names)."""
     import onnx
 
-    model = onnx.load(str(path), load_external_data=False)
-    graph = model.graph
+    graph = load_onnx_model(path).graph
     initialisers = {init.name for init in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initialisers]
     if not inputs or not graph.output:

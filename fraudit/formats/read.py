@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 
-from fraudit.errors import CorruptFileError, FrauditError
+from fraudit.errors import FrauditError
 from fraudit.formats.detect import CAPS, SNIFF_BYTES, Format, detect_format, looks_like_safetensors
-from fraudit.formats.load import load_tensors
+from fraudit.formats.load import load_onnx_model, load_tensors
 from fraudit.formats.pickle_scan import PickleScan, scan_pickles
 from fraudit.formats.pickle_walk import Limits, walk_pickle
 
@@ -150,14 +150,7 @@ def custom_onnx_operators(path: Path) -> str | None:
     subgraphs of control flow (If, Loop, Scan) at any depth, and the bodies of
     model-local functions. A call to a local function is plain ONNX; what its body
     calls is not exempt."""
-    import onnx
-
-    if path.stat().st_size > CAPS.onnx_bytes:
-        raise CorruptFileError(f"{path.name}: ONNX file over the {CAPS.onnx_bytes}-byte cap", path=path)
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # noqa: BLE001 - protobuf and onnx raise various types
-        raise CorruptFileError(f"{path.name}: unreadable ONNX ({type(exc).__name__})", path=path) from exc
+    model = load_onnx_model(path)
     local = {(f.domain, f.name) for f in model.functions}
     custom = sorted({f"{n.domain}::{n.op_type}" for n in _all_nodes(model)
                      if n.domain not in _STANDARD_ONNX_DOMAINS and (n.domain, n.op_type) not in local})
