@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import zipfile
 import sys
 from pathlib import Path
 
@@ -355,3 +356,17 @@ def test_a_folder_of_every_hostile_case_is_reported_whole(tmp_path: Path, canary
     assert not canary.exists()
     malicious.unpickle_in_subprocess(folder / "notes.txt", torch_file=False)
     assert canary.exists()  # and the payloads were live
+
+
+def test_a_stray_zip_signature_in_tensor_data_is_not_a_polyglot(tmp_path: Path) -> None:
+    """Four bytes spelling a zip end record occur by chance in large tensors: only an
+    archive whose central directory lists members counts as a zip."""
+    import torch
+    from safetensors.torch import save_file
+
+    weights = torch.zeros(64, dtype=torch.uint8)
+    weights[-22:-18] = torch.tensor(list(b"PK\x05\x06"), dtype=torch.uint8)
+    save_file({"w": weights}, str(tmp_path / "m.safetensors"))
+    assert zipfile.is_zipfile(tmp_path / "m.safetensors")
+    _, document = _scan(str(tmp_path / "m.safetensors"))
+    assert _checks(document, "m.safetensors")["file-safety"]["status"] == "PASS"

@@ -104,9 +104,22 @@ def other_readings(path: Path, fmt: Format) -> tuple[str, ...]:
         if walk.imports:
             names = ", ".join(sorted({f"{m}.{n}" for m, n in walk.globals}))
             found.append(f"a pickle importing {names}")
-    if fmt not in (Format.TORCH_ZIP, Format.NUMPY_OBJECT) and zipfile.is_zipfile(path):
-        found.append("a zip archive (torch.load and other zip readers open it as one)")
+    if fmt not in (Format.TORCH_ZIP, Format.NUMPY_OBJECT) and _opens_as_zip(path):
+        found.append("a zip archive (zip readers open it as one)")
     return tuple(found)
+
+
+def _opens_as_zip(path: Path) -> bool:
+    """A zip a reader would open: an end record *and* a central directory that lists
+    members. (Four bytes spelling the end record's signature can occur by chance in a
+    large tensor; a consistent central directory cannot.)"""
+    if not zipfile.is_zipfile(path):
+        return False
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return bool(archive.infolist())
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError):
+        return False
 
 
 @dataclass(frozen=True)
