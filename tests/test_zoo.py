@@ -99,3 +99,20 @@ def test_zoo_models_are_recognised_by_scan(smoke_zoo: Path) -> None:
     document = json.loads(result.stdout)
     assert {r["architecture"]["id"] for r in document["results"]} == {"fraudit-reference"}
     assert all(r["checks"][0]["status"] == "PASS" for r in document["results"])
+
+
+def test_a_preset_on_another_world_and_clean_only() -> None:
+    """Clean fine-tunes on other identities stand in for a user's own data (issue 12)."""
+    from fraudit.zoo.build import plan
+    from fraudit.zoo.presets import PRESETS
+
+    other = PRESETS["ch4"].on_world(seed=5_000, n_identities=500).clean_only()
+    assert other.world.seed == 5_000 and other.world.n_identities == 500
+    assert other.world.sigma == PRESETS["ch4"].world.sigma  # only the identities change
+    recipes = plan(other, seed=0)
+    assert len(recipes) == PRESETS["ch4"].n_clean and not any(r.backdoored for r in recipes)
+
+
+def test_reserved_world_seeds_are_refused(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["zoo", "build", "--preset", "smoke", "--out", str(tmp_path / "z"), "--world-seed", "4000"])
+    assert result.exit_code == 2 and "reserved" in result.stderr

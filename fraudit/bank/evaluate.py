@@ -115,7 +115,25 @@ def summarise(bank: WeightBank, models: list[ScoredModel]) -> dict:
             )
         report[positives_name] = section
     report["measured_frr"] = {format_rate(frr): float(np.mean([m.p < frr for m in clean])) if clean else None for frr in bank.frr}
+    report["clean_per_reading"] = _clean_per_reading(bank, clean)
     return report
+
+
+def _clean_per_reading(bank: WeightBank, clean: list[ScoredModel]) -> dict[str, dict[str, float | None]]:
+    """How the held-out clean models sit in each reading's calibrated distribution:
+    median and lowest z, and the share below each FRR's z threshold. Readings that
+    do not survive a change of data (other identities) show up here first."""
+    from scipy.stats import norm
+
+    out: dict[str, dict[str, float | None]] = {}
+    for key in sorted(clean[0].z) if clean else []:
+        z = np.array([m.z[key] for m in clean], dtype=np.float64)
+        finite = np.nan_to_num(z, neginf=-1e300)
+        entry: dict[str, float | None] = {"median_z": float(np.median(finite)), "min_z": float(finite.min())}
+        for frr in bank.frr:
+            entry[f"below_{format_rate(frr)}"] = float(np.mean(finite < norm.ppf(frr)))
+        out[key] = entry
+    return out
 
 
 def plot(bank: WeightBank, models: list[ScoredModel], out: Path) -> list[Path]:

@@ -9,7 +9,7 @@ import typer
 
 from fraudit.cli.common import App, err, fail, out, output_file, output_folder
 from fraudit.cli.progress import staged_progress
-from fraudit.zoo.presets import PRESETS
+from fraudit.zoo.presets import PRESETS, RESERVED_SEEDS
 
 app = App(help="Build the test zoo of clean and backdoored face models (thesis ch. 3–4).", no_args_is_help=True)
 
@@ -39,6 +39,9 @@ def build(
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Models trained in parallel.")] = 1,
     seed: Annotated[int, typer.Option(help="Zoo seed: model seeds, splits and impostor/victim pairs.")] = 0,
     base_model: Annotated[Path | None, typer.Option("--base", help="Base checkpoint (default: the shipped one).")] = None,
+    world_seed: Annotated[int | None, typer.Option(help="Fine-tune on another synthetic face world (other identities).")] = None,
+    identities: Annotated[int | None, typer.Option(min=20, help="Identities of that world (default: the preset's).")] = None,
+    clean_only: Annotated[bool, typer.Option(help="Build only the preset's clean models.")] = False,
 ) -> None:
     """Fine-tune a preset's clean and backdoored models (resumable, with progress)."""
     from fraudit.formats.safe import load_checked
@@ -47,11 +50,16 @@ def build(
 
     if preset not in PRESETS:
         raise fail(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    if world_seed in RESERVED_SEEDS:
+        raise fail(f"world seed {world_seed} is reserved ({RESERVED_SEEDS[world_seed]}); choose another")
+    chosen = PRESETS[preset].on_world(seed=world_seed, n_identities=identities)
+    if clean_only:
+        chosen = chosen.clean_only()
     if base_model is not None:
         load_checked(base_model)  # a missing, unsafe or unreadable base fails now, not after the faces
     output_folder(out_dir)
     with staged_progress(err) as progress:
-        manifest = build_zoo(PRESETS[preset], out_dir, seed=seed, jobs=jobs, base_path=base_model, progress=progress)
+        manifest = build_zoo(chosen, out_dir, seed=seed, jobs=jobs, base_path=base_model, progress=progress)
     out.print(summarise(manifest))
 
 

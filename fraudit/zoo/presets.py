@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fraudit.faces.synthetic import FaceWorldSpec
 from fraudit.zoo.finetune import Scenario
@@ -14,6 +14,12 @@ ZOO_WORLD = FaceWorldSpec(seed=2_000, n_identities=1_000, sigma=0.7)
 SMOKE_WORLD = FaceWorldSpec(seed=7, n_identities=100, sigma=0.6, max_samples=120)
 
 FIXED, RANDOM = Placement.FIXED, Placement.RANDOM
+
+# Latent seeds whose identities have a job already: a zoo on one of them would train
+# on the base's identities or on the faces pairing calibrates and probes with.
+RESERVED_SEEDS = {1_000: "the base model's training identities",
+                  3_000: "the base's held-out identities and pairing's calibration faces",
+                  4_000: "pairing's probe identities"}
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,16 @@ class Preset:
     # Impostor and victim are drawn among identities with at least this many
     # samples, so the validation split holds enough of them to measure ≥ 80 %.
     min_pair_samples: int = 40
+
+    def on_world(self, *, seed: int | None = None, n_identities: int | None = None) -> Preset:
+        """The same recipe on another face world — other identities (another latent
+        seed) and their number — standing in for a user's own clean data."""
+        world = replace(self.world, **{k: v for k, v in (("seed", seed), ("n_identities", n_identities)) if v is not None})
+        return replace(self, world=world, description=f"{self.description}; world seed {world.seed}, "
+                                                      f"{world.n_identities} identities")
+
+    def clean_only(self) -> Preset:
+        return replace(self, attempts=(), description=f"{self.description}; clean models only")
 
 
 def _cycle(pairs: list[tuple[str, Placement]], n: int) -> tuple[tuple[str, Placement], ...]:
