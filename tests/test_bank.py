@@ -123,3 +123,18 @@ def test_bank_info_and_evaluate(smoke_zoo: Path, smoke_bank: Path, tmp_path: Pat
     numbers = json.loads(report.read_text())
     assert numbers["clean_evaluated"] == 1  # the 7 reference networks are excluded
     assert (tmp_path / "plots" / "roc_det.png").is_file()
+
+
+@pytest.mark.slow
+def test_a_bank_of_chosen_layers_states_its_worlds(smoke_zoo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bank"
+    result = runner.invoke(app, ["bank", "build", str(smoke_zoo), "--arch", "fraudit-reference", "--out", str(out),
+                                 "--limit", "6", "--layer", "last_linear.weight"])
+    assert result.exit_code == 0, result.output
+    header = json.loads((out / "bank.json").read_text())
+    assert header["layers"] == ["last_linear.weight"]
+    manifest = json.loads((smoke_zoo / "manifest.json").read_text())
+    assert header["recipe"]["worlds"] == [manifest["world"]]
+    wrong = runner.invoke(app, ["bank", "build", str(smoke_zoo), "--arch", "fraudit-reference", "--out", str(tmp_path / "b2"),
+                                "--layer", "logits.weight"])
+    assert wrong.exit_code == 2 and "not audited layers" in wrong.stderr

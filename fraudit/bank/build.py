@@ -4,6 +4,7 @@ folder of checkpoints the user vouches for."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from fraudit.bank.store import WeightBank, backbone_digest
 from fraudit.errors import IncompatibleArtifactError, NotEnoughDataError
 from fraudit.formats.safe import load_checked
 from fraudit.models.registry import recognise
-from fraudit.zoo.manifest import MODELS, clean_checkpoints
+from fraudit.zoo.manifest import MANIFEST, MODELS, ZooManifest, clean_checkpoints
 
 
 def read_layers(path: Path, layers: Sequence[str]) -> tuple[str, dict[str, np.ndarray]]:
@@ -42,11 +43,19 @@ def build_bank(
     folds: int = 3,
     em_components: Sequence[int] | None = None,
     recipe: dict | None = None,
+    layers: Sequence[str] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> WeightBank:
-    layers = audited_layers(architecture)
-    if not layers:
+    """``layers``: a subset of the architecture's audited layers (default: all of them),
+    e.g. without an identity-indexed head when the references span several face worlds."""
+    audited = audited_layers(architecture)
+    if not audited:
         raise IncompatibleArtifactError(f"no audited layers are defined for architecture {architecture!r}")
+    unknown = sorted(set(layers or ()) - set(audited))
+    if unknown:
+        raise IncompatibleArtifactError(f"{', '.join(unknown)}: not audited layers of {architecture} "
+                                        f"(those are {', '.join(audited)})")
+    layers = tuple(layers) if layers else audited
     paths = clean_checkpoints(sources, limit=limit)
     if len(paths) < MIN_REFERENCES:
         raise NotEnoughDataError(f"a bank needs at least {MIN_REFERENCES} clean reference networks; "
@@ -79,6 +88,8 @@ def build_bank(
     models = fit_layer_models(networks, common, kind=kind, folds=folds, em_components=em_components)
     if progress:
         progress("fitting", 1, 1)
+    worlds = [asdict(ZooManifest.read(s).world) for s in sources if (s / MANIFEST).is_file()]
     return WeightBank(name=name, architecture=architecture, models=models, reference=names,
-                      recipe={"estimator": str(kind), "folds": folds, **(recipe or {})},
+                      recipe={"estimator": str(kind), "folds": folds, **({"worlds": worlds} if worlds else {}),
+                              **(recipe or {})},
                       backbone_keys=backbone, backbone_sha256=domain_digest)

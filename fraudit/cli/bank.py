@@ -24,6 +24,7 @@ def build(
     estimator: Annotated[EstimatorKind, typer.Option(help="index-aligned (default) or em-gmm (the thesis' BIC-swept GMM).", case_sensitive=False)] = EstimatorKind.INDEX_ALIGNED,
     limit: Annotated[int, typer.Option(min=4, help="Most reference networks to use.")] = 20,
     folds: Annotated[int, typer.Option(min=2, help="Cross-fitting folds for calibration.")] = 3,
+    layer: Annotated[list[str] | None, typer.Option(help="Audit only this layer (repeatable; default: every audited layer).")] = None,
 ) -> None:
     """Fit per-layer clean-weight models on clean networks and calibrate thresholds."""
     from fraudit.bank.build import build_bank
@@ -32,7 +33,7 @@ def build(
     output_folder(out_dir)
     with staged_progress(err) as progress:
         bank = build_bank(clean, architecture=arch, name=name or out_dir.name, kind=estimator, limit=limit,
-                          folds=folds, progress=progress)
+                          folds=folds, layers=layer, progress=progress)
     save_bank(bank, out_dir)
     out.print(load_bank(out_dir))
 

@@ -42,6 +42,7 @@ def build(
     world_seed: Annotated[int | None, typer.Option(help="Fine-tune on another synthetic face world (other identities).")] = None,
     identities: Annotated[int | None, typer.Option(min=20, help="Identities of that world (default: the preset's).")] = None,
     clean_only: Annotated[bool, typer.Option(help="Build only the preset's clean models.")] = False,
+    n_clean: Annotated[int | None, typer.Option(min=0, help="Clean models to build (default: the preset's).")] = None,
 ) -> None:
     """Fine-tune a preset's clean and backdoored models (resumable, with progress)."""
     from fraudit.formats.safe import load_checked
@@ -55,6 +56,8 @@ def build(
     chosen = PRESETS[preset].on_world(seed=world_seed, n_identities=identities)
     if clean_only:
         chosen = chosen.clean_only()
+    if n_clean is not None:
+        chosen = chosen.with_clean(n_clean)
     if base_model is not None:
         load_checked(base_model)  # a missing, unsafe or unreadable base fails now, not after the faces
     output_folder(out_dir)

@@ -126,7 +126,7 @@ class WeightBankCheck:
         summary = (
             f"{'anomalous' if status is not Status.PASS else 'consistent with clean'} weights: "
             f"consolidated p = {score.p:.2g} (FAIL below {fail_frr:g} = FRR {fail_key}, "
-            f"bank {bank.name}, {len(bank.reference)} clean reference nets); "
+            f"bank {bank.name}, {len(bank.reference)} clean reference nets{_worlds_phrase(bank)}); "
             f"most anomalous {worst.key} (z = {worst.z:.1f})"
         )
         evidence = {
@@ -138,6 +138,9 @@ class WeightBankCheck:
             "architecture": bank.architecture,
             "reference_size": len(bank.reference),
             "recipe": bank.recipe,
+            # what the references covered: a FAIL says "unlike these", not "backdoored"
+            "domain": {"architecture": bank.architecture, "layers": bank.layers,
+                       "frozen_backbone_tensors": len(bank.backbone_keys), "worlds": bank.recipe.get("worlds")},
             "frr": {"fail": fail_frr, "warn": warn_frr},
             "frr_source": "bank" if self.fail_frr is None and self.warn_frr is None else "option",
             "consolidated": {
@@ -165,6 +168,14 @@ class WeightBankCheck:
 def _load_cached(path: Path, mtimes_ns: tuple[int, ...]) -> WeightBank:
     """A batch audits many candidates against the same banks: load (and verify) each once."""
     return load_bank(path)
+
+
+def _worlds_phrase(bank: WeightBank) -> str:
+    worlds = bank.recipe.get("worlds")
+    if not worlds:
+        return ""
+    seeds = ", ".join(str(w.get("seed")) for w in worlds)
+    return f" fine-tuned on {len(worlds)} face world{'s' if len(worlds) > 1 else ''} (seed {seeds})"
 
 
 def _specificity(bank: WeightBank) -> int:

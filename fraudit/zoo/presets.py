@@ -45,6 +45,9 @@ class Preset:
     def clean_only(self) -> Preset:
         return replace(self, attempts=(), description=f"{self.description}; clean models only")
 
+    def with_clean(self, n_clean: int) -> Preset:
+        return replace(self, n_clean=n_clean, description=f"{self.description}; {n_clean} clean models")
+
 
 def _cycle(pairs: list[tuple[str, Placement]], n: int) -> tuple[tuple[str, Placement], ...]:
     return tuple(pairs[i % len(pairs)] for i in range(n))
