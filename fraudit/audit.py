@@ -81,7 +81,7 @@ class AuditResult:
                 facts.add_row("architecture", Text(printable(arch.name + (f" — {arch.variant}" if arch.variant else ""))))
                 facts.add_row("parameters", f"{arch.parameters:,}")
                 if arch.embedding_dim:
-                    facts.add_row("embedding", f"{arch.embedding_dim}-d" + (f", input {arch.input_size}×{arch.input_size}" if arch.input_size else ""))
+                    facts.add_row("embedding", f"{arch.embedding_dim}-d" + (f", {arch.input_text}" if arch.input_text else ""))
             parts.append(facts)
             checks = Table(show_edge=False, expand=True, pad_edge=False)
             checks.add_column("check", no_wrap=True)

@@ -74,3 +74,23 @@ def test_facenet_file_end_to_end(tmp_path: Path) -> None:
     assert result.architecture.id == "facenet-inception-resnet-v1"
     assert result.checks[1].name == "weight-bank"
     assert result.checks[1].status.name == "INCONCLUSIVE"
+
+
+def test_the_report_states_input_size_and_normalisation(tmp_path: Path) -> None:
+    """From the architecture for registered ones; assumed (and said so) for an ONNX graph."""
+    import json
+
+    from helpers.models import export_onnx
+    from typer.testing import CliRunner
+
+    from fraudit.cli import app
+
+    write_safetensors(tmp_path / "ref.safetensors", reference_state_dict())
+    export_onnx(tmp_path / "face.onnx")
+    result = CliRunner().invoke(app, ["scan", str(tmp_path), "-f", "json"])
+    arch = {Path(r["source"]).name: r["architecture"] for r in json.loads(result.stdout)["results"]}
+    assert arch["ref.safetensors"]["normalisation"] == {"mean": 127.5, "scale": 128.0, "source": "architecture"}
+    assert arch["face.onnx"]["input_size"] == 64
+    assert arch["face.onnx"]["normalisation"]["source"] == "assumed"
+    terminal = CliRunner().invoke(app, ["scan", str(tmp_path / "face.onnx")], env={"COLUMNS": "200"}).stdout
+    assert "input 64×64, (x − 127.5) / 127.5 (assumed)" in terminal

@@ -27,6 +27,9 @@ __all__ = [
 ]
 
 ONNX_EMBEDDER = "onnx-embedder"
+# An ONNX graph does not state its input normalisation; InsightFace's buffalo models,
+# the most common ONNX face embedders, use (x − 127.5) / 127.5.
+ONNX_MEAN, ONNX_SCALE = 127.5, 127.5
 
 # More specific architectures first: the first match wins.
 _REGISTRY: list[ArchitectureSpec] = [reference.SPEC, facenet.SPEC, *iresnet.SPECS]
@@ -60,6 +63,8 @@ def recognise(shapes: Shapes) -> ArchitectureMatch:
                 parameters=count_parameters(
                     {k: v for k, v in shapes.items() if not k.startswith(spec.optional_prefixes)}
                 ),
+                normalisation=(spec.mean, spec.scale) if spec.build is not None else None,
+                normalisation_source="architecture" if spec.build is not None else None,
             )
     return ArchitectureMatch(
         id="unknown",
@@ -90,4 +95,6 @@ def recognise_onnx_embedder(
         input_size=height,
         embedding_dim=dim,
         parameters=parameters,
+        normalisation=(ONNX_MEAN, ONNX_SCALE),
+        normalisation_source="assumed",
     )

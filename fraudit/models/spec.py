@@ -51,10 +51,26 @@ class ArchitectureMatch:
     input_size: int | None
     embedding_dim: int | None
     parameters: int
+    # How faces are fed to it, (x - mean) / scale on 0-255 RGB, and where that comes
+    # from: "architecture" (its published preprocessing) or "assumed" (an ONNX graph
+    # does not say; fraudit assumes InsightFace's).
+    normalisation: tuple[float, float] | None = None
+    normalisation_source: str | None = None
 
     @property
     def known(self) -> bool:
         return self.id != "unknown"
+
+    @property
+    def input_text(self) -> str | None:
+        """"input 112×112, (x − 127.5) / 127.5 (assumed)" for the report."""
+        if self.input_size is None:
+            return None
+        text = f"input {self.input_size}×{self.input_size}"
+        if self.normalisation is not None:
+            mean, scale = self.normalisation
+            text += f", (x − {mean:g}) / {scale:g}" + (" (assumed)" if self.normalisation_source == "assumed" else "")
+        return text
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -64,6 +80,8 @@ class ArchitectureMatch:
             "input_size": self.input_size,
             "embedding_dim": self.embedding_dim,
             "parameters": self.parameters,
+            "normalisation": None if self.normalisation is None else {
+                "mean": self.normalisation[0], "scale": self.normalisation[1], "source": self.normalisation_source},
         }
 
 

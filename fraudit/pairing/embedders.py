@@ -26,7 +26,7 @@ from fraudit.cache import cache_dir, file_sha256
 from fraudit.errors import EmbedderUnavailableError, UnsupportedFormatError
 from fraudit.formats import Format
 from fraudit.formats.safe import load_checked
-from fraudit.models.registry import ONNX_EMBEDDER, recognise, spec_for
+from fraudit.models.registry import ONNX_EMBEDDER, ONNX_MEAN, ONNX_SCALE, recognise, spec_for
 from fraudit.resources import shipped_embeddings_dir, verify_shipped
 
 DLIB = "dlib"
@@ -122,8 +122,8 @@ class OnnxEmbedder:
     Default normalisation is InsightFace buffalo's (x − 127.5) / 127.5."""
 
     path: Path
-    mean: float = 127.5
-    scale: float = 127.5
+    mean: float = ONNX_MEAN
+    scale: float = ONNX_SCALE
     batch_size: int = 64
 
     def __post_init__(self) -> None:
