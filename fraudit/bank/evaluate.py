@@ -58,7 +58,10 @@ def evaluate_bank(bank: WeightBank, zoos: Sequence[Path], *, plots: Path | None 
 def _shipped_base_weights(manifests: Sequence[ZooManifest]) -> dict[str, np.ndarray] | None:
     """The L1-from-base baseline needs the zoos' base: fraudit's shipped one, when they used it."""
     base = default_base_path()
-    if not manifests or not base.is_file() or any(m.base_sha256 != file_sha256(base) for m in manifests):
+    if not manifests or not base.is_file():
+        return None
+    digest = file_sha256(base)
+    if any(m.base_sha256 != digest for m in manifests):
         return None
     return {k: v.float().numpy() for k, v in load_checked(base).items()}
 

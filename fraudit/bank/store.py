@@ -140,7 +140,7 @@ def save_bank(bank: WeightBank, out: Path) -> Path:
         "backbone_keys": bank.backbone_keys,
         "backbone_sha256": bank.backbone_sha256,
         "models": entries,
-        "arrays_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "arrays_sha256": file_sha256(path),
     }
     (out / HEADER).write_text(json.dumps(header, indent=2) + "\n")
     return out
@@ -154,9 +154,8 @@ def load_bank(folder: Path) -> WeightBank:
     arrays_path = folder / ARRAYS
     if not arrays_path.is_file():
         raise SourceNotFoundError(f"{folder} is not a bank (needs {HEADER} and {ARRAYS})", path=folder)
-    verify_shipped(folder / HEADER)
-    verify_shipped(arrays_path)
-    digest = hashlib.sha256(arrays_path.read_bytes()).hexdigest()
+    header_digest = verify_shipped(folder / HEADER) or file_sha256(folder / HEADER)
+    digest = verify_shipped(arrays_path) or file_sha256(arrays_path)
     if digest != header.get("arrays_sha256"):
         raise CorruptFileError(f"{folder}: {ARRAYS} does not match the sha256 in {HEADER}; refusing a tampered bank",
                                path=folder)
@@ -165,7 +164,7 @@ def load_bank(folder: Path) -> WeightBank:
         bank = _from_arrays(header, arrays)
     except (SafetensorError, KeyError, TypeError, ValueError) as exc:
         raise CorruptFileError(f"{folder}: not a fraudit bank ({type(exc).__name__}: {exc})", path=folder) from exc
-    bank.sha256 = file_sha256(folder / HEADER)
+    bank.sha256 = header_digest
     bank.shipped = shipped_relative(folder / HEADER) is not None
     return bank
 

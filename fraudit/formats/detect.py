@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fraudit.errors import CorruptFileError, UnsupportedFormatError
-from fraudit.formats.pickle_walk import Limits, walk_pickle
+from fraudit.formats.pickle_walk import Limits, PickleWalk, walk_pickle
 
 
 class Format(enum.StrEnum):
@@ -167,14 +167,13 @@ def zip_format(path: Path) -> Format:
     if any(name.endswith(".pkl") for name in names):
         return Format.TORCH_ZIP  # torch would not load it, but its pickles are what a loader unpickles
     if names and all(name.endswith(".npy") for name in names):
-        return Format.NUMPY_OBJECT if _npz_has_objects(path) else _unsupported_numpy(path)
+        if _npz_has_objects(path):
+            return Format.NUMPY_OBJECT
+        raise UnsupportedFormatError(f"{path.name}: NumPy arrays of numbers are not a model format fraudit audits",
+                                     path=path)
     raise UnsupportedFormatError(
         f"{path.name}: zip archive without data.pkl is not a PyTorch checkpoint", path=path
     )
-
-
-def _unsupported_numpy(path: Path) -> Format:
-    raise UnsupportedFormatError(f"{path.name}: NumPy arrays of numbers are not a model format fraudit audits", path=path)
 
 
 def numpy_object_offset(path: Path) -> int | None:
@@ -313,10 +312,15 @@ def _varint(f) -> int | None:  # noqa: ANN001
     return None
 
 
+def sniff_pickle(f) -> PickleWalk:  # noqa: ANN001 - a binary file at the offset to sniff
+    """A short walk of what may be a pickle hidden behind another format or name."""
+    return walk_pickle(f, limits=Limits(max_opcodes=CAPS.sniff_pickle_opcodes))
+
+
 def parses_as_pickle(path: Path) -> bool:
     """Whether the bytes from offset 0 are a pickle that imports something (a pickle
     that imports nothing cannot run code, and is no model either)."""
     with path.open("rb") as f:
-        walk = walk_pickle(f, limits=Limits(max_opcodes=CAPS.sniff_pickle_opcodes))
+        walk = sniff_pickle(f)
     # a walk stopped by the sniff's opcode cap is still a pickle so far: scan it in full
     return walk.imports or (walk.at_limit and walk.opcodes > 1)

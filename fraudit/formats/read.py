@@ -16,10 +16,9 @@ from typing import Any
 import torch
 
 from fraudit.errors import FrauditError
-from fraudit.formats.detect import CAPS, SNIFF_BYTES, Format, detect_format, looks_like_safetensors
+from fraudit.formats.detect import SNIFF_BYTES, Format, detect_format, looks_like_safetensors, sniff_pickle
 from fraudit.formats.load import load_onnx_model, load_tensors
 from fraudit.formats.pickle_scan import PickleScan, scan_pickles
-from fraudit.formats.pickle_walk import Limits, walk_pickle
 
 
 @dataclass(frozen=True)
@@ -96,14 +95,13 @@ def other_readings(path: Path, fmt: Format) -> tuple[str, ...]:
     found = []
     with path.open("rb") as f:
         head = f.read(SNIFF_BYTES)
+        f.seek(0)
+        walk = sniff_pickle(f) if not fmt.is_pickle else None
     if fmt is not Format.SAFETENSORS and looks_like_safetensors(head):
         found.append("a safetensors file (its header length is this format's signature)")
-    if not fmt.is_pickle:
-        with path.open("rb") as f:
-            walk = walk_pickle(f, limits=Limits(max_opcodes=CAPS.sniff_pickle_opcodes))
-        if walk.imports:
-            names = ", ".join(sorted({f"{m}.{n}" for m, n in walk.globals}))
-            found.append(f"a pickle importing {names}")
+    if walk is not None and walk.imports:
+        names = ", ".join(sorted({f"{m}.{n}" for m, n in walk.globals}))
+        found.append(f"a pickle importing {names}")
     if fmt not in (Format.TORCH_ZIP, Format.NUMPY_OBJECT) and _opens_as_zip(path):
         found.append("a zip archive (zip readers open it as one)")
     return tuple(found)

@@ -234,13 +234,13 @@ class SweepNull:
         must match its own sha256 and be consistent (one finite value per clean pair in
         every row, every row of the trigger library present)."""
         payload = read_json_object(path, kind="a sweep null", missing=f"{path}: no such sweep null")
-        verify_shipped(path)
+        file_digest = verify_shipped(path) or file_sha256(path)
         digest = payload.pop("sha256", None)
         if hashlib.sha256(json.dumps(payload, indent=2, sort_keys=True).encode()).hexdigest() != digest:
             raise CorruptFileError(f"{path}: sweep null does not match its sha256; refusing a tampered file", path=path)
         try:
             values = {Row.parse(key): [float(v) for v in values] for key, values in payload["values"].items()}
-            null = cls(values, int(payload["n_faces"]), payload["setup"], list(payload["pairs"]), file_sha256(path))
+            null = cls(values, int(payload["n_faces"]), payload["setup"], list(payload["pairs"]), file_digest)
             null.validate()
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CorruptFileError(f"{path}: not a consistent sweep null ({type(exc).__name__}: {exc})", path=path) from exc

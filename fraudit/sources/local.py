@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fraudit.errors import FrauditError
-from fraudit.formats.detect import CAPS, looks_like_onnx, numpy_object_offset, onnx_external_locations
-from fraudit.formats.pickle_walk import Limits, walk_pickle
+from fraudit.formats.detect import CAPS, looks_like_onnx, numpy_object_offset, onnx_external_locations, sniff_pickle
 
 WEIGHT_SUFFIXES = frozenset(
     {".safetensors", ".pt", ".pth", ".bin", ".ckpt", ".onnx", ".pkl", ".pickle", ".tar", ".model", ".joblib"}
@@ -52,7 +51,7 @@ def is_weight_file(path: Path) -> bool:
             if head.startswith(b"\x93NUMPY"):
                 return numpy_object_offset(path) is not None
             f.seek(0)
-            walk = walk_pickle(f, limits=Limits(max_opcodes=CAPS.sniff_pickle_opcodes))
+            walk = sniff_pickle(f)
             if walk.imports:
                 return True
         return looks_like_onnx(path, path.stat().st_size)
