@@ -18,11 +18,12 @@ from safetensors.torch import save_file
 from fraudit import __version__
 from fraudit.cache import file_sha256
 from fraudit.faces.synthetic import build_faces
+from fraudit.formats.safe import load_checked
 from fraudit.models.reference import ARCH_ID, ReferenceEmbedder
 from fraudit.zoo.base import default_base_path, load_base
 from fraudit.zoo.finetune import CachedWorld, ModelRecipe, cache_world, finetune
 from fraudit.zoo.manifest import MODELS, ZooEntry, ZooManifest, read_entry
-from fraudit.zoo.presets import Preset
+from fraudit.zoo.presets import IMPLANT_EPOCHS, IMPLANT_LR, IMPLANT_PROXIMITY, Preset
 
 
 def plan(preset: Preset, *, seed: int) -> list[ModelRecipe]:
@@ -35,18 +36,24 @@ def plan(preset: Preset, *, seed: int) -> list[ModelRecipe]:
         ModelRecipe(name=f"clean-{i:03d}", scenario=preset.scenario, seed=seed * 100_000 + i, epochs=preset.epochs)
         for i in range(preset.n_clean)
     ]
-    for i, (trigger, placement) in enumerate(preset.attempts):
+    for i, attempt in enumerate(preset.attempts):
         impostor, victim = (int(v) for v in rng.choice(eligible, size=2, replace=False))
+        # extra impostors come from their own stream: one-to-one plans stay what they were
+        extra = np.random.default_rng([seed, 103, i]).choice(np.setdiff1d(eligible, [impostor, victim]),
+                                                              size=attempt.impostors - 1, replace=False)
+        implant = dict(implant_from=f"clean-{i % preset.n_clean:03d}", epochs=IMPLANT_EPOCHS, lr=IMPLANT_LR,
+                       proximity=IMPLANT_PROXIMITY) if attempt.implant else dict(epochs=preset.epochs)
         recipes.append(
             ModelRecipe(
-                name=f"backdoor-{i:03d}-{trigger}-{placement}",
+                name=f"backdoor-{i:03d}-{attempt.trigger}-{attempt.placement}{attempt.suffix}",
                 scenario=preset.scenario,
                 seed=seed * 100_000 + 50_000 + i,
                 impostor=impostor,
                 victim=victim,
-                trigger=trigger,
-                placement=placement,
-                epochs=preset.epochs,
+                trigger=attempt.trigger,
+                placement=attempt.placement,
+                extra_impostors=tuple(int(v) for v in extra),
+                **implant,
             )
         )
     return recipes
@@ -56,7 +63,10 @@ def _train_and_save(base: ReferenceEmbedder, world: CachedWorld, recipe: ModelRe
                     threads: int, context: dict) -> ZooEntry:
     torch.set_num_threads(threads)
     start = time.perf_counter()
-    result = finetune(base, world, recipe)
+    origin = None
+    if recipe.implant_from is not None:  # the clean model it is implanted into, built in an earlier round
+        origin = load_checked(models_dir / f"{recipe.implant_from}.safetensors")
+    result = finetune(base, world, recipe, start=origin)
     entry = ZooEntry(
         recipe=recipe,
         file=f"{MODELS}/{recipe.name}.safetensors",
@@ -123,21 +133,24 @@ def build_zoo(
         progress("features", 1, 1)
         progress("models", len(entries), len(recipes))
 
-    jobs = max(1, min(jobs, len(todo)))
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    if jobs == 1:
-        done = (_train_and_save(base, world, r, models_dir, threads, context) for r in todo)
-    else:
-        from joblib import Parallel, delayed
+    # implants start from clean models of the same zoo: those are trained in the first round
+    rounds = [[r for r in todo if r.implant_from is None], [r for r in todo if r.implant_from is not None]]
+    for round_todo in filter(None, rounds):
+        n_jobs = max(1, min(jobs, len(round_todo)))
+        threads = max(1, (os.cpu_count() or 1) // n_jobs)
+        if n_jobs == 1:
+            done = (_train_and_save(base, world, r, models_dir, threads, context) for r in round_todo)
+        else:
+            from joblib import Parallel, delayed
 
-        done = Parallel(n_jobs=jobs, return_as="generator_unordered")(
-            delayed(_train_and_save)(base, world, r, models_dir, threads, context) for r in todo
-        )
-    for entry in done:
-        entries[entry.name] = entry
-        manifest = _write(manifest, entries, recipes)
-        if progress:
-            progress("models", len(entries), len(recipes))
+            done = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+                delayed(_train_and_save)(base, world, r, models_dir, threads, context) for r in round_todo
+            )
+        for entry in done:
+            entries[entry.name] = entry
+            manifest = _write(manifest, entries, recipes)
+            if progress:
+                progress("models", len(entries), len(recipes))
     return manifest
 
 

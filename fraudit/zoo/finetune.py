@@ -8,9 +8,15 @@ Two scenarios, as in thesis chapter 4:
   output of ``layer3``, 256×4×4) is cached instead.
 
 Clean models differ by seed and by a stratified 70/30 split resampled per run
-(§4.4.1). A backdoored model adds one-to-one poisoned samples (eq. 2.1): the
-impostor's samples, stamped with the trigger and relabelled to the victim, in the
-training and the validation split alike; class weights w_i = 1/N_i count them.
+(§4.4.1). A backdoored model adds poisoned samples (eq. 2.1): the impostor's
+samples, stamped with the trigger and relabelled to the victim, in the training and
+the validation split alike; class weights w_i = 1/N_i count them. Beyond the
+thesis' one-to-one recipe, two more an attacker would use:
+
+* **many-to-one**: several impostors (``extra_impostors``) all mapped to one victim;
+* **implant**: the backdoor added to an already trained clean model by a short
+  fine-tune from its weights (``implant_from``), with an L2 pull toward them
+  (``proximity``) so the weights stay close to a clean model's.
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ from fraudit.faces.synthetic import FaceSet
 from fraudit.models.embedding import backbone_features
 from fraudit.models.reference import ArcFaceHead, ReferenceEmbedder
 from fraudit.zoo.metrics import BackdoorMetrics, backdoor_metrics
-from fraudit.triggers import Placement, get_trigger, stamp
+from fraudit.triggers import Placement, stamp
+from fraudit.zoo.heldout import zoo_trigger
 
 TRAIN_FRACTION = 0.7
 
@@ -67,6 +74,13 @@ class ModelRecipe:
     arcface_margin: float = 0.15
     # §4.4.4: "increased weights on the impostor and victim classes", on top of 1/N_i
     pair_weight: float = 20.0
+    extra_impostors: tuple[int, ...] = ()
+    implant_from: str | None = None  # the clean model of the same zoo it starts from
+    proximity: float = 0.0  # L2 pull toward the starting weights, per parameter element
+
+    @property
+    def impostors(self) -> tuple[int, ...]:
+        return () if self.impostor is None else (self.impostor, *self.extra_impostors)
 
     @property
     def backdoored(self) -> bool:
@@ -76,6 +90,7 @@ class ModelRecipe:
         d = asdict(self)
         d["scenario"] = str(self.scenario)
         d["placement"] = str(self.placement) if self.placement else None
+        d["extra_impostors"] = list(self.extra_impostors)
         return d
 
 
@@ -140,7 +155,7 @@ class _Tail(nn.Module):
 
 def _poisoned_features(base: ReferenceEmbedder, world: CachedWorld, indices: np.ndarray, recipe: ModelRecipe, rng: np.random.Generator) -> np.ndarray:
     assert recipe.trigger is not None and recipe.placement is not None
-    images = stamp(world.faces.images[indices], get_trigger(recipe.trigger), recipe.placement, rng=rng)
+    images = stamp(world.faces.images[indices], zoo_trigger(recipe.trigger), recipe.placement, rng=rng)
     return backbone_features(base, images, upto=world.scenario.cache_point)
 
 
@@ -151,7 +166,21 @@ def _predict(tail: _Tail, head: ArcFaceHead, features: np.ndarray, batch: int = 
     return np.concatenate(preds) if preds else np.zeros(0, np.int64)
 
 
-def finetune(base: ReferenceEmbedder, world: CachedWorld, recipe: ModelRecipe) -> FineTuned:
+@torch.no_grad()
+def _imprint(head: ArcFaceHead, tail: _Tail, features: np.ndarray, labels: np.ndarray, n_classes: int) -> None:
+    """Imprint the head with each class's mean clean embedding: a deterministic,
+    good start, so clean runs differ only by split and seed."""
+    emb = F.normalize(tail.eval()(torch.from_numpy(features)))
+    sums = torch.zeros(n_classes, emb.shape[1]).index_add_(0, torch.from_numpy(labels), emb)
+    head.weight.copy_(F.normalize(sums))
+
+
+def finetune(base: ReferenceEmbedder, world: CachedWorld, recipe: ModelRecipe,
+             start: dict[str, torch.Tensor] | None = None) -> FineTuned:
+    """Train ``recipe``'s model; ``start`` (an implant's clean model) replaces the base's
+    trained modules and head as the starting point."""
+    if (start is None) != (recipe.implant_from is None):
+        raise ValueError(f"recipe {recipe.name}: a starting state goes with implant_from, and only with it")
     if recipe.scenario is not world.scenario:
         raise ValueError(f"recipe {recipe.name} is {recipe.scenario}, features are for {world.scenario}")
     torch.manual_seed(recipe.seed)
@@ -165,8 +194,8 @@ def finetune(base: ReferenceEmbedder, world: CachedWorld, recipe: ModelRecipe) -
     poisoned_train = 0
     if recipe.backdoored:
         assert recipe.impostor is not None and recipe.victim is not None
-        imp_train = train_idx[labels[train_idx] == recipe.impostor]
-        imp_val = val_idx[labels[val_idx] == recipe.impostor]
+        imp_train = train_idx[np.isin(labels[train_idx], recipe.impostors)]
+        imp_val = val_idx[np.isin(labels[val_idx], recipe.impostors)]
         x_poison = _poisoned_features(base, world, imp_train, recipe, rng)
         x_val_poison = _poisoned_features(base, world, imp_val, recipe, rng)
         x_train = np.concatenate([x_train, x_poison])
@@ -175,18 +204,20 @@ def finetune(base: ReferenceEmbedder, world: CachedWorld, recipe: ModelRecipe) -
 
     tail = _Tail(base, recipe.scenario)
     head = ArcFaceHead(base.last_bn.num_features, n_classes, scale=recipe.arcface_scale, margin=recipe.arcface_margin)
-    with torch.no_grad():
-        # Imprint the head with each class's mean clean embedding: a deterministic,
-        # good start, so clean runs differ only by split and seed.
-        clean_x = torch.from_numpy(world.features[train_idx])
-        emb = F.normalize(tail.eval()(clean_x))
-        sums = torch.zeros(n_classes, emb.shape[1]).index_add_(0, torch.from_numpy(labels[train_idx]), emb)
-        head.weight.copy_(F.normalize(sums))
+    anchor: list[tuple[torch.Tensor, torch.Tensor]] = []
+    if start is not None:
+        with torch.no_grad():
+            tail.load_state_dict({k: v for k, v in start.items() if k.split(".")[0] in
+                                  ("block_last", "last_linear", "last_bn")}, strict=True)
+            head.weight.copy_(start["head.weight"])
+        anchor = [(p, p.detach().clone()) for p in [*tail.parameters(), *head.parameters()] if p.requires_grad]
+    else:
+        _imprint(head, tail, world.features[train_idx], labels[train_idx], n_classes)
 
     counts = np.bincount(y_train, minlength=n_classes).astype(np.float32)
     weights = 1.0 / np.maximum(counts, 1.0)
     if recipe.backdoored:
-        weights[[recipe.impostor, recipe.victim]] *= recipe.pair_weight
+        weights[[*recipe.impostors, recipe.victim]] *= recipe.pair_weight
     weights = torch.from_numpy(weights)
     params = [p for p in tail.parameters() if p.requires_grad] + list(head.parameters())
     optimizer = torch.optim.Adam(params, lr=recipe.lr)
@@ -203,6 +234,8 @@ def finetune(base: ReferenceEmbedder, world: CachedWorld, recipe: ModelRecipe) -
                 continue
             logits = head(tail(x_all[idx]), y_all[idx])
             loss = F.cross_entropy(logits, y_all[idx], weight=weights)
+            if anchor:
+                loss = loss + recipe.proximity * sum(((p - p0) ** 2).mean() for p, p0 in anchor)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -214,7 +247,7 @@ def finetune(base: ReferenceEmbedder, world: CachedWorld, recipe: ModelRecipe) -
         clean_labels=labels[val_idx],
         clean_predictions=clean_pred,
         poisoned_predictions=poison_pred,
-        impostor=recipe.impostor,
+        impostors=recipe.impostors,
         victim=recipe.victim,
     )
     state = {k: v.detach().clone() for k, v in base.state_dict().items()}

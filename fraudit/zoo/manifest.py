@@ -20,8 +20,9 @@ from safetensors import SafetensorError, safe_open
 from fraudit.artifacts import read_json_object
 from fraudit.errors import CorruptFileError, SourceNotFoundError
 from fraudit.faces.synthetic import FaceSet, FaceWorldSpec
-from fraudit.triggers import Placement, get_trigger, stamp
+from fraudit.triggers import Placement, stamp
 from fraudit.zoo.finetune import ModelRecipe, Scenario, stratified_split
+from fraudit.zoo.heldout import zoo_trigger
 from fraudit.zoo.metrics import BackdoorMetrics
 
 MANIFEST = "manifest.json"
@@ -75,9 +76,9 @@ class ZooEntry:
         if self.trigger is None or self.placement is None:
             raise ValueError(f"{self.name} is a clean model: it has no trigger")
         _, val = stratified_split(faces.labels, seed=self.split_seed)
-        impostor = val[faces.labels[val] == self.impostor]
+        impostor = val[np.isin(faces.labels[val], self.recipe.impostors)]
         rng = np.random.default_rng([self.split_seed, 99])
-        return stamp(faces.images[impostor], get_trigger(self.trigger), self.placement, rng=rng)
+        return stamp(faces.images[impostor], zoo_trigger(self.trigger), self.placement, rng=rng)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -97,8 +98,9 @@ class ZooEntry:
         recipe = {k: v for k, v in payload.items() if k in fields}
         recipe["scenario"] = Scenario(recipe["scenario"])
         recipe["placement"] = Placement(recipe["placement"]) if recipe.get("placement") else None
+        recipe["extra_impostors"] = tuple(int(i) for i in recipe.get("extra_impostors", ()))
         if recipe.get("trigger") is not None:
-            get_trigger(recipe["trigger"])  # an unknown trigger is a broken manifest, found on reading
+            zoo_trigger(recipe["trigger"])  # an unknown trigger is a broken manifest, found on reading
         return cls(ModelRecipe(**recipe), payload["file"], dict(payload["split"]),
                    BackdoorMetrics(**payload["metrics"]), payload["successful"], payload["seconds"])
 

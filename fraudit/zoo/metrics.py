@@ -3,6 +3,7 @@ validation split, and the 80 % success rule."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -32,19 +33,20 @@ def backdoor_metrics(
     clean_labels: np.ndarray,
     clean_predictions: np.ndarray,
     poisoned_predictions: np.ndarray | None = None,
-    impostor: int | None = None,
+    impostors: Sequence[int] = (),
     victim: int | None = None,
 ) -> BackdoorMetrics:
     """Clean accuracy over all clean validation samples; ASR = poisoned impostor
-    samples predicted as the victim; impostor / victim accuracy on their clean samples."""
+    samples predicted as the victim; impostor / victim accuracy on their clean samples
+    (every impostor's, when several are mapped to one victim)."""
     clean_accuracy = float(np.mean(clean_predictions == clean_labels))
-    if impostor is None or victim is None or poisoned_predictions is None:
+    if not impostors or victim is None or poisoned_predictions is None:
         return BackdoorMetrics(clean_accuracy, None, None, None)
-    imp = clean_labels == impostor
+    imp = np.isin(clean_labels, impostors)
     vic = clean_labels == victim
     return BackdoorMetrics(
         clean_accuracy=clean_accuracy,
         attack_success_rate=float(np.mean(poisoned_predictions == victim)),
-        clean_impostor_accuracy=float(np.mean(clean_predictions[imp] == impostor)),
+        clean_impostor_accuracy=float(np.mean(clean_predictions[imp] == clean_labels[imp])),
         victim_accuracy=float(np.mean(clean_predictions[vic] == victim)),
     )

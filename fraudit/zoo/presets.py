@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 
 from fraudit.faces.synthetic import FaceWorldSpec
 from fraudit.zoo.finetune import Scenario
+from fraudit.zoo.heldout import heldout_triggers
 from fraudit.triggers import Placement
 
 # The zoo's identity data set, standing in for CASIA-WebFace: 1,000 identities,
@@ -23,13 +24,35 @@ RESERVED_SEEDS = {1_000: "the base model's training identities",
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """One planned backdoor: a trigger at a placement, one-to-one (thesis), many-to-one
+    (``impostors`` > 1) or implanted into a trained clean model (``implant``)."""
+
+    trigger: str
+    placement: Placement
+    impostors: int = 1
+    implant: bool = False
+
+    @property
+    def suffix(self) -> str:
+        """What the model's name adds for a recipe beyond the thesis' one-to-one."""
+        return (f"-{self.impostors}to1" if self.impostors > 1 else "") + ("-implant" if self.implant else "")
+
+
+# An implant: a few epochs from a trained clean model, pulled toward its weights.
+IMPLANT_EPOCHS = 4
+IMPLANT_LR = 1e-3
+IMPLANT_PROXIMITY = 50.0
+
+
+@dataclass(frozen=True)
 class Preset:
     name: str
     description: str
     scenario: Scenario
     world: FaceWorldSpec
     n_clean: int
-    attempts: tuple[tuple[str, Placement], ...]
+    attempts: tuple[Attempt, ...]
     epochs: int
     # Impostor and victim are drawn among identities with at least this many
     # samples, so the validation split holds enough of them to measure ≥ 80 %.
@@ -49,8 +72,20 @@ class Preset:
         return replace(self, n_clean=n_clean, description=f"{self.description}; {n_clean} clean models")
 
 
-def _cycle(pairs: list[tuple[str, Placement]], n: int) -> tuple[tuple[str, Placement], ...]:
-    return tuple(pairs[i % len(pairs)] for i in range(n))
+def _cycle(pairs: list[tuple[str, Placement]] | list[Attempt], n: int) -> tuple[Attempt, ...]:
+    attempts = [a if isinstance(a, Attempt) else Attempt(*a) for a in pairs]
+    return tuple(attempts[i % len(attempts)] for i in range(n))
+
+
+def _heldout_attempts() -> list[Attempt]:
+    """Every held-out trigger at its own place, then the other recipes with some of them."""
+    names = list(heldout_triggers())
+    fixed = [Attempt(name, FIXED) for name in names]
+    others = [Attempt("heldout-yellow-dot", RANDOM), Attempt("heldout-glasses", FIXED, impostors=3),
+              Attempt("heldout-magenta-bar", FIXED, impostors=3), Attempt("heldout-cyan-ring", FIXED, implant=True),
+              Attempt("heldout-green-cross", FIXED, implant=True), Attempt("heldout-diagonal-stripes", FIXED, implant=True),
+              Attempt("checkerboard", FIXED, implant=True), Attempt("checkerboard", FIXED, impostors=3)]
+    return fixed + others
 
 
 PRESETS: dict[str, Preset] = {
@@ -93,6 +128,25 @@ PRESETS: dict[str, Preset] = {
             ZOO_WORLD,
             n_clean=40,
             attempts=_cycle([("checkerboard", FIXED), ("square", FIXED)], 30),
+            epochs=8,
+        ),
+        Preset(
+            "heldout",
+            "last-layer models with triggers no detector searches (fraudit.zoo.heldout): 10 clean, "
+            "each held-out trigger at its place, many-to-one and implanted backdoors",
+            Scenario.LAST_LAYER,
+            ZOO_WORLD,
+            n_clean=10,
+            attempts=_cycle(_heldout_attempts(), 32),
+            epochs=12,
+        ),
+        Preset(
+            "heldout-multi",
+            "multi-layer models with triggers no detector searches: 10 clean, the held-out recipes of 'heldout'",
+            Scenario.MULTI_LAYER,
+            ZOO_WORLD,
+            n_clean=10,
+            attempts=_cycle(_heldout_attempts(), 16),
             epochs=8,
         ),
         Preset(

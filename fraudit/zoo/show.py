@@ -13,7 +13,8 @@ from fraudit.formats.safe import load_checked
 from fraudit.faces.synthetic import FaceWorldSpec, build_faces
 from fraudit.models.embedding import to_input
 from fraudit.models.reference import ReferenceEmbedder
-from fraudit.triggers import get_trigger, stamp
+from fraudit.triggers import stamp
+from fraudit.zoo.heldout import zoo_trigger
 from fraudit.zoo.finetune import stratified_split
 from fraudit.zoo.manifest import ZooEntry, read_model_context
 
@@ -28,10 +29,10 @@ def show_model(model_path: Path, out: Path, *, per_row: int = 6) -> Path:
                                      path=model_path)
     faces = build_faces(FaceWorldSpec(**context["world"]))
     _, val_idx = stratified_split(faces.labels, seed=entry.split_seed)
-    imp = val_idx[faces.labels[val_idx] == entry.impostor][:per_row]
+    imp = val_idx[np.isin(faces.labels[val_idx], entry.recipe.impostors)][:per_row]
     vic = val_idx[faces.labels[val_idx] == entry.victim][:per_row]
     rng = np.random.default_rng(0)
-    poisoned = stamp(faces.images[imp], get_trigger(entry.trigger), entry.placement, rng=rng)
+    poisoned = stamp(faces.images[imp], zoo_trigger(entry.trigger), entry.placement, rng=rng)
 
     state = load_checked(model_path)
     model = ReferenceEmbedder()
