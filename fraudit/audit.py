@@ -78,7 +78,8 @@ class AuditResult:
                 facts.add_row("format", ", ".join(sorted({str(f) for f in self.formats})))
             arch = self.architecture
             if arch is not None:
-                facts.add_row("architecture", Text(printable(arch.name + (f" — {arch.variant}" if arch.variant else ""))))
+                facts.add_row("architecture", Text(printable(arch.name + (f" — {arch.variant}" if arch.variant else "")
+                                                             + _recognition(arch))))
                 facts.add_row("parameters", f"{arch.parameters:,}")
                 if arch.embedding_dim:
                     facts.add_row("embedding", f"{arch.embedding_dim}-d" + (f", {arch.input_text}" if arch.input_text else ""))
@@ -208,3 +209,11 @@ def _iter_audits(items: Sequence[Resolved], *, config: AuditConfig | None, jobs:
             yield skipped_result(item)
         else:
             yield next(audited)
+
+
+def _recognition(arch: ArchitectureMatch) -> str:
+    """How an export was recognised, and what its exporter folded."""
+    if arch.recognised_from == "tensor names":
+        return ""
+    folded = f"; BatchNorm folded into {len(arch.folded_layers)} layers" if arch.folded_layers else ""
+    return f" (recognised from its {arch.recognised_from}{folded})"

@@ -5,7 +5,7 @@ and once per parallel worker), and a saved pair reloaded with its two models."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,7 +15,8 @@ from fraudit.detectors.file_safety import FileSafetyCheck
 from fraudit.errors import CorruptFileError, SourceNotFoundError, UnsafePickleError, UnsupportedFormatError
 from fraudit.formats import Format, read_candidate
 from fraudit.formats.load import onnx_signature
-from fraudit.models.registry import ArchitectureMatch, recognise, recognise_onnx_embedder
+from fraudit.formats.onnx_layers import recognise_onnx_export
+from fraudit.models.registry import ArchitectureMatch, match_of, recognise, recognise_onnx_embedder
 from fraudit.pairing.audit import PairingSetup
 from fraudit.pairing.embedders import DLIB, DlibEmbedder, Embedder
 from fraudit.pairing.pair import PairCalibration, load_pair
@@ -25,21 +26,31 @@ from fraudit.sources import Candidate, SourceFailure, resolve_sources
 def load_candidate(candidate: Candidate, *, trusted_models: TrustedModels | None = None) -> LoadedCandidate:
     """Read every file of ``candidate`` safely and recognise its architecture."""
     read = read_candidate(candidate.files, candidate.locations)
-    architecture = None if read.tensors is None else _recognise(candidate, read.tensors, read.formats)
+    architecture, tensors = None, read.tensors
+    if tensors is not None:
+        architecture, tensors = _recognise(candidate, tensors, read.formats)
     return LoadedCandidate(
         source=candidate.source, files=candidate.files, locations=candidate.locations, readings=read.readings,
-        tensors=read.tensors, architecture=architecture, load_error=read.load_error,
+        tensors=tensors, architecture=architecture, load_error=read.load_error,
         trusted_models=trusted_models or trusted_embedder,
     )
 
 
-def _recognise(candidate: Candidate, tensors: dict, formats: tuple[Format, ...]) -> ArchitectureMatch:
+def _recognise(candidate: Candidate, tensors: dict, formats: tuple[Format, ...]) -> tuple[ArchitectureMatch, dict]:
+    """The architecture, and the tensors the checks read: an ONNX export of a registered
+    architecture is recognised from its graph, and its exact layers renamed to the
+    architecture's keys (folded ones are left out and named in the match)."""
     match = recognise({k: tuple(v.shape) for k, v in tensors.items()})
     if match.known or Format.ONNX not in formats or len(candidate.files) != 1:
-        return match
+        return match, tensors
+    export = recognise_onnx_export(candidate.files[0], tensors)
+    if export is not None:
+        exact = export.exact_tensors()
+        return replace(match_of(export.spec, dict(export.spec.required)), parameters=match.parameters,
+                       recognised_from="ONNX graph topology", folded_layers=export.folded), exact
     signature = onnx_signature(candidate.files[0])
     onnx_match = signature and recognise_onnx_embedder(*signature, parameters=match.parameters)
-    return onnx_match or match
+    return onnx_match or match, tensors
 
 
 def load_embedder(source: str, *, token: str | bool | None = None) -> Embedder:

@@ -77,19 +77,26 @@ def test_facenet_file_end_to_end(tmp_path: Path) -> None:
 
 
 def test_the_report_states_input_size_and_normalisation(tmp_path: Path) -> None:
-    """From the architecture for registered ones; assumed (and said so) for an ONNX graph."""
+    """From the architecture for registered ones (and their ONNX exports); assumed (and
+    said so) for an ONNX graph of another network."""
     import json
 
+    import torch
     from helpers.models import export_onnx
     from typer.testing import CliRunner
 
     from fraudit.cli import app
 
     write_safetensors(tmp_path / "ref.safetensors", reference_state_dict())
-    export_onnx(tmp_path / "face.onnx")
+    export_onnx(tmp_path / "ref.onnx")
+    other = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=4), torch.nn.Flatten(), torch.nn.Linear(8 * 16 * 16, 128))
+    export_onnx(tmp_path / "face.onnx", other)
     result = CliRunner().invoke(app, ["scan", str(tmp_path), "-f", "json"])
     arch = {Path(r["source"]).name: r["architecture"] for r in json.loads(result.stdout)["results"]}
-    assert arch["ref.safetensors"]["normalisation"] == {"mean": 127.5, "scale": 128.0, "source": "architecture"}
+    for name in ("ref.safetensors", "ref.onnx"):
+        assert arch[name]["normalisation"] == {"mean": 127.5, "scale": 128.0, "source": "architecture"}
+    assert arch["ref.onnx"]["recognised_from"] == "ONNX graph topology"
+    assert arch["face.onnx"]["id"] == "onnx-embedder"
     assert arch["face.onnx"]["input_size"] == 64
     assert arch["face.onnx"]["normalisation"]["source"] == "assumed"
     terminal = CliRunner().invoke(app, ["scan", str(tmp_path / "face.onnx")], env={"COLUMNS": "200"}).stdout

@@ -84,4 +84,4 @@ class LoadedCandidate:
 
         if self.tensors is None:
             raise UnsupportedFormatError(f"{self.source}: not loaded ({self.load_error})")
-        return loaded_embedder(self.source, self.tensors, self.files, self.formats)
+        return loaded_embedder(self.source, self.tensors, self.files, self.formats, self.architecture)

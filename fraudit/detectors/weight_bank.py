@@ -85,6 +85,12 @@ class WeightBankCheck:
             try:
                 stamps = tuple((path / f).stat().st_mtime_ns for f in (HEADER, ARRAYS))
                 bank = _load_cached(path.resolve(), stamps)
+                folded = architecture.folded_layers
+                if folded and any(k not in tensors for k in bank.backbone_keys):
+                    problems.append(f"{bank.name}: an export with BatchNorm folded into {len(folded)} layers "
+                                    f"({', '.join(folded[:3])}{', …' if len(folded) > 3 else ''}); the frozen "
+                                    "layers its recipe must find unchanged cannot be compared exactly")
+                    continue
                 if not bank.covers(tensors):
                     problems.append(f"{bank.name}: weights its recipe keeps frozen differ (not a fine-tune of its base under its recipe)")
                     continue

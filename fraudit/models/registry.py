@@ -23,7 +23,7 @@ from fraudit.models.spec import (
 
 __all__ = [
     "ArchitectureMatch", "ArchitectureSpec", "ONNX_EMBEDDER", "count_parameters", "defining_weights",
-    "read_shape_listing", "recognise", "recognise_onnx_embedder", "register", "registered", "spec_for",
+    "match_of", "read_shape_listing", "recognise", "recognise_onnx_embedder", "register", "registered", "spec_for",
 ]
 
 ONNX_EMBEDDER = "onnx-embedder"
@@ -53,19 +53,7 @@ def recognise(shapes: Shapes) -> ArchitectureMatch:
     """The first registered architecture whose defining weights all match, else unknown."""
     for spec in _REGISTRY:
         if spec.matches(shapes):
-            embedding = shapes.get(spec.embedding_key)
-            return ArchitectureMatch(
-                id=spec.id,
-                name=spec.name,
-                variant=spec.variant_of(shapes),
-                input_size=spec.input_size,
-                embedding_dim=embedding[0] if embedding else None,
-                parameters=count_parameters(
-                    {k: v for k, v in shapes.items() if not k.startswith(spec.optional_prefixes)}
-                ),
-                normalisation=(spec.mean, spec.scale) if spec.build is not None else None,
-                normalisation_source="architecture" if spec.build is not None else None,
-            )
+            return match_of(spec, shapes)
     return ArchitectureMatch(
         id="unknown",
         name="unknown architecture",
@@ -73,6 +61,21 @@ def recognise(shapes: Shapes) -> ArchitectureMatch:
         input_size=None,
         embedding_dim=None,
         parameters=count_parameters(shapes),
+    )
+
+
+def match_of(spec: ArchitectureSpec, shapes: Shapes) -> ArchitectureMatch:
+    """What the report says of a model of ``spec`` with these weights."""
+    embedding = shapes.get(spec.embedding_key)
+    return ArchitectureMatch(
+        id=spec.id,
+        name=spec.name,
+        variant=spec.variant_of(shapes),
+        input_size=spec.input_size,
+        embedding_dim=embedding[0] if embedding else None,
+        parameters=count_parameters({k: v for k, v in shapes.items() if not k.startswith(spec.optional_prefixes)}),
+        normalisation=(spec.mean, spec.scale) if spec.build is not None else None,
+        normalisation_source="architecture" if spec.build is not None else None,
     )
 
 

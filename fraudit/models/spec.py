@@ -56,6 +56,11 @@ class ArchitectureMatch:
     # does not say; fraudit assumes InsightFace's).
     normalisation: tuple[float, float] | None = None
     normalisation_source: str | None = None
+    # Where the architecture was read from: the tensor names, or the topology of an
+    # ONNX export (whose names the exporter chose) — and, then, the layers whose values
+    # are not the checkpoint's because BatchNorm was folded into them.
+    recognised_from: str = "tensor names"
+    folded_layers: tuple[str, ...] = ()
 
     @property
     def known(self) -> bool:
@@ -82,6 +87,8 @@ class ArchitectureMatch:
             "parameters": self.parameters,
             "normalisation": None if self.normalisation is None else {
                 "mean": self.normalisation[0], "scale": self.normalisation[1], "source": self.normalisation_source},
+            "recognised_from": self.recognised_from,
+            "folded_layers": list(self.folded_layers),
         }
 
 

@@ -26,7 +26,7 @@ from fraudit.cache import cache_dir, file_sha256
 from fraudit.errors import EmbedderUnavailableError, UnsupportedFormatError
 from fraudit.formats import Format
 from fraudit.formats.safe import load_checked
-from fraudit.models.registry import ONNX_EMBEDDER, ONNX_MEAN, ONNX_SCALE, recognise, spec_for
+from fraudit.models.registry import ONNX_EMBEDDER, ONNX_MEAN, ONNX_SCALE, ArchitectureMatch, recognise, spec_for
 from fraudit.resources import shipped_embeddings_dir, verify_shipped
 
 DLIB = "dlib"
@@ -125,6 +125,8 @@ class OnnxEmbedder:
     mean: float = ONNX_MEAN
     scale: float = ONNX_SCALE
     batch_size: int = 64
+    # an export of a registered architecture is that architecture (its nulls apply)
+    architecture: str = ONNX_EMBEDDER
 
     def __post_init__(self) -> None:
         import onnxruntime
@@ -144,7 +146,6 @@ class OnnxEmbedder:
             raise UnsupportedFormatError(f"{self.path.name}: expected an N×3×H×W image input, got {shape}")
         self.input_size = int(shape[2])
         self.name = self.path.name
-        self.architecture = ONNX_EMBEDDER
         self.fingerprint = hashlib.sha256(f"{file_sha256(self.path)}|{self.mean}|{self.scale}".encode()).hexdigest()
         self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
 
@@ -237,9 +238,13 @@ def torch_embedder(name: str, tensors: dict[str, torch.Tensor]) -> TorchEmbedder
 
 
 def loaded_embedder(name: str, tensors: dict[str, torch.Tensor], files: tuple[Path, ...],
-                    formats: tuple[Format, ...]) -> Embedder:
+                    formats: tuple[Format, ...], architecture: ArchitectureMatch | None = None) -> Embedder:
     """An embedder for a model whose files have already been read safely: an ONNX graph
-    runs in onnxruntime, a state dict in its registered torch module."""
+    runs in onnxruntime (with the normalisation of the architecture it was recognised
+    as, if any), a state dict in its registered torch module."""
     if Format.ONNX in formats and len(files) == 1:
+        if architecture is not None and architecture.known and architecture.normalisation is not None:
+            mean, scale = architecture.normalisation
+            return OnnxEmbedder(files[0], mean=mean, scale=scale, architecture=architecture.id)
         return OnnxEmbedder(files[0])
     return torch_embedder(name, tensors)

@@ -30,7 +30,7 @@ from fraudit.pairing.embedders import Embedder, embed_cached, reference_embedder
 from fraudit.pairing.sweep import SweepNull
 from fraudit.pairing.thresholds import flagged_rate, passed_rate
 from fraudit.rates import format_rate
-from fraudit.zoo.manifest import CLEAN, ZooManifest
+from fraudit.zoo.manifest import CLEAN, ONE_TO_ONE, ZooManifest
 
 
 @dataclass
@@ -38,6 +38,7 @@ class ModelOutcome:
     name: str
     kind: str
     trigger: str | None
+    recipe: str | None  # one-to-one, many-to-one or implant (backdoored models)
     successful: bool | None
     genuine_mean: float
     # FNMR -> flagged share (clean models) or passed share (backdoored models)
@@ -66,11 +67,13 @@ class PairingEvaluation:
         return list(self.outcomes[0].poisoned) if self.outcomes else []
 
     def successful(self, trigger: str) -> list[ModelOutcome]:
-        return [o for o in self.outcomes if o.trigger == trigger and o.successful]
+        """The successful backdoors of one group (a trigger, and the recipe unless one-to-one)."""
+        return [o for o in self.outcomes if o.trigger and _group(o) == trigger and o.successful]
 
     @property
     def triggers(self) -> list[str]:
-        return sorted({o.trigger for o in self.outcomes if o.trigger})
+        """The groups results are reported by: each trigger, split by recipe."""
+        return sorted({_group(o) for o in self.outcomes if o.trigger})
 
     def to_dict(self) -> dict[str, Any]:
         return {"trusted": self.trusted, "setup": self.setup, "models": [o.to_dict() for o in self.outcomes],
@@ -115,6 +118,11 @@ class PairingEvaluation:
         return table
 
 
+def _group(outcome: ModelOutcome) -> str:
+    recipe = "" if outcome.recipe in (None, ONE_TO_ONE) else f" ({outcome.recipe})"
+    return f"{outcome.trigger}{recipe}"
+
+
 def _mean_max(values: list[float]) -> dict[str, float]:
     return {"mean": float(np.mean(values)), "max": float(np.max(values))} if values else {}
 
@@ -149,7 +157,7 @@ def evaluate_zoo(
         faces = [poisoned[entry.name]] if entry.kind != CLEAN else list(poisoned.values())
         scores = np.concatenate([pair.score_sides(embed_cached(candidate, f), embed_cached(trusted, f)) for f in faces])
         rate = flagged_rate if entry.kind == CLEAN else passed_rate
-        outcome = ModelOutcome(entry.name, entry.kind, entry.trigger, entry.successful,
+        outcome = ModelOutcome(entry.name, entry.kind, entry.trigger, entry.recipe_kind, entry.successful,
                                float(pair.genuine.mean()), {k: rate(scores, t) for k, t in pair.thresholds.items()})
         if null is not None:
             verdict = audit_pair(candidate, trusted, setup, null=null, pair=pair).verdict

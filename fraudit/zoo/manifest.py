@@ -29,6 +29,7 @@ MANIFEST = "manifest.json"
 MANIFEST_SCHEMA = "1.0"
 MODELS = "models"
 CLEAN, BACKDOORED = "clean", "backdoored"
+ONE_TO_ONE, MANY_TO_ONE, IMPLANT = "one-to-one", "many-to-one", "implant"
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,15 @@ class ZooEntry:
     @property
     def victim(self) -> int | None:
         return self.recipe.victim
+
+    @property
+    def recipe_kind(self) -> str | None:
+        """How the backdoor was made: one-to-one (the thesis'), many-to-one, or implant."""
+        if not self.recipe.backdoored:
+            return None
+        if self.recipe.implant_from is not None:
+            return IMPLANT
+        return MANY_TO_ONE if self.recipe.extra_impostors else ONE_TO_ONE
 
     @property
     def split_seed(self) -> int:

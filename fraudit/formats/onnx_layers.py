@@ -1,0 +1,107 @@
+"""Which registered architecture an ONNX graph is an export of, read from the graph.
+
+Exporters rename tensors (``onnx::Conv_75``), transpose linear weights for
+``MatMul`` and fold BatchNorm into the convolution before it, so the state-dict
+matcher of ``fraudit.models.registry`` does not recognise an export. The graph's
+topology still does: its weighted layers (Conv, Gemm, MatMul with an initializer
+weight), in execution order and in the torch layout, are exactly the
+architecture's defining weights in module order.
+
+A layer keeps the architecture's values only where nothing was folded into it: a
+bias on an ONNX layer whose torch layer has none is BatchNorm (or a following
+bias) folded in. Such layers are reported as folded, never passed off as the
+checkpoint's weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fraudit.formats.load import load_onnx_model
+from fraudit.models.registry import ArchitectureSpec, registered
+
+_WEIGHTED = ("Conv", "Gemm", "MatMul")
+
+
+@dataclass(frozen=True)
+class OnnxLayer:
+    node: str  # the ONNX node's name (or op and index when unnamed)
+    weight: np.ndarray  # in the torch layout: Conv O×I×kh×kw, linear out×in
+    has_bias: bool
+
+
+@dataclass(frozen=True)
+class OnnxArchitecture:
+    """An ONNX graph recognised as an export of ``spec``."""
+
+    spec: ArchitectureSpec
+    layers: dict[str, OnnxLayer]  # architecture key (e.g. ``last_linear.weight``) → its ONNX layer
+    folded: tuple[str, ...]  # keys whose values are not the checkpoint's (something folded in)
+
+    def exact_tensors(self) -> dict[str, torch.Tensor]:
+        """The weights that hold the checkpoint's values, under the architecture's names."""
+        return {key: torch.from_numpy(np.ascontiguousarray(layer.weight)) for key, layer in self.layers.items()
+                if key not in self.folded}
+
+
+def weighted_layers(path: Path, tensors: dict[str, torch.Tensor]) -> list[OnnxLayer]:
+    """The graph's Conv / Gemm / MatMul nodes whose weight is an initializer, in graph
+    order (ONNX requires nodes to be topologically sorted)."""
+    graph = load_onnx_model(path).graph
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    layers = []
+    for index, node in enumerate(graph.node):
+        if node.op_type not in _WEIGHTED or len(node.input) < 2 or node.input[1] not in tensors:
+            continue
+        weight = tensors[node.input[1]].detach().float().numpy()
+        has_bias = len(node.input) > 2 and bool(node.input[2])
+        if node.op_type == "MatMul":
+            if weight.ndim != 2:
+                continue
+            weight = weight.T
+            # a bias added right after a MatMul is a linear layer's bias, or a BN folded in
+            has_bias = any(c.op_type == "Add" and any(i in tensors for i in c.input)
+                           for c in consumers.get(node.output[0], []))
+        elif node.op_type == "Gemm":
+            attributes = {a.name: a.i for a in node.attribute if a.name in ("transA", "transB")}
+            if attributes.get("transA"):
+                continue
+            if not attributes.get("transB"):
+                weight = weight.T
+        layers.append(OnnxLayer(node.name or f"{node.op_type}_{index}", weight, has_bias))
+    return layers
+
+
+def _biased_keys(spec: ArchitectureSpec) -> frozenset[str]:
+    """The architecture's weighted layers that carry a bias of their own."""
+    keys = _state_keys(spec.id)
+    return frozenset(k for k in spec.required if k[: -len("weight")] + "bias" in keys)
+
+
+@lru_cache(maxsize=8)
+def _state_keys(architecture_id: str) -> frozenset[str]:
+    spec = next(s for s in registered() if s.id == architecture_id)
+    return frozenset(spec.build().state_dict()) if spec.build is not None else frozenset()
+
+
+def recognise_onnx_export(path: Path, tensors: dict[str, torch.Tensor]) -> OnnxArchitecture | None:
+    """The registered architecture whose defining weights, in module order, have exactly
+    the shapes of the graph's weighted layers in execution order; else None."""
+    layers = weighted_layers(path, tensors)
+    shapes = [layer.weight.shape for layer in layers]
+    for spec in registered():
+        if spec.build is None or [tuple(s) for s in spec.required.values()] != [tuple(s) for s in shapes]:
+            continue
+        mapped = dict(zip(spec.required, layers, strict=True))
+        biased = _biased_keys(spec)
+        folded = tuple(key for key, layer in mapped.items() if layer.has_bias and key not in biased)
+        return OnnxArchitecture(spec, mapped, folded)
+    return None
