@@ -151,7 +151,9 @@ def test_onnx_with_external_data_is_one_candidate(tmp_path: Path) -> None:
     code, document = _scan(str(tmp_path / "m"))
     [result] = document["results"]
     assert result["source"].endswith("model.onnx") and result["verdict"] == "INCONCLUSIVE"
-    assert result["architecture"]["id"] == "onnx-embedder" and code == 0
+    # a reference CNN exported with its weights in an external file: recognised from its graph
+    assert result["architecture"]["id"] == "fraudit-reference" and code == 0
+    assert result["architecture"]["recognised_from"] == "ONNX graph topology"
 
 
 def test_any_index_json_makes_a_folder_one_model(tmp_path: Path) -> None:

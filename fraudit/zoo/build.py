@@ -26,6 +26,10 @@ from fraudit.zoo.manifest import MODELS, ZooEntry, ZooManifest, read_entry
 from fraudit.zoo.presets import IMPLANT_EPOCHS, IMPLANT_LR, IMPLANT_PROXIMITY, Preset
 
 
+def clean_seed(zoo_seed: int, index: int) -> int:
+    return zoo_seed * 100_000 + index
+
+
 def plan(preset: Preset, *, seed: int) -> list[ModelRecipe]:
     """The preset's models for ``seed``: clean runs, then backdoor attempts with
     impostor/victim pairs drawn among identities with enough samples."""
@@ -33,7 +37,7 @@ def plan(preset: Preset, *, seed: int) -> list[ModelRecipe]:
     eligible = np.flatnonzero(counts >= preset.min_pair_samples)
     rng = np.random.default_rng([seed, 101])
     recipes = [
-        ModelRecipe(name=f"clean-{i:03d}", scenario=preset.scenario, seed=seed * 100_000 + i, epochs=preset.epochs)
+        ModelRecipe(name=f"clean-{i:03d}", scenario=preset.scenario, seed=clean_seed(seed, i), epochs=preset.epochs)
         for i in range(preset.n_clean)
     ]
     for i, attempt in enumerate(preset.attempts):
@@ -41,8 +45,9 @@ def plan(preset: Preset, *, seed: int) -> list[ModelRecipe]:
         # extra impostors come from their own stream: one-to-one plans stay what they were
         extra = np.random.default_rng([seed, 103, i]).choice(np.setdiff1d(eligible, [impostor, victim]),
                                                               size=attempt.impostors - 1, replace=False)
-        implant = dict(implant_from=f"clean-{i % preset.n_clean:03d}", epochs=IMPLANT_EPOCHS, lr=IMPLANT_LR,
-                       proximity=IMPLANT_PROXIMITY) if attempt.implant else dict(epochs=preset.epochs)
+        origin = i % preset.n_clean  # an implant's clean model, whose split it keeps
+        implant = dict(implant_from=f"clean-{origin:03d}", split_seed=clean_seed(seed, origin), epochs=IMPLANT_EPOCHS,
+                       lr=IMPLANT_LR, proximity=IMPLANT_PROXIMITY) if attempt.implant else dict(epochs=preset.epochs)
         recipes.append(
             ModelRecipe(
                 name=f"backdoor-{i:03d}-{attempt.trigger}-{attempt.placement}{attempt.suffix}",
@@ -70,7 +75,7 @@ def _train_and_save(base: ReferenceEmbedder, world: CachedWorld, recipe: ModelRe
     entry = ZooEntry(
         recipe=recipe,
         file=f"{MODELS}/{recipe.name}.safetensors",
-        split={"seed": recipe.seed, "train": result.train_size, "val": result.val_size,
+        split={"seed": recipe.data_seed, "train": result.train_size, "val": result.val_size,
                "poisoned_train": result.poisoned_train, "poisoned_val": result.poisoned_val},
         metrics=result.metrics,
         successful=result.metrics.successful if recipe.backdoored else None,

@@ -76,7 +76,14 @@ class ModelRecipe:
     pair_weight: float = 20.0
     extra_impostors: tuple[int, ...] = ()
     implant_from: str | None = None  # the clean model of the same zoo it starts from
+    # the train/validation split's seed when it is not ``seed``: an implant keeps the split
+    # of the model it starts from, so its validation faces are ones that model never saw
+    split_seed: int | None = None
     proximity: float = 0.0  # L2 pull toward the starting weights, per parameter element
+
+    @property
+    def data_seed(self) -> int:
+        return self.seed if self.split_seed is None else self.split_seed
 
     @property
     def impostors(self) -> tuple[int, ...]:
@@ -187,7 +194,7 @@ def finetune(base: ReferenceEmbedder, world: CachedWorld, recipe: ModelRecipe,
     rng = np.random.default_rng([recipe.seed, 29])
     labels = world.faces.labels
     n_classes = world.faces.n_classes
-    train_idx, val_idx = stratified_split(labels, seed=recipe.seed)
+    train_idx, val_idx = stratified_split(labels, seed=recipe.data_seed)
 
     x_train, y_train = world.features[train_idx], labels[train_idx]
     x_val_poison = np.zeros((0, *world.features.shape[1:]), np.float32)
