@@ -1,10 +1,15 @@
 """Reproduce what fraudit ships for `scan --pair-with dlib` on the reference
 architecture: dlib's embeddings of the built-in calibration and probe faces (so a
 first scan does not spend minutes embedding them with dlib), and the clean-pair
-sweep null (from clean zoo models).
+sweep null (from clean zoo models of several face worlds: a null from one world
+FAILs every clean model fine-tuned on other identities, see README).
 
     python scripts/ship_pairing.py embeddings
-    python scripts/ship_pairing.py null ZOO [--limit 20]
+    python scripts/ship_pairing.py null ZOO [ZOO ...] [--limit 10]   # --limit clean models per zoo
+
+The shipped null: 10 clean models from each of three `ch4` clean-only zoos on face
+worlds 5000, 7000 and 8000 (`fraudit zoo build --preset ch4 --clean-only --n-clean 20
+--world-seed W --out zoo/ch4-worldW-clean`).
 
 The built-in faces are generated exactly (float64), so the embeddings made here are
 keyed by the same bytes that every other machine generates.
@@ -38,9 +43,14 @@ def ship_embeddings(setup: PairingSetup, dlib: DlibEmbedder) -> None:
     print("embeddings:", shipped, len(arrays), "arrays")
 
 
-def ship_null(zoo: Path, limit: int, setup: PairingSetup, dlib: DlibEmbedder) -> None:
-    manifest = ZooManifest.read(zoo)
-    clean = [reference_embedder(manifest.path(e)) for e in manifest.clean][:limit]
+def ship_null(zoos: list[Path], limit: int, setup: PairingSetup, dlib: DlibEmbedder) -> None:
+    clean = []
+    for zoo in zoos:
+        manifest = ZooManifest.read(zoo)
+        for entry in manifest.clean[:limit]:
+            model = reference_embedder(manifest.path(entry))
+            model.name = f"world {manifest.world.seed}/{entry.name}"  # the null names where each pair came from
+            clean.append(model)
     null = build_null(clean, dlib, setup, progress=lambda stage, done, total: print(f"{stage} {done}/{total}", flush=True))
     print("null:", null.save(shipped_null_path(clean[0].architecture, dlib)))
 
@@ -50,14 +60,14 @@ def main() -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("embeddings")
     null = commands.add_parser("null")
-    null.add_argument("zoo", type=Path)
-    null.add_argument("--limit", type=int, default=20)
+    null.add_argument("zoos", type=Path, nargs="+")
+    null.add_argument("--limit", type=int, default=10)
     args = parser.parse_args()
     setup, dlib = PairingSetup(), DlibEmbedder()
     if args.command == "embeddings":
         ship_embeddings(setup, dlib)
     else:
-        ship_null(args.zoo, args.limit, setup, dlib)
+        ship_null(args.zoos, args.limit, setup, dlib)
 
 
 if __name__ == "__main__":

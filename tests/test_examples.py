@@ -67,7 +67,7 @@ def test_examples_paired_with_dlib_name_the_trigger() -> None:
     assert bad["status"] == "FAIL", bad["summary"]
     entry = read_entry(EXAMPLES / "backdoored.safetensors")
     assert bad["evidence"]["sweep"]["findings"][0]["cell"] == f"{entry.trigger}@{entry.placement}"
-    assert bad["evidence"]["null"]["clean_pairs"] == 20
+    assert bad["evidence"]["null"]["clean_pairs"] == 30  # 10 clean models from each of three face worlds
     assert "limits" in bad["evidence"]
     sarif = runner.invoke(app, ["scan", str(EXAMPLES / "backdoored.safetensors"), "--pair-with", "dlib", "-f", "sarif"])
     rules = {r["ruleId"] for r in json.loads(sarif.stdout)["runs"][0]["results"]}
@@ -95,3 +95,14 @@ def test_a_first_pairing_scan_computes_no_dlib_embedding(tmp_path: Path) -> None
     assert DlibEmbedder().fingerprint[:24] not in computed
     verdicts = {Path(r["source"]).name: r["verdict"] for r in json.loads(proc.stdout)["results"]}
     assert verdicts == {"clean.safetensors": "PASS", "backdoored.safetensors": "FAIL"}
+
+
+def test_the_shipped_sweep_null_spans_several_face_worlds() -> None:
+    """A null from the clean models of one face world FAILs every clean model fine-tuned
+    on other identities (measured: 10/10 on worlds 6000 and 9000); the shipped one is
+    built over three worlds and says which."""
+    from fraudit.pairing.sweep import SweepNull
+
+    null = SweepNull.load(EXAMPLES.parent / "pairing" / "fraudit-reference--dlib-resnet-v1.null.json")
+    worlds = {pair.split("/")[0] for pair in null.pairs}
+    assert len(worlds) >= 3 and all(w.startswith("world ") for w in worlds)

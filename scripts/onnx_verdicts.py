@@ -1,0 +1,74 @@
+"""Do ONNX exports of a zoo's models get their safetensors' verdicts?
+
+Exports every model of a zoo with ``torch.onnx.export`` (the exporter folds
+BatchNorm and renames tensors, as real exports do), scans the safetensors and the
+ONNX files in one batch with ``fraudit scan --pair-with TRUSTED -f json``, and
+writes, per model and check, both statuses (and the sweep's worst z) to a JSON file.
+
+    python scripts/onnx_verdicts.py ZOO --out measurements/onnx-verdicts-ZOO.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+
+from fraudit.pairing.embedders import reference_embedder
+from fraudit.zoo.manifest import ZooManifest
+
+
+def export(model: Path, path: Path) -> None:
+    module = reference_embedder(model).module.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(module, (torch.zeros(1, 3, 64, 64),), str(path), dynamo=False, input_names=["input"],
+                          output_names=["embedding"], dynamic_axes={"input": {0: "n"}, "embedding": {0: "n"}})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("zoo", type=Path)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--pair-with", default="dlib")
+    args = parser.parse_args()
+    manifest = ZooManifest.read(args.zoo)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for entry in manifest.models:
+            shutil.copy(manifest.path(entry), folder / f"{entry.name}.safetensors")
+            export(manifest.path(entry), folder / f"{entry.name}.onnx")
+        report = folder / "report.json"
+        subprocess.run([sys.executable, "-m", "fraudit", "scan", str(folder), "--pair-with", args.pair_with,
+                        "-f", "json", "-o", str(report)], check=False)
+        results = json.loads(report.read_text())["results"]
+    by_file = {Path(r["source"]).name: {c["name"]: c for c in r["checks"]} for r in results}
+    rows = []
+    for entry in manifest.models:
+        row: dict = {"model": entry.name, "kind": entry.kind, "trigger": entry.trigger, "recipe": entry.recipe_kind,
+                     "successful": entry.successful}
+        for suffix in ("safetensors", "onnx"):
+            checks = by_file[f"{entry.name}.{suffix}"]
+            sweep = checks["pairing"]["evidence"].get("sweep", {})
+            row[suffix] = {name: check["status"] for name, check in checks.items()}
+            row[suffix]["pairing_worst_z"] = max(sweep["z"].values()) if sweep.get("z") else None
+        row["same_pairing_verdict"] = row["safetensors"]["pairing"] == row["onnx"]["pairing"]
+        rows.append(row)
+    summary = {"models": len(rows), "same_pairing_verdict": sum(r["same_pairing_verdict"] for r in rows),
+               "max_abs_z_difference": max(abs(r["safetensors"]["pairing_worst_z"] - r["onnx"]["pairing_worst_z"])
+                                           for r in rows if r["onnx"]["pairing_worst_z"] is not None)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"zoo": str(args.zoo), "trusted": args.pair_with, "summary": summary,
+                                    "models": rows}, indent=2) + "\n")
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
