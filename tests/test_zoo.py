@@ -116,3 +116,22 @@ def test_a_preset_on_another_world_and_clean_only() -> None:
 def test_reserved_world_seeds_are_refused(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["zoo", "build", "--preset", "smoke", "--out", str(tmp_path / "z"), "--world-seed", "4000"])
     assert result.exit_code == 2 and "reserved" in result.stderr
+
+
+def test_a_model_trained_with_another_recipe_is_retrained(smoke_zoo: Path, tmp_path: Path) -> None:
+    """Resuming keeps a model only if its file was trained with the recipe planned now:
+    a stale file of the same name (another version of the plan) is trained again."""
+    import shutil
+    from dataclasses import replace
+
+    from fraudit.zoo.build import build_zoo
+    from fraudit.zoo.manifest import read_entry
+    from fraudit.zoo.presets import PRESETS
+
+    zoo = tmp_path / "zoo"
+    shutil.copytree(smoke_zoo, zoo)
+    stale = read_entry(zoo / "models" / "clean-000.safetensors").recipe
+    preset = replace(PRESETS["smoke"], n_clean=1, attempts=(), epochs=stale.epochs + 1)
+    manifest = build_zoo(preset, zoo)
+    assert [e.recipe.epochs for e in manifest.models] == [stale.epochs + 1]
+    assert read_entry(zoo / "models" / "clean-000.safetensors").recipe.epochs == stale.epochs + 1

@@ -120,8 +120,11 @@ def build_zoo(
         folder=out, preset=preset.name, zoo_seed=seed, world=preset.world, base_sha256=context["base_sha256"],
         fraudit_version=__version__, description=preset.description, scenario=preset.scenario, planned=len(recipes),
     )
-    entries = {r.name: read_entry(models_dir / f"{r.name}.safetensors") for r in recipes
+    # A finished model is kept only if it was trained with the recipe planned now: a
+    # file left by another version of the plan (same name, other recipe) is retrained.
+    on_disk = {r.name: read_entry(models_dir / f"{r.name}.safetensors") for r in recipes
                if (models_dir / f"{r.name}.safetensors").exists()}
+    entries = {r.name: on_disk[r.name] for r in recipes if r.name in on_disk and on_disk[r.name].recipe == r}
     todo = [r for r in recipes if r.name not in entries]
     manifest = _write(manifest, entries, recipes)
     if not todo:
