@@ -73,7 +73,6 @@ class SiteResponses:
     boxes: list[Box]
     optimised: np.ndarray  # per box: convergence under the optimised content
     control: np.ndarray  # per box: mean convergence under random contents of the same size
-    patterns: list[np.ndarray]  # per box: the optimised content, uint8 size×size×3
 
 
 def optimise_sites(forward: Forward, faces: np.ndarray, boxes: list[Box], *, mean: float, scale: float,
@@ -87,7 +86,7 @@ def optimise_sites(forward: Forward, faces: np.ndarray, boxes: list[Box], *, mea
         centre = clean.mean(0)
         clean_unit = F.normalize(clean - centre, dim=1)
     generator = torch.Generator().manual_seed(seed)
-    optimised, control, patterns = np.zeros(len(boxes)), np.zeros(len(boxes)), []
+    optimised, control = np.zeros(len(boxes)), np.zeros(len(boxes))
     for start in range(0, len(boxes), chunk):
         part = boxes[start : start + chunk]
         with torch.no_grad():  # controls: uniform random colours per pixel, the optimiser's own range
@@ -107,10 +106,9 @@ def optimise_sites(forward: Forward, faces: np.ndarray, boxes: list[Box], *, mea
             (-value.sum()).backward()
             optimiser.step()
         optimised[start : start + len(part)] = best.numpy()
-        patterns.extend((torch.sigmoid(t.detach())[0].permute(1, 2, 0) * 255).round().byte().numpy() for t in thetas)
         if progress is not None:
             progress(min(start + chunk, len(boxes)), len(boxes))
-    return SiteResponses(boxes, optimised, control, patterns)
+    return SiteResponses(boxes, optimised, control)
 
 
 def main() -> None:

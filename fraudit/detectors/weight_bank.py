@@ -85,14 +85,8 @@ class WeightBankCheck:
             try:
                 stamps = tuple((path / f).stat().st_mtime_ns for f in (HEADER, ARRAYS))
                 bank = _load_cached(path.resolve(), stamps)
-                folded = architecture.folded_layers
-                if folded and any(k not in tensors for k in bank.backbone_keys):
-                    problems.append(f"{bank.name}: an export with BatchNorm folded into {len(folded)} layers "
-                                    f"({', '.join(folded[:3])}{', …' if len(folded) > 3 else ''}); the frozen "
-                                    "layers its recipe must find unchanged cannot be compared exactly")
-                    continue
                 if not bank.covers(tensors):
-                    problems.append(f"{bank.name}: weights its recipe keeps frozen differ (not a fine-tune of its base under its recipe)")
+                    problems.append(f"{bank.name}: {_not_covered(architecture.folded_layers)}")
                     continue
                 weights = {m.layer: tensors[m.layer].float().numpy() for m in bank.models if m.layer in tensors}
                 scored.append((bank, score_network(bank.models, weights, frr=self._frr(bank))))
@@ -168,6 +162,16 @@ class WeightBankCheck:
         if status is Status.FAIL:
             evidence["threshold_frr"] = fail_key
         return CheckResult(NAME, status, summary, evidence)
+
+
+def _not_covered(folded: tuple[str, ...]) -> str:
+    """Why a bank's frozen weights are not the candidate's: an export folded BatchNorm
+    into them, or they were trained."""
+    if folded:
+        return (f"an export with BatchNorm folded into {len(folded)} layers ({', '.join(folded[:3])}"
+                f"{', …' if len(folded) > 3 else ''}); the frozen layers its recipe must find unchanged "
+                "cannot be compared exactly")
+    return "weights its recipe keeps frozen differ (not a fine-tune of its base under its recipe)"
 
 
 @lru_cache(maxsize=8)

@@ -23,14 +23,13 @@ import numpy as np
 import torch
 
 from fraudit.formats.load import load_onnx_model
-from fraudit.models.registry import ArchitectureSpec, registered
+from fraudit.models.registry import ArchitectureSpec, registered, spec_for
 
 _WEIGHTED = ("Conv", "Gemm", "MatMul")
 
 
 @dataclass(frozen=True)
 class OnnxLayer:
-    node: str  # the ONNX node's name (or op and index when unnamed)
     weight: np.ndarray  # in the torch layout: Conv O×I×kh×kw, linear out×in
     has_bias: bool
 
@@ -58,7 +57,7 @@ def weighted_layers(path: Path, tensors: dict[str, torch.Tensor]) -> list[OnnxLa
         for name in node.input:
             consumers.setdefault(name, []).append(node)
     layers = []
-    for index, node in enumerate(graph.node):
+    for node in graph.node:
         if node.op_type not in _WEIGHTED or len(node.input) < 2 or node.input[1] not in tensors:
             continue
         weight = tensors[node.input[1]].detach().float().numpy()
@@ -76,20 +75,17 @@ def weighted_layers(path: Path, tensors: dict[str, torch.Tensor]) -> list[OnnxLa
                 continue
             if not attributes.get("transB"):
                 weight = weight.T
-        layers.append(OnnxLayer(node.name or f"{node.op_type}_{index}", weight, has_bias))
+        layers.append(OnnxLayer(weight, has_bias))
     return layers
 
 
-def _biased_keys(spec: ArchitectureSpec) -> frozenset[str]:
-    """The architecture's weighted layers that carry a bias of their own."""
-    keys = _state_keys(spec.id)
-    return frozenset(k for k in spec.required if k[: -len("weight")] + "bias" in keys)
-
-
 @lru_cache(maxsize=8)
-def _state_keys(architecture_id: str) -> frozenset[str]:
-    spec = next(s for s in registered() if s.id == architecture_id)
-    return frozenset(spec.build().state_dict()) if spec.build is not None else frozenset()
+def _biased_keys(architecture_id: str) -> frozenset[str]:
+    """The architecture's weighted layers that carry a bias of their own."""
+    spec = spec_for(architecture_id)
+    assert spec is not None and spec.build is not None
+    keys = spec.build().state_dict()
+    return frozenset(k for k in spec.required if k[: -len("weight")] + "bias" in keys)
 
 
 def recognise_onnx_export(path: Path, tensors: dict[str, torch.Tensor]) -> OnnxArchitecture | None:
@@ -101,7 +97,7 @@ def recognise_onnx_export(path: Path, tensors: dict[str, torch.Tensor]) -> OnnxA
         if spec.build is None or [tuple(s) for s in spec.required.values()] != [tuple(s) for s in shapes]:
             continue
         mapped = dict(zip(spec.required, layers, strict=True))
-        biased = _biased_keys(spec)
+        biased = _biased_keys(spec.id)
         folded = tuple(key for key, layer in mapped.items() if layer.has_bias and key not in biased)
         return OnnxArchitecture(spec, mapped, folded)
     return None

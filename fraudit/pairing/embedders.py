@@ -243,7 +243,7 @@ def loaded_embedder(name: str, tensors: dict[str, torch.Tensor], files: tuple[Pa
     runs in onnxruntime (with the normalisation of the architecture it was recognised
     as, if any), a state dict in its registered torch module."""
     if Format.ONNX in formats and len(files) == 1:
-        if architecture is not None and architecture.known and architecture.normalisation is not None:
+        if architecture is not None and architecture.normalisation is not None:
             mean, scale = architecture.normalisation
             return OnnxEmbedder(files[0], mean=mean, scale=scale, architecture=architecture.id)
         return OnnxEmbedder(files[0])

@@ -66,9 +66,9 @@ class PairingEvaluation:
     def fnmrs(self) -> list[float]:
         return list(self.outcomes[0].poisoned) if self.outcomes else []
 
-    def successful(self, trigger: str) -> list[ModelOutcome]:
+    def successful(self, group: str) -> list[ModelOutcome]:
         """The successful backdoors of one group (a trigger, and the recipe unless one-to-one)."""
-        return [o for o in self.outcomes if o.trigger and _group(o) == trigger and o.successful]
+        return [o for o in self.outcomes if o.trigger and _group(o) == group and o.successful]
 
     @property
     def triggers(self) -> list[str]:

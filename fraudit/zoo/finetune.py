@@ -214,8 +214,7 @@ def finetune(base: ReferenceEmbedder, world: CachedWorld, recipe: ModelRecipe,
     anchor: list[tuple[torch.Tensor, torch.Tensor]] = []
     if start is not None:
         with torch.no_grad():
-            tail.load_state_dict({k: v for k, v in start.items() if k.split(".")[0] in
-                                  ("block_last", "last_linear", "last_bn")}, strict=True)
+            tail.load_state_dict({k: start[k] for k in tail.state_dict()})
             head.weight.copy_(start["head.weight"])
         anchor = [(p, p.detach().clone()) for p in [*tail.parameters(), *head.parameters()] if p.requires_grad]
     else:
