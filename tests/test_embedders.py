@@ -58,8 +58,10 @@ class _Counting:
         return faces.reshape(len(faces), -1)[:, :8].astype(np.float32)
 
 
-def test_embeddings_are_cached_per_fingerprint_and_faces() -> None:
+def test_embeddings_are_cached_per_fingerprint_and_faces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from fraudit.pairing.embedders import embed_cached
+
+    monkeypatch.setenv("FRAUDIT_CACHE_DIR", str(tmp_path))  # a cache of its own: the first call must compute
 
     faces = _faces(300)
     model = _Counting("fp-a")
