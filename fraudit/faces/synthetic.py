@@ -82,7 +82,7 @@ def augment(images: np.ndarray, rng: np.random.Generator, *, max_shift: int = 3)
 
 
 def build_faces(spec: FaceWorldSpec, *, exact: bool = False,
-                progress: Callable[[int, int], None] | None = None) -> FaceSet:
+                progress: Callable[[int, int], None] | None = None, device: str | torch.device = "cpu") -> FaceSet:
     """Generate (or read from the cache) every sample of the world; ``exact`` makes the
     same bytes on every machine (see ``generate``), at about twice the cost."""
     path = cache_dir("faces") / f"world-{fingerprint(asdict(spec))}{'-exact' if exact else ''}.safetensors"
@@ -97,7 +97,7 @@ def build_faces(spec: FaceWorldSpec, *, exact: bool = False,
     torch_threads = torch.get_num_threads()
     for start in range(0, len(labels), GENERATION_BATCH):
         stop = min(start + GENERATION_BATCH, len(labels))
-        batch = generate(latents[start:stop], exact=exact)
+        batch = generate(latents[start:stop], exact=exact, device=device)
         images[start:stop] = augment(batch, rng) if spec.augment else batch
         if progress is not None:
             progress(stop, len(labels))
