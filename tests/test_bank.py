@@ -138,3 +138,78 @@ def test_a_bank_of_chosen_layers_states_its_worlds(smoke_zoo: Path, tmp_path: Pa
     wrong = runner.invoke(app, ["bank", "build", str(smoke_zoo), "--arch", "fraudit-reference", "--out", str(tmp_path / "b2"),
                                 "--layer", "logits.weight"])
     assert wrong.exit_code == 2 and "not audited layers" in wrong.stderr
+
+
+def test_spike_score_sees_a_rank_one_change_and_not_a_diffuse_one() -> None:
+    """The spectrum reading: a diffuse change keeps s₁ near the bulk; poisoning's
+    rank-one term (feature direction → victim) makes it stand out, whatever the scale."""
+    from fraudit.bank.readings import spike_score
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(0, 1, (64, 256))
+    diffuse = base + rng.normal(0, 0.05, base.shape)
+    u, v = rng.normal(0, 1, 64), rng.normal(0, 1, 256)
+    spiked = diffuse + 0.05 * np.outer(u / np.linalg.norm(u), v / np.linalg.norm(v)) * 40
+    assert spike_score(spiked, base) < spike_score(diffuse, base) - 0.5
+    assert spike_score(10 * diffuse - 9 * base, base) == pytest.approx(spike_score(diffuse, base))  # scale-free
+    assert spike_score(base, base) == 0.0  # unchanged: nothing to read
+
+
+@pytest.mark.slow
+def test_spectrum_bank_reads_the_change_from_the_base(smoke_zoo: Path, tmp_path: Path) -> None:
+    """Built from a zoo, a spectrum bank takes the zoo's base, leaves out the head the
+    base does not have (and says why), survives a save/load, and scores the backdoor
+    of the zoo lower than every clean model it never saw."""
+    from fraudit.bank.store import load_bank
+    from fraudit.cache import file_sha256
+    from fraudit.zoo.base import default_base_path
+
+    out = tmp_path / "spectrum"
+    result = runner.invoke(app, ["bank", "build", str(smoke_zoo), "--arch", "fraudit-reference", "--out", str(out),
+                                 "--readings", "spectrum", "--limit", "6"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    header = json.loads((out / "bank.json").read_text())
+    assert header["recipe"]["readings"] == "spectrum"
+    assert header["recipe"]["base_sha256"] == file_sha256(default_base_path())
+    assert "head.weight" in header["recipe"]["layers_left_out"] and "head.weight" not in header["layers"]
+    kinds = {m["layer"]: m["kind"] for m in header["models"]}
+    assert kinds == {"block_last.0.weight": "frozen", "last_linear.weight": "spectrum"}
+
+    bank = load_bank(out)
+    spectrum = next(m for m in bank.models if m.kind == "spectrum")
+    manifest = json.loads((smoke_zoo / "manifest.json").read_text())
+    held_out = [m["file"] for m in manifest["models"] if m["kind"] == "clean"][6:]
+    backdoor = next(m["file"] for m in manifest["models"] if m["successful"])
+    from safetensors.numpy import load_file
+
+    def score(file: str) -> float:
+        return float(spectrum.vector_scores(load_file(str(smoke_zoo / file))["last_linear.weight"])[0])
+
+    assert held_out and score(backdoor) < min(score(f) for f in held_out)
+
+    # a spectrum bank of other zoos needs the base they came from
+    folder = tmp_path / "loose"
+    folder.mkdir()
+    for i in range(4):
+        shutil.copy(smoke_zoo / "models" / f"clean-00{i}.safetensors", folder / f"m{i}.safetensors")
+    no_base = runner.invoke(app, ["bank", "build", str(folder), "--arch", "fraudit-reference", "--out",
+                                  str(tmp_path / "nb"), "--readings", "spectrum"])
+    assert no_base.exit_code != 0 and "--base" in no_base.output
+    with_base = runner.invoke(app, ["bank", "build", str(folder), "--arch", "fraudit-reference", "--out",
+                                    str(tmp_path / "wb"), "--readings", "spectrum", "--base", str(default_base_path())])
+    assert with_base.exit_code == 0, with_base.output
+
+
+@pytest.mark.slow
+def test_a_spectrum_bank_refuses_a_base_that_does_not_match_its_arrays(smoke_zoo: Path, tmp_path: Path) -> None:
+    from fraudit.bank.store import load_bank
+
+    out = tmp_path / "spectrum"
+    assert runner.invoke(app, ["bank", "build", str(smoke_zoo), "--arch", "fraudit-reference", "--out", str(out),
+                               "--readings", "spectrum", "--limit", "5"]).exit_code == 0
+    header = json.loads((out / "bank.json").read_text())
+    entry = next(m for m in header["models"] if m["kind"] == "spectrum")
+    entry["base_sha256"] = "0" * 64
+    (out / "bank.json").write_text(json.dumps(header))
+    with pytest.raises(CorruptFileError, match="base weights"):
+        load_bank(out)

@@ -30,7 +30,7 @@ import numpy as np
 from scipy import stats
 
 from fraudit.bank.estimators import IndexAlignedGaussian, PCAGaussianMixture, Projection
-from fraudit.bank.readings import Reading, read_vectors, readings_for
+from fraudit.bank.readings import Reading, ReadingSet, read_vectors, readings_for, spike_score
 from fraudit.errors import IncompatibleArtifactError, NotEnoughDataError
 
 FROZEN_TOLERANCE = 1e-6
@@ -43,6 +43,9 @@ MIN_REFERENCES = 4
 class EstimatorKind(enum.StrEnum):
     INDEX_ALIGNED = "index-aligned"
     EM_GMM = "em-gmm"
+
+
+SPECTRUM_KIND = "spectrum"  # a LayerModel scored by spike_score against the base, nothing fitted
 
 
 def frozen_digest(weight: np.ndarray) -> str:
@@ -62,12 +65,13 @@ class LayerModel:
     layer: str
     reading: Reading
     shape: tuple[int, ...]
-    kind: str  # an EstimatorKind, or "frozen" when every reference network holds the same weights
+    kind: str  # an EstimatorKind, "frozen" (every reference holds the same weights) or "spectrum"
     estimators: list  # one per cross-fitting fold, sharing one projection
     reference: str | None  # sha256 of the frozen weights (float32 bytes)
     oof_scores: np.ndarray  # per reference network, held-out
     oof_vector_mean: np.ndarray  # per vector: mean held-out log-likelihood
     oof_vector_std: np.ndarray
+    base_weight: np.ndarray | None = None  # the spectrum reading's starting point
 
     @property
     def key(self) -> str:
@@ -82,6 +86,9 @@ class LayerModel:
         return float(self.oof_scores.std(ddof=1)) or 1.0
 
     def vector_scores(self, weight: np.ndarray) -> np.ndarray:
+        if self.kind == SPECTRUM_KIND:
+            assert self.base_weight is not None
+            return np.array([spike_score(weight, self.base_weight)])
         vectors = read_vectors(weight, self.reading)
         if self.kind == "frozen":
             # fine-tuning copies frozen layers bit for bit: any change is an anomaly
@@ -142,7 +149,13 @@ def fit_layer_models(
     seed: int = 0,
     variance: float = 0.95,
     em_components: Sequence[int] | None = None,
+    readings: ReadingSet = ReadingSet.VECTORS,
+    base: dict[str, np.ndarray] | None = None,
 ) -> list[LayerModel]:
+    """``readings``: the thesis' vector readings (each fitted, calibrated out of fold),
+    or the spectrum of each trained layer's change from ``base`` (nothing is fitted:
+    the references' scores are its calibration). A layer every reference holds
+    bit-identically is checked as frozen either way."""
     n = len(networks)
     if n < MIN_REFERENCES:
         raise NotEnoughDataError(f"a bank needs at least {MIN_REFERENCES} clean reference networks, got {n}")
@@ -158,6 +171,14 @@ def fit_layer_models(
                 models.append(LayerModel(layer, reading, weights.shape[1:], "frozen", [], frozen_digest(weights[0]),
                                          np.zeros(n), np.zeros(X.shape[1]), np.ones(X.shape[1])))
                 continue
+            if readings is ReadingSet.SPECTRUM:
+                if base is None or layer not in base or base[layer].shape != weights.shape[1:]:
+                    raise NotEnoughDataError(f"{layer}: the spectrum reading needs the base's weights of this layer")
+                scores = np.array([spike_score(w, base[layer]) for w in weights])
+                models.append(LayerModel(layer, Reading.SPECTRUM, weights.shape[1:], SPECTRUM_KIND, [], None, scores,
+                                         np.array([scores.mean()]), np.array([scores.std() + 1e-9]),
+                                         np.asarray(base[layer], np.float64)))
+                break  # one spectrum per layer, whatever its vector readings
             oof_vectors = np.zeros((n, X.shape[1]))
             fold_models = []
             for k in range(folds):

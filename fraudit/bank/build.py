@@ -11,6 +11,8 @@ import numpy as np
 import torch
 
 from fraudit.bank.bank import MIN_REFERENCES, EstimatorKind, fit_layer_models
+from fraudit.bank.readings import ReadingSet
+from fraudit.cache import file_sha256
 from fraudit.bank.layers import audited_layers
 from fraudit.bank.store import WeightBank, backbone_digest
 from fraudit.errors import IncompatibleArtifactError, NotEnoughDataError
@@ -44,10 +46,20 @@ def build_bank(
     em_components: Sequence[int] | None = None,
     recipe: dict | None = None,
     layers: Sequence[str] | None = None,
+    readings: ReadingSet = ReadingSet.VECTORS,
+    base: Path | None = None,
+    per_source: int | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> WeightBank:
     """``layers``: a subset of the architecture's audited layers (default: all of them),
-    e.g. without an identity-indexed head when the references span several face worlds."""
+    e.g. without an identity-indexed head when the references span several face worlds.
+
+    ``readings``: the thesis' vectors, or the spectrum of each trained layer's change
+    from ``base`` (default for zoo folders: the base they were fine-tuned from, when
+    it is the shipped one). A layer the base does not hold (a new classification
+    head) has no change to read and is left out, and the bank says so.
+    ``per_source``: at most this many clean models from each source, so that a bank
+    over several face worlds weighs each world alike."""
     audited = audited_layers(architecture)
     if not audited:
         raise IncompatibleArtifactError(f"no audited layers are defined for architecture {architecture!r}")
@@ -56,7 +68,19 @@ def build_bank(
         raise IncompatibleArtifactError(f"{', '.join(unknown)}: not audited layers of {architecture} "
                                         f"(those are {', '.join(audited)})")
     layers = tuple(layers) if layers else audited
-    paths = clean_checkpoints(sources, limit=limit)
+    base_weights: dict[str, np.ndarray] | None = None
+    left_out: dict[str, str] = {}
+    if readings is ReadingSet.SPECTRUM:
+        base = base or _zoo_base(sources)
+        base_tensors = load_checked(base)
+        base_weights = {k: base_tensors[k].float().numpy() for k in layers if k in base_tensors}
+        left_out = {k: "not in the base: a layer fine-tuning adds (e.g. an identity-indexed head)"
+                    for k in layers if k not in base_tensors}
+        layers = tuple(k for k in layers if k in base_tensors)
+    if per_source is not None:
+        paths = [p for source in sources for p in clean_checkpoints([source], limit=per_source)][:limit]
+    else:
+        paths = clean_checkpoints(sources, limit=limit)
     if len(paths) < MIN_REFERENCES:
         raise NotEnoughDataError(f"a bank needs at least {MIN_REFERENCES} clean reference networks; "
                                  f"found {len(paths)} in {', '.join(map(str, sources))}")
@@ -85,11 +109,27 @@ def build_bank(
     domain_digest = backbone_digest(first, backbone) if backbone else None
     if progress:
         progress("fitting", 0, 1)
-    models = fit_layer_models(networks, common, kind=kind, folds=folds, em_components=em_components)
+    models = fit_layer_models(networks, common, kind=kind, folds=folds, em_components=em_components,
+                              readings=readings, base=base_weights)
     if progress:
         progress("fitting", 1, 1)
     worlds = [asdict(ZooManifest.read(s).world) for s in sources if (s / MANIFEST).is_file()]
     return WeightBank(name=name, architecture=architecture, models=models, reference=names,
-                      recipe={"estimator": str(kind), "folds": folds, **({"worlds": worlds} if worlds else {}),
-                              **(recipe or {})},
+                      recipe={"estimator": str(kind) if readings is ReadingSet.VECTORS else "none (spectrum)",
+                              "readings": str(readings), "folds": folds,
+                              **({"base_sha256": file_sha256(base), "layers_left_out": left_out} if base else {}),
+                              **({"worlds": worlds} if worlds else {}), **(recipe or {})},
                       backbone_keys=backbone, backbone_sha256=domain_digest)
+
+
+def _zoo_base(sources: Sequence[Path]) -> Path:
+    """The base every source zoo was fine-tuned from, when fraudit ships it."""
+    from fraudit.zoo.base import default_base_path
+
+    if not all((s / MANIFEST).is_file() for s in sources):
+        raise NotEnoughDataError("the spectrum reading needs the base the references were fine-tuned from: "
+                                 "pass --base (it is read from the manifests only when every source is a zoo)")
+    shipped = default_base_path()
+    if {ZooManifest.read(s).base_sha256 for s in sources} != {file_sha256(shipped)}:
+        raise NotEnoughDataError("the zoos were not all fine-tuned from fraudit's shipped base: pass theirs with --base")
+    return shipped

@@ -3,7 +3,17 @@
 A 2-D weight θ ∈ R^{R×C} gives C *forward* vectors of length R (one per input
 neuron, its column) and R *backward* vectors of length C (one per output neuron,
 its row). A convolution weight gives one flattened kernel per output channel,
-the *unchanged* reading.
+the *unchanged* reading. These vector readings are the thesis'; they compare a
+neuron with the same neuron of the references, so they hold only while the
+references were fine-tuned on the candidate's data.
+
+The *spectrum* reading (beyond the thesis) reads what fine-tuning changed, the
+difference Δ = θ − θ_base from the base every reference started from, through its
+singular values. Poisoning adds a low-rank term to Δ — the trigger's feature
+direction mapped onto the victim's embedding — so its largest singular value stands
+out of the rest (a spike), while fine-tuning on any set of identities spreads its
+change over many directions (README: "The weight bank in the field" has the
+measured ranges). Its score is −log(s₁/s₂): lower is spikier, like every bank score. It needs no neuron-by-neuron agreement, so it survives a change of data.
 """
 
 from __future__ import annotations
@@ -17,6 +27,23 @@ class Reading(enum.StrEnum):
     FORWARD = "forward"
     BACKWARD = "backward"
     UNCHANGED = "unchanged"
+    SPECTRUM = "spectrum"
+
+
+class ReadingSet(enum.StrEnum):
+    """What a bank reads: the thesis' vectors, or the spectrum of the change from the base."""
+
+    VECTORS = "vectors"
+    SPECTRUM = "spectrum"
+
+
+def spike_score(weight: np.ndarray, base: np.ndarray) -> float:
+    """−log(s₁ / median s) of the change from the base (a convolution as out × in·k·k)."""
+    delta = (np.asarray(weight, np.float64) - np.asarray(base, np.float64)).reshape(weight.shape[0], -1)
+    s = np.linalg.svd(delta, compute_uv=False)
+    if len(s) < 3 or s[0] <= 0:
+        return 0.0  # unchanged, or too few directions to have a bulk
+    return float(-np.log(s[0] / max(float(np.median(s)), 1e-12 * float(s[0]))))
 
 
 def read_vectors(weight: np.ndarray, reading: Reading) -> np.ndarray:

@@ -20,7 +20,7 @@ from safetensors.numpy import load_file, save_file
 
 from fraudit import __version__
 from fraudit.artifacts import read_json_object
-from fraudit.bank.bank import EstimatorKind, LayerModel
+from fraudit.bank.bank import SPECTRUM_KIND, EstimatorKind, LayerModel, frozen_digest
 from fraudit.bank.layers import audited_layers
 from fraudit.bank.estimators import IndexAlignedGaussian, PCAGaussianMixture, Projection
 from fraudit.bank.readings import Reading, read_vectors, readings_for
@@ -88,8 +88,16 @@ class WeightBank:
             fitted = m.estimators[0] if m.estimators else None
             table.add_row(m.layer, str(m.reading), m.kind,
                           str(fitted.n_dims_) if fitted else "—", str(fitted.n_components_) if fitted else "—",
-                          "bit-identical to base" if m.kind == "frozen" else f"{m.mean:.1f} ± {m.std:.1f}")
+                          _calibration_text(m))
         return Group(title, table)
+
+
+def _calibration_text(m: LayerModel) -> str:
+    if m.kind == "frozen":
+        return "bit-identical to base"
+    if m.kind == SPECTRUM_KIND:  # the score is −log(s₁/s₂): say it as the ratio
+        return f"s₁/s₂ {np.exp(-m.mean):.3f} (score {m.mean:.4f} ± {m.std:.4f})"
+    return f"{m.mean:.1f} ± {m.std:.1f}"
 
 
 def save_bank(bank: WeightBank, out: Path) -> Path:
@@ -105,6 +113,10 @@ def save_bank(bank: WeightBank, out: Path) -> Path:
         if m.kind == "frozen":
             assert m.reference is not None
             entry["reference_sha256"] = m.reference
+        elif m.kind == SPECTRUM_KIND:
+            assert m.base_weight is not None
+            arrays[prefix + "base_weight"] = m.base_weight
+            entry["base_sha256"] = frozen_digest(m.base_weight)
         else:
             for fold, est in enumerate(m.estimators):
                 arrays[f"{prefix}fold{fold}.pca_mean"] = est.pca_.mean_
@@ -189,7 +201,7 @@ def _from_arrays(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Weigh
         own = {k[len(prefix):]: v.astype(np.float64) for k, v in arrays.items() if k.startswith(prefix)}
         _check_shapes(entry, own, reference_size=len(header["reference_networks"]))
         estimators: list = []
-        if entry["kind"] != "frozen":
+        if entry["kind"] not in ("frozen", SPECTRUM_KIND):
             cls = IndexAlignedGaussian if entry["kind"] == EstimatorKind.INDEX_ALIGNED else PCAGaussianMixture
             for fold in range(entry["folds"]):
                 fold_arrays = {k.split(".", 1)[1]: v for k, v in own.items() if k.startswith(f"fold{fold}.")}
@@ -199,6 +211,7 @@ def _from_arrays(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Weigh
             layer=entry["layer"], reading=Reading(entry["reading"]), shape=tuple(entry["shape"]), kind=entry["kind"],
             estimators=estimators, reference=entry.get("reference_sha256"), oof_scores=own["oof_scores"],
             oof_vector_mean=own["oof_vector_mean"], oof_vector_std=own["oof_vector_std"],
+            base_weight=own.get("base_weight"),
         ))
     return WeightBank(
         name=header["name"], architecture=header["architecture"], models=models,
@@ -212,6 +225,15 @@ def _check_shapes(entry: dict[str, Any], own: dict[str, np.ndarray], *, referenc
     number and length of the vectors every array is indexed by."""
     shape = tuple(int(d) for d in entry["shape"])
     reading = Reading(entry["reading"])
+    if (reading is Reading.SPECTRUM) != (entry["kind"] == SPECTRUM_KIND):
+        raise ValueError(f"{entry['layer']}: a {reading} reading of kind {entry['kind']}")
+    if reading is Reading.SPECTRUM:
+        base = own.get("base_weight")
+        if base is None or base.shape != shape or frozen_digest(base) != entry.get("base_sha256"):
+            raise ValueError(f"{entry['layer']}: the spectrum's base weights are missing or not the ones recorded")
+        if own["oof_scores"].shape != (reference_size,) or own["oof_vector_mean"].shape != (1,):
+            raise ValueError(f"{entry['layer']}: spectrum calibration does not hold one score per reference network")
+        return
     if reading not in readings_for(shape):
         raise ValueError(f"{entry['layer']}: no {reading} reading for a weight of shape {shape}")
     n_vectors, dim = read_vectors(np.zeros(shape, np.float32), reading).shape

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from fraudit.bank.bank import EstimatorKind
+from fraudit.bank.readings import ReadingSet
 from fraudit.cli.common import App, err, out, output_file, output_folder
 from fraudit.cli.progress import staged_progress
 
@@ -25,6 +26,9 @@ def build(
     limit: Annotated[int, typer.Option(min=4, help="Most reference networks to use.")] = 20,
     folds: Annotated[int, typer.Option(min=2, help="Cross-fitting folds for calibration.")] = 3,
     layer: Annotated[list[str] | None, typer.Option(help="Audit only this layer (repeatable; default: every audited layer).")] = None,
+    readings: Annotated[ReadingSet, typer.Option(help="vectors (the thesis': holds on the references' own data) or spectrum (the change from the base: holds across data).", case_sensitive=False)] = ReadingSet.VECTORS,
+    base: Annotated[Path | None, typer.Option(help="The base the references were fine-tuned from (spectrum; default for zoos: the shipped base).")] = None,
+    per_source: Annotated[int | None, typer.Option(min=1, help="At most this many clean models from each source (weigh face worlds alike).")] = None,
 ) -> None:
     """Fit per-layer clean-weight models on clean networks and calibrate thresholds."""
     from fraudit.bank.build import build_bank
@@ -33,7 +37,8 @@ def build(
     output_folder(out_dir)
     with staged_progress(err) as progress:
         bank = build_bank(clean, architecture=arch, name=name or out_dir.name, kind=estimator, limit=limit,
-                          folds=folds, layers=layer, progress=progress)
+                          folds=folds, layers=layer, readings=readings, base=base, per_source=per_source,
+                          progress=progress)
     save_bank(bank, out_dir)
     out.print(load_bank(out_dir))
 
