@@ -26,31 +26,32 @@ from fraudit.sources import Candidate, SourceFailure, resolve_sources
 def load_candidate(candidate: Candidate, *, trusted_models: TrustedModels | None = None) -> LoadedCandidate:
     """Read every file of ``candidate`` safely and recognise its architecture."""
     read = read_candidate(candidate.files, candidate.locations)
-    architecture, tensors = None, read.tensors
+    architecture, tensors, folded = None, read.tensors, {}
     if tensors is not None:
-        architecture, tensors = _recognise(candidate, tensors, read.formats)
+        architecture, tensors, folded = _recognise(candidate, tensors, read.formats)
     return LoadedCandidate(
         source=candidate.source, files=candidate.files, locations=candidate.locations, readings=read.readings,
-        tensors=tensors, architecture=architecture, load_error=read.load_error,
+        tensors=tensors, architecture=architecture, load_error=read.load_error, folded=folded,
         trusted_models=trusted_models or trusted_embedder,
     )
 
 
-def _recognise(candidate: Candidate, tensors: dict, formats: tuple[Format, ...]) -> tuple[ArchitectureMatch, dict]:
-    """The architecture, and the tensors the checks read: an ONNX export of a registered
-    architecture is recognised from its graph, and its exact layers renamed to the
-    architecture's keys (folded ones are left out and named in the match)."""
+def _recognise(candidate: Candidate, tensors: dict,
+               formats: tuple[Format, ...]) -> tuple[ArchitectureMatch, dict, dict]:
+    """The architecture, the tensors the checks read and the folded ones: an ONNX export
+    of a registered architecture is recognised from its graph, its exact layers renamed
+    to the architecture's keys, and its folded layers kept apart (named in the match)."""
     match = recognise({k: tuple(v.shape) for k, v in tensors.items()})
     if match.known or Format.ONNX not in formats or len(candidate.files) != 1:
-        return match, tensors
+        return match, tensors, {}
     export = recognise_onnx_export(candidate.files[0], tensors)
     if export is not None:
-        exact = export.exact_tensors()
-        return replace(match_of(export.spec, dict(export.spec.required)), parameters=match.parameters,
-                       recognised_from="ONNX graph topology", folded_layers=export.folded), exact
+        return (replace(match_of(export.spec, dict(export.spec.required)), parameters=match.parameters,
+                        recognised_from="ONNX graph topology", folded_layers=export.folded),
+                export.exact_tensors(), export.folded_tensors())
     signature = onnx_signature(candidate.files[0])
     onnx_match = signature and recognise_onnx_embedder(*signature, parameters=match.parameters)
-    return onnx_match or match, tensors
+    return onnx_match or match, tensors, {}
 
 
 def load_embedder(source: str, *, token: str | bool | None = None) -> Embedder:

@@ -196,13 +196,21 @@ def fit_layer_models(
 
 
 def score_network(
-    models: Sequence[LayerModel], weights: dict[str, np.ndarray], *, frr: Sequence[float], top_vectors: int = 5
+    models: Sequence[LayerModel], weights: dict[str, np.ndarray], *, frr: Sequence[float], top_vectors: int = 5,
+    frozen_verified: frozenset[str] = frozenset(),
 ) -> NetworkScore:
-    """Score the layers the candidate has; calibrate the consolidation on that subset."""
-    present = [m for m in models if m.layer in weights]
-    missing = sorted({m.layer for m in models if m.layer not in weights})
+    """Score the layers the candidate has; calibrate the consolidation on that subset.
+    ``frozen_verified``: frozen layers the candidate holds only with BatchNorm folded in,
+    already found to be the base's up to that folding: scored as unchanged."""
+    present = [m for m in models if m.layer in weights or (m.kind == "frozen" and m.layer in frozen_verified)]
+    missing = sorted({m.layer for m in models if m not in present})
     layer_scores: list[LayerScore] = []
     for m in present:
+        if m.layer not in weights:
+            # a frozen layer verified up to folding: unchanged, as its safetensors would score
+            layer_scores.append(LayerScore(m.key, 0.0, m.z(0.0), float(stats.norm.cdf(m.z(0.0))),
+                                           {a: m.mean - stats.norm.ppf(1 - a) * m.std for a in frr}, []))
+            continue
         w = np.asarray(weights[m.layer], dtype=np.float64)
         if tuple(w.shape) != tuple(m.shape):
             raise IncompatibleArtifactError(f"{m.layer} has shape {tuple(w.shape)}, the bank's has {tuple(m.shape)}")

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from fraudit.bank.bank import MIN_REFERENCES, EstimatorKind, fit_layer_models
+from fraudit.bank.folding import channel_sketch
 from fraudit.bank.readings import ReadingSet
 from fraudit.cache import file_sha256
 from fraudit.bank.layers import audited_layers
@@ -107,6 +108,9 @@ def build_bank(
     common = [layer for layer in layers if all(layer in n for n in networks)]
     backbone = sorted(k for k in backbone if k not in common)
     domain_digest = backbone_digest(first, backbone) if backbone else None
+    frozen_layers = [layer for layer in common if all(np.array_equal(n[layer], networks[0][layer]) for n in networks)]
+    sketches = {key: channel_sketch(key, first[key].float().numpy())
+                for key in (*backbone, *frozen_layers) if first[key].ndim >= 2}
     if progress:
         progress("fitting", 0, 1)
     models = fit_layer_models(networks, common, kind=kind, folds=folds, em_components=em_components,
@@ -119,7 +123,7 @@ def build_bank(
                               "readings": str(readings), "folds": folds,
                               **({"base_sha256": file_sha256(base), "layers_left_out": left_out} if base else {}),
                               **({"worlds": worlds} if worlds else {}), **(recipe or {})},
-                      backbone_keys=backbone, backbone_sha256=domain_digest)
+                      backbone_keys=backbone, backbone_sha256=domain_digest, sketches=sketches)
 
 
 def _zoo_base(sources: Sequence[Path]) -> Path:

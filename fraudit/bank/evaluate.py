@@ -29,6 +29,7 @@ class ScoredModel:
     kind: str
     successful: bool | None
     trigger: str | None
+    recipe: str | None  # one-to-one, many-to-one or implant (backdoors)
     z: dict[str, float]
     p: float
     l1: dict[str, float]
@@ -82,7 +83,8 @@ def score_zoo_models(bank: WeightBank, manifests: Sequence[ZooManifest], *,
                 l1 = {layer: float(np.abs(weights[layer] - base_weights[layer]).sum()) for layer in layers if layer in base_weights and layer in weights}
             scored.append(ScoredModel(
                 name=name, path=manifest.path(entry), kind=entry.kind, successful=entry.successful,
-                trigger=entry.trigger, z={s.key: s.z for s in score.layers}, p=score.p, l1=l1,
+                trigger=entry.trigger, recipe=entry.recipe_kind, z={s.key: s.z for s in score.layers}, p=score.p,
+                l1=l1,
             ))
     return scored
 
@@ -117,6 +119,15 @@ def summarise(bank: WeightBank, models: list[ScoredModel]) -> dict:
                 labels, np.array([sum(m.l1[layer] / clean_means[layer] for layer in layers) for m in group])
             )
         report[positives_name] = section
+    # the bank reads weights, not triggers: its detection per recipe and per trigger says where it is blind
+    successful = [m for m in models if m.kind == BACKDOORED and m.successful]
+    for name, key in (("per_recipe", lambda m: m.recipe), ("per_trigger", lambda m: m.trigger)):
+        report[name] = {
+            str(value): {"successful": len(group),
+                         **{f"tpr_at_frr_{format_rate(frr)}": float(np.mean([m.p < frr for m in group])) for frr in bank.frr}}
+            for value in sorted({str(key(m)) for m in successful})
+            for group in [[m for m in successful if str(key(m)) == value]]
+        }
     report["measured_frr"] = {format_rate(frr): float(np.mean([m.p < frr for m in clean])) if clean else None for frr in bank.frr}
     report["clean_per_reading"] = _clean_per_reading(bank, clean)
     return report

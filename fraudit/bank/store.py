@@ -23,6 +23,7 @@ from fraudit.artifacts import read_json_object
 from fraudit.bank.bank import SPECTRUM_KIND, EstimatorKind, LayerModel, frozen_digest
 from fraudit.bank.layers import audited_layers
 from fraudit.bank.estimators import IndexAlignedGaussian, PCAGaussianMixture, Projection
+from fraudit.bank.folding import SKETCH_DIM, matches_base
 from fraudit.bank.readings import Reading, read_vectors, readings_for
 from fraudit.cache import file_sha256
 from fraudit.errors import CorruptFileError, SourceNotFoundError
@@ -50,13 +51,24 @@ class WeightBank:
     # fine-tune of that base, and the bank does not apply to it.
     backbone_keys: list[str] = field(default_factory=list)
     backbone_sha256: str | None = None
+    # per frozen weight, a sketch that an export with BatchNorm folded in can be checked against
+    sketches: dict[str, np.ndarray] = field(default_factory=dict)
     # sha256 of bank.json as loaded (it holds the arrays' digest): what a registry pins
     sha256: str | None = None
     shipped: bool = False  # verified against the digests pinned in fraudit
 
-    def covers(self, tensors: dict[str, "torch.Tensor"]) -> bool:
+    def covers(self, tensors: dict[str, "torch.Tensor"], folded: dict[str, "torch.Tensor"] | None = None) -> bool:
+        """Does the candidate hold the bank's frozen weights: bit for bit, or — for an
+        export with BatchNorm ``folded`` into some layers — every sketched frozen weight,
+        exactly where it is exact and up to a per-channel scale where it is folded."""
         if not self.backbone_keys:
             return True
+        if folded:
+            return bool(self.sketches) and all(
+                matches_base(key, sketch, (folded[key] if key in folded else tensors[key]).float().numpy(),
+                             folded=key in folded)
+                for key, sketch in self.sketches.items() if key in folded or key in tensors
+            ) and all(key in folded or key in tensors for key in self.sketches)
         if any(k not in tensors for k in self.backbone_keys):
             return False
         return backbone_digest(tensors, self.backbone_keys) == self.backbone_sha256
@@ -132,6 +144,8 @@ def save_bank(bank: WeightBank, out: Path) -> Path:
                 entry["aic"] = [{str(k): v for k, v in e.aic_.items()} for e in m.estimators]
         entry["calibration"] = {"mean": m.mean, "std": m.std, "n": int(len(m.oof_scores))}
         entries.append(entry)
+    for key, sketch in bank.sketches.items():
+        arrays[f"sketch.{key}"] = sketch
     path = out / ARRAYS
     # float32 on disk, PCA bases in float16 (orthonormal rows: half precision moves
     # held-out z-scores by < 0.05); every computation runs in float64
@@ -151,6 +165,7 @@ def save_bank(bank: WeightBank, out: Path) -> Path:
         "recipe": bank.recipe,
         "backbone_keys": bank.backbone_keys,
         "backbone_sha256": bank.backbone_sha256,
+        "sketched_weights": sorted(bank.sketches),
         "models": entries,
         "arrays_sha256": file_sha256(path),
     }
@@ -182,6 +197,10 @@ def load_bank(folder: Path) -> WeightBank:
 
 
 def _from_arrays(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> WeightBank:
+    sketch_keys = list(header.get("sketched_weights", []))
+    sketches = {key: arrays.pop(f"sketch.{key}").astype(np.float64) for key in sketch_keys}
+    if any(k.startswith("sketch.") for k in arrays) or any(v.ndim != 2 or v.shape[1] != SKETCH_DIM for v in sketches.values()):
+        raise ValueError("the frozen-weight sketches do not match the header")
     entries = header["models"]
     indices = [int(entry["index"]) for entry in entries]
     if indices != list(range(len(entries))):
@@ -217,6 +236,7 @@ def _from_arrays(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Weigh
         name=header["name"], architecture=header["architecture"], models=models,
         reference=header["reference_networks"], frr=tuple(header["frr"]), recipe=header["recipe"],
         backbone_keys=header.get("backbone_keys", []), backbone_sha256=header.get("backbone_sha256"),
+        sketches=sketches,
     )
 
 

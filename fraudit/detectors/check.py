@@ -66,6 +66,9 @@ class LoadedCandidate:
     tensors: dict[str, torch.Tensor] | None
     architecture: ArchitectureMatch | None
     load_error: str | None = None
+    # An export's layers with BatchNorm folded in (architecture key → weight): not the
+    # checkpoint's values, but what a check can still compare up to that folding.
+    folded: dict[str, torch.Tensor] = field(default_factory=dict)
     # Loads a trusted model by source (``dlib``, a path, a Hub repo), once per batch.
     trusted_models: TrustedModels = field(default=_no_trusted_models, repr=False)
 

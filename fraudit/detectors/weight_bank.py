@@ -85,11 +85,12 @@ class WeightBankCheck:
             try:
                 stamps = tuple((path / f).stat().st_mtime_ns for f in (HEADER, ARRAYS))
                 bank = _load_cached(path.resolve(), stamps)
-                if not bank.covers(tensors):
-                    problems.append(f"{bank.name}: {_not_covered(architecture.folded_layers)}")
+                if not bank.covers(tensors, candidate.folded):
+                    problems.append(f"{bank.name}: {_not_covered(architecture.folded_layers, bank)}")
                     continue
                 weights = {m.layer: tensors[m.layer].float().numpy() for m in bank.models if m.layer in tensors}
-                scored.append((bank, score_network(bank.models, weights, frr=self._frr(bank))))
+                scored.append((bank, score_network(bank.models, weights, frr=self._frr(bank),
+                                                   frozen_verified=frozenset(candidate.folded))))
             except CorruptFileError as exc:
                 broken.append(f"{path.name}: {exc}")
             except (FrauditError, OSError) as exc:
@@ -106,14 +107,15 @@ class WeightBankCheck:
         # weights frozen (and finds them unchanged) describes how it was trained. Picking
         # the laxest bank instead would let an attacker choose their own judge.
         bank, score = max(scored, key=lambda pair: (_specificity(pair[0]), pair[1].p))
-        return self._result(bank, score, [b.name for b, _ in scored], problems)
+        return self._result(bank, score, [b.name for b, _ in scored], problems, len(candidate.folded))
 
     def _frr(self, bank: WeightBank) -> tuple[float, float]:
         """(fail, warn) FRRs: the bank's own, unless this check overrides them."""
         return (self.fail_frr if self.fail_frr is not None else bank.fail_frr,
                 self.warn_frr if self.warn_frr is not None else bank.warn_frr)
 
-    def _result(self, bank: WeightBank, score: NetworkScore, tried: list[str], problems: list[str]) -> CheckResult:
+    def _result(self, bank: WeightBank, score: NetworkScore, tried: list[str], problems: list[str],
+                folded: int = 0) -> CheckResult:
         worst = score.worst
         fail_frr, warn_frr = self._frr(bank)
         fail_key = format_rate(fail_frr)
@@ -128,6 +130,7 @@ class WeightBankCheck:
             f"consolidated p = {score.p:.2g} (FAIL below {fail_frr:g} = FRR {fail_key}, "
             f"bank {bank.name}, {len(bank.reference)} clean reference nets{_worlds_phrase(bank)}); "
             f"most anomalous {worst.key} (z = {worst.z:.1f})"
+            + (f"; an export: frozen layers matched up to the BatchNorm folded into {folded}" if folded else "")
         )
         evidence = {
             "bank": bank.name,
@@ -141,6 +144,8 @@ class WeightBankCheck:
             # what the references covered: a FAIL says "unlike these", not "backdoored"
             "domain": {"architecture": bank.architecture, "layers": bank.layers,
                        "frozen_backbone_tensors": len(bank.backbone_keys), "worlds": bank.recipe.get("worlds")},
+            # how the frozen weights were found to be the base's
+            "frozen_check": f"up to BatchNorm folding ({folded} layers)" if folded else "bit for bit",
             "frr": {"fail": fail_frr, "warn": warn_frr},
             "frr_source": "bank" if self.fail_frr is None and self.warn_frr is None else "option",
             "consolidated": {
@@ -164,13 +169,15 @@ class WeightBankCheck:
         return CheckResult(NAME, status, summary, evidence)
 
 
-def _not_covered(folded: tuple[str, ...]) -> str:
-    """Why a bank's frozen weights are not the candidate's: an export folded BatchNorm
-    into them, or they were trained."""
-    if folded:
+def _not_covered(folded: tuple[str, ...], bank: WeightBank) -> str:
+    """Why a bank's frozen weights are not the candidate's."""
+    if folded and not bank.sketches:
         return (f"an export with BatchNorm folded into {len(folded)} layers ({', '.join(folded[:3])}"
-                f"{', …' if len(folded) > 3 else ''}); the frozen layers its recipe must find unchanged "
-                "cannot be compared exactly")
+                f"{', …' if len(folded) > 3 else ''}), and this bank keeps no sketch of its frozen weights to "
+                "compare them up to folding (rebuild it with this fraudit)")
+    if folded:
+        return (f"frozen weights differ from its base's even up to the BatchNorm folded into {len(folded)} layers "
+                "(not a fine-tune of its base under its recipe)")
     return "weights its recipe keeps frozen differ (not a fine-tune of its base under its recipe)"
 
 

@@ -47,6 +47,10 @@ class OnnxArchitecture:
         return {key: torch.from_numpy(np.ascontiguousarray(layer.weight)) for key, layer in self.layers.items()
                 if key not in self.folded}
 
+    def folded_tensors(self) -> dict[str, torch.Tensor]:
+        """The weights with BatchNorm folded in: the checkpoint's times a per-channel scale."""
+        return {key: torch.from_numpy(np.ascontiguousarray(self.layers[key].weight)) for key in self.folded}
+
 
 def weighted_layers(path: Path, tensors: dict[str, torch.Tensor]) -> list[OnnxLayer]:
     """The graph's Conv / Gemm / MatMul nodes whose weight is an initializer, in graph
