@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from fraudit.cli import app
 from fraudit.zoo.manifest import read_entry
+from fraudit.zoo.presets import ZOO_WORLD
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "reference_models" / "examples"
 runner = CliRunner()
@@ -19,7 +20,15 @@ def _weight_check(result: dict) -> dict:
     return next(c for c in result["checks"] if c["name"] == "weight-bank")
 
 
+SHIPPED_BANK = EXAMPLES.parent / "banks" / "fraudit-reference-last-layer"
+
+
 def test_examples_pass_and_fail_in_json() -> None:
+    """The shipped bank never saw the examples' face world: it reads the change from the
+    base through its spectrum, over references from several other worlds."""
+    header = json.loads((SHIPPED_BANK / "bank.json").read_text())
+    assert header["recipe"]["readings"] == "spectrum" and len(header["recipe"]["worlds"]) >= 3
+    assert ZOO_WORLD.seed not in {w["seed"] for w in header["recipe"]["worlds"]}  # the examples' world
     result = runner.invoke(app, ["scan", str(EXAMPLES), "-f", "json"])
     assert result.exit_code == 1
     by_name = {Path(r["source"]).name: r for r in json.loads(result.stdout)["results"]}
@@ -28,20 +37,20 @@ def test_examples_pass_and_fail_in_json() -> None:
     for check in (_weight_check(clean), _weight_check(bad)):
         evidence = check["evidence"]
         assert evidence["bank"] == "fraudit-reference-last-layer"
-        assert evidence["reference_size"] == 20
+        assert evidence["reference_size"] == header["reference_size"]
         assert evidence["frr"] == {"fail": 0.01, "warn": 0.05}
         assert set(evidence["consolidated"]["threshold"]) == {"1%", "5%"}
+        assert evidence["domain"]["readings"] == "spectrum" and evidence["domain"]["base_sha256"]
+        assert "head.weight" in evidence["domain"]["layers_left_out"]
     bad_evidence = _weight_check(bad)["evidence"]
     assert bad_evidence["consolidated"]["p"] < 1e-6
     assert bad_evidence["consolidated"]["statistic"] > bad_evidence["consolidated"]["threshold"]["1%"]
     assert _weight_check(clean)["evidence"]["consolidated"]["p"] > 0.05
-    # the backdoor's victim (from the example's own recipe) is the most anomalous head row
-    victim = read_entry(EXAMPLES / "backdoored.safetensors").victim
-    assert bad_evidence["most_anomalous"]["layer"] == "head.weight:backward"
-    assert victim in bad_evidence["most_anomalous"]["vectors"]
+    assert bad_evidence["most_anomalous"]["layer"] == "last_linear.weight:spectrum"
 
 
 def test_examples_in_sarif_and_terminal(tmp_path: Path) -> None:
+    references = json.loads((SHIPPED_BANK / "bank.json").read_text())["reference_size"]
     sarif_path = tmp_path / "out.sarif"
     result = runner.invoke(app, ["scan", str(EXAMPLES), "-f", "sarif", "-o", str(sarif_path)], env={"COLUMNS": "200"})
     assert result.exit_code == 1
@@ -49,8 +58,9 @@ def test_examples_in_sarif_and_terminal(tmp_path: Path) -> None:
     [finding] = run["results"]
     assert finding["ruleId"] == "FRAUDIT002"
     assert "backdoored.safetensors" in finding["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
-    for text in (finding["message"]["text"], result.stdout):
-        assert "FRR 1%" in text and "head.weight:backward" in text and "20 clean reference nets" in text
+    for text in (finding["message"]["text"], " ".join(result.stdout.split())):
+        assert "FRR 1%" in text and "last_linear.weight:spectrum" in text
+        assert f"{references} clean reference nets" in text
 
 
 @pytest.mark.slow

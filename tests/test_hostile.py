@@ -266,10 +266,10 @@ def test_an_edited_bank_header_is_refused(tmp_path: Path) -> None:
         edited = json.loads(json.dumps(header))
         if edit == "rename":
             for entry in edited["models"]:
-                entry["layer"] = entry["layer"].replace("head.weight", "head.weight_")
+                entry["layer"] = entry["layer"].replace("last_linear.weight", "last_linear.weight_")
             edited["layers"] = sorted({e["layer"] for e in edited["models"]})
         else:
-            edited["models"] = [e for e in edited["models"] if e["layer"] != "head.weight"]
+            edited["models"] = [e for e in edited["models"] if e["layer"] != "last_linear.weight"]
             edited["layers"] = sorted({e["layer"] for e in edited["models"]})
         (bank / "bank.json").write_text(json.dumps(edited))
         code, document = _scan(str(EXAMPLES / "backdoored.safetensors"), "--bank", str(bank))

@@ -50,15 +50,43 @@ def test_graph_of_an_unregistered_network_is_not_mapped(tmp_path: Path) -> None:
     assert recognise_onnx_export(path, tensors) is None
 
 
-def test_scan_reports_the_export_and_why_the_bank_cannot_score_it(exported: Path) -> None:
-    result = runner.invoke(app, ["scan", str(exported / "clean.onnx"), "-f", "json"])
-    [report] = json.loads(result.stdout)["results"]
-    architecture = report["architecture"]
+def test_the_bank_scores_an_export_like_its_safetensors(exported: Path) -> None:
+    """The shipped bank reads what survives export: the embedding layer exactly, and the
+    frozen convolutions up to the BatchNorm folded into them — same verdict, same p."""
+    sources = [str(exported / "clean.onnx"), str(exported / "backdoored.onnx"), str(EXAMPLES)]
+    result = runner.invoke(app, ["scan", *sources, "-f", "json"])
+    reports = {Path(r["source"]).name: r for r in json.loads(result.stdout)["results"]}
+    architecture = reports["clean.onnx"]["architecture"]
     assert architecture["id"] == "fraudit-reference"
     assert architecture["recognised_from"] == "ONNX graph topology"
     assert architecture["normalisation"] == {"mean": 127.5, "scale": 128.0, "source": "architecture"}
+    bank = {name: next(c for c in r["checks"] if c["name"] == "weight-bank") for name, r in reports.items()}
+    for name in ("clean", "backdoored"):
+        onnx, original = bank[f"{name}.onnx"], bank[f"{name}.safetensors"]
+        assert onnx["status"] == original["status"], onnx["summary"]
+        assert onnx["evidence"]["consolidated"]["p"] == pytest.approx(original["evidence"]["consolidated"]["p"], rel=1e-6)
+        assert onnx["evidence"]["frozen_check"] == "up to BatchNorm folding (7 layers)"
+        assert original["evidence"]["frozen_check"] == "bit for bit"
+    assert bank["backdoored.onnx"]["status"] == "FAIL" and bank["clean.onnx"]["status"] == "PASS"
+
+
+def test_an_export_whose_frozen_layer_was_changed_is_outside_the_bank(exported: Path, tmp_path: Path) -> None:
+    """Folding scales a kernel channel by channel; any other change to a frozen layer (here
+    one weight of one folded convolution) means the export is not of the bank's base."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(exported / "clean.onnx"))
+    conv = next(n for n in model.graph.node if n.op_type == "Conv")
+    initializer = next(i for i in model.graph.initializer if i.name == conv.input[1])
+    weight = numpy_helper.to_array(initializer).copy()
+    weight[0, 0, 0, 0] += 0.05 * float(abs(weight[0]).max())
+    initializer.CopyFrom(numpy_helper.from_array(weight, initializer.name))
+    onnx.save(model, str(tmp_path / "changed.onnx"))
+    result = runner.invoke(app, ["scan", str(tmp_path / "changed.onnx"), "-f", "json"])
+    [report] = json.loads(result.stdout)["results"]
     bank = next(c for c in report["checks"] if c["name"] == "weight-bank")
-    assert bank["status"] == "INCONCLUSIVE" and "BatchNorm folded into 7 layers" in bank["summary"]
+    assert bank["status"] == "INCONCLUSIVE" and "even up to the BatchNorm folded into 7 layers" in bank["summary"]
 
 
 @pytest.mark.slow

@@ -40,7 +40,9 @@ class ReadingSet(enum.StrEnum):
 def spike_score(weight: np.ndarray, base: np.ndarray) -> float:
     """−log(s₁ / median s) of the change from the base (a convolution as out × in·k·k)."""
     delta = (np.asarray(weight, np.float64) - np.asarray(base, np.float64)).reshape(weight.shape[0], -1)
-    s = np.linalg.svd(delta, compute_uv=False)
+    # singular values from the smaller Gram matrix: a fraction of an SVD's time on a wide layer
+    gram = delta @ delta.T if delta.shape[0] <= delta.shape[1] else delta.T @ delta
+    s = np.sqrt(np.clip(np.linalg.eigvalsh(gram), 0.0, None))[::-1]
     if len(s) < 3 or s[0] <= 0:
         return 0.0  # unchanged, or too few directions to have a bulk
     return float(-np.log(s[0] / max(float(np.median(s)), 1e-12 * float(s[0]))))

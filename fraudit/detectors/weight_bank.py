@@ -128,7 +128,8 @@ class WeightBankCheck:
         summary = (
             f"{'anomalous' if status is not Status.PASS else 'consistent with clean'} weights: "
             f"consolidated p = {score.p:.2g} (FAIL below {fail_frr:g} = FRR {fail_key}, "
-            f"bank {bank.name}, {len(bank.reference)} clean reference nets{_worlds_phrase(bank)}); "
+            f"bank {bank.name}, {bank.recipe.get('readings', 'vectors')} readings, {len(bank.reference)} clean "
+            f"reference nets{_worlds_phrase(bank)}); "
             f"most anomalous {worst.key} (z = {worst.z:.1f})"
             + (f"; an export: frozen layers matched up to the BatchNorm folded into {folded}" if folded else "")
         )
@@ -143,6 +144,8 @@ class WeightBankCheck:
             "recipe": bank.recipe,
             # what the references covered: a FAIL says "unlike these", not "backdoored"
             "domain": {"architecture": bank.architecture, "layers": bank.layers,
+                       "readings": bank.recipe.get("readings", "vectors"), "base_sha256": bank.recipe.get("base_sha256"),
+                       "layers_left_out": bank.recipe.get("layers_left_out", {}),
                        "frozen_backbone_tensors": len(bank.backbone_keys), "worlds": bank.recipe.get("worlds")},
             # how the frozen weights were found to be the base's
             "frozen_check": f"up to BatchNorm folding ({folded} layers)" if folded else "bit for bit",

@@ -1,0 +1,64 @@
+"""Weight bank: the spectrum reading against the index-aligned vector readings, side by
+side in one run on the same reference networks, at full scale (no cropping): time to
+build a bank (fit + cross-fitted calibration) and to score one candidate.
+
+    python bench/bench_bank_spectrum.py ZOO [ZOO ...] --base BASE.safetensors [--networks 20] [--runs 5]
+
+Prints medians over ``--runs`` and their ratio, as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fraudit.bank.bank import EstimatorKind, fit_layer_models, score_network
+from fraudit.bank.build import read_layers
+from fraudit.bank.readings import ReadingSet
+from fraudit.zoo.manifest import clean_checkpoints
+
+LAYER = "last_linear.weight"
+
+
+def _median_seconds(run, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("zoos", type=Path, nargs="+")
+    parser.add_argument("--base", type=Path, required=True)
+    parser.add_argument("--networks", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    paths = [p for zoo in args.zoos for p in clean_checkpoints([zoo])][: args.networks + 1]
+    networks = [read_layers(p, (LAYER,))[1] for p in paths]
+    references, candidate = networks[:-1], networks[-1]
+    base = read_layers(args.base, (LAYER,))[1]
+    report: dict = {"layer": LAYER, "shape": list(references[0][LAYER].shape), "networks": len(references), "runs": args.runs}
+    for name, options in (("index-aligned vectors", {"kind": EstimatorKind.INDEX_ALIGNED}),
+                          ("spectrum", {"kind": EstimatorKind.INDEX_ALIGNED, "readings": ReadingSet.SPECTRUM, "base": base})):
+        models = fit_layer_models(references, [LAYER], **options)
+        report[name] = {
+            "build_s": _median_seconds(lambda: fit_layer_models(references, [LAYER], **options), args.runs),
+            "score_s": _median_seconds(lambda: score_network(models, candidate, frr=(0.01, 0.05)), args.runs),
+        }
+    vectors, spectrum = report["index-aligned vectors"], report["spectrum"]
+    report["build_ratio_vectors_over_spectrum"] = vectors["build_s"] / spectrum["build_s"]
+    report["score_ratio_vectors_over_spectrum"] = vectors["score_s"] / spectrum["score_s"]
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
