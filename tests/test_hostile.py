@@ -150,8 +150,9 @@ def test_onnx_with_external_data_is_one_candidate(tmp_path: Path) -> None:
     hostile.onnx_with_external_data(tmp_path / "m")
     code, document = _scan(str(tmp_path / "m"))
     [result] = document["results"]
-    assert result["source"].endswith("model.onnx") and result["verdict"] == "INCONCLUSIVE"
-    # a reference CNN exported with its weights in an external file: recognised from its graph
+    # the clean example exported with its weights in an external file: recognised from its
+    # graph, read whole, and scored by the bank like its safetensors
+    assert result["source"].endswith("model.onnx") and result["verdict"] == "PASS"
     assert result["architecture"]["id"] == "fraudit-reference" and code == 0
     assert result["architecture"]["recognised_from"] == "ONNX graph topology"
 
@@ -353,7 +354,10 @@ def test_a_folder_of_every_hostile_case_is_reported_whole(tmp_path: Path, canary
 
             jsonschema.validate(document, json_schema())
             verdicts = [r["verdict"] for r in document["results"]]
-            assert "PASS" not in verdicts  # nothing hostile passes
+            # nothing hostile passes; the one benign model among them (the clean example
+            # exported with its weights in a file beside it) is read whole and may
+            passed = [Path(r["source"]) for r in document["results"] if r["verdict"] == "PASS"]
+            assert all(p.parent.name == "external" for p in passed), passed
             assert len(verdicts) >= 28
     assert not canary.exists()
     malicious.unpickle_in_subprocess(folder / "notes.txt", torch_file=False)
