@@ -2,8 +2,9 @@
 
 Exports every model of a zoo with ``torch.onnx.export`` (the exporter folds
 BatchNorm and renames tensors, as real exports do), scans the safetensors and the
-ONNX files in one batch with ``fraudit scan --pair-with TRUSTED -f json``, and
-writes, per model and check, both statuses (and the sweep's worst z) to a JSON file.
+ONNX files in one batch with ``fraudit scan [--pair-with TRUSTED] -f json``, and
+writes, per model and check, both statuses (the bank's p and the sweep's worst z)
+to a JSON file. ``--pair-with none`` compares the weight bank alone (faster).
 
     python scripts/onnx_verdicts.py ZOO --out measurements/onnx-verdicts-ZOO.json
 """
@@ -19,6 +20,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from fraudit.pairing.embedders import reference_embedder
@@ -46,7 +48,8 @@ def main() -> None:
             shutil.copy(manifest.path(entry), folder / f"{entry.name}.safetensors")
             export(manifest.path(entry), folder / f"{entry.name}.onnx")
         report = folder / "report.json"
-        subprocess.run([sys.executable, "-m", "fraudit", "scan", str(folder), "--pair-with", args.pair_with,
+        pairing = [] if args.pair_with == "none" else ["--pair-with", args.pair_with]
+        subprocess.run([sys.executable, "-m", "fraudit", "scan", str(folder), *pairing,
                         "-f", "json", "-o", str(report)], check=False)
         results = json.loads(report.read_text())["results"]
     by_file = {Path(r["source"]).name: {c["name"]: c for c in r["checks"]} for r in results}
@@ -56,14 +59,23 @@ def main() -> None:
                      "successful": entry.successful}
         for suffix in ("safetensors", "onnx"):
             checks = by_file[f"{entry.name}.{suffix}"]
-            sweep = checks["pairing"]["evidence"].get("sweep", {})
             row[suffix] = {name: check["status"] for name, check in checks.items()}
-            row[suffix]["pairing_worst_z"] = max(sweep["z"].values()) if sweep.get("z") else None
-        row["same_pairing_verdict"] = row["safetensors"]["pairing"] == row["onnx"]["pairing"]
+            row[suffix]["bank_p"] = checks["weight-bank"]["evidence"].get("consolidated", {}).get("p")
+            if "pairing" in checks:
+                sweep = checks["pairing"]["evidence"].get("sweep", {})
+                row[suffix]["pairing_worst_z"] = max(sweep["z"].values()) if sweep.get("z") else None
+        for check in ("weight-bank", "pairing"):
+            if check in row["onnx"]:
+                row[f"same_{check}_verdict"] = row["safetensors"][check] == row["onnx"][check]
         rows.append(row)
-    summary = {"models": len(rows), "same_pairing_verdict": sum(r["same_pairing_verdict"] for r in rows),
-               "max_abs_z_difference": max(abs(r["safetensors"]["pairing_worst_z"] - r["onnx"]["pairing_worst_z"])
-                                           for r in rows if r["onnx"]["pairing_worst_z"] is not None)}
+    summary: dict = {"models": len(rows), "same_weight-bank_verdict": sum(r["same_weight-bank_verdict"] for r in rows),
+                     "max_abs_log10_bank_p_difference": max(
+                         abs(float(np.log10(r["safetensors"]["bank_p"])) - float(np.log10(r["onnx"]["bank_p"])))
+                         for r in rows if r["onnx"]["bank_p"] and r["safetensors"]["bank_p"])}
+    if args.pair_with != "none":
+        summary["same_pairing_verdict"] = sum(r["same_pairing_verdict"] for r in rows)
+        summary["max_abs_z_difference"] = max(abs(r["safetensors"]["pairing_worst_z"] - r["onnx"]["pairing_worst_z"])
+                                              for r in rows if r["onnx"]["pairing_worst_z"] is not None)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"zoo": str(args.zoo), "trusted": args.pair_with, "summary": summary,
                                     "models": rows}, indent=2) + "\n")
