@@ -219,7 +219,8 @@ def score_network(
         z = m.z(score)
         p = float(max(stats.norm.cdf(z), MIN_P)) if np.isfinite(z) else MIN_P
         vector_z = (per_vector - m.oof_vector_mean) / m.oof_vector_std
-        worst = [int(i) for i in np.argsort(vector_z)[:top_vectors]]
+        # a spectrum is one number for the whole layer: no vector to point at
+        worst = [] if m.kind == SPECTRUM_KIND else [int(i) for i in np.argsort(vector_z)[:top_vectors]]
         threshold = {a: m.mean - stats.norm.ppf(1 - a) * m.std for a in frr}
         layer_scores.append(LayerScore(m.key, score, float(z), p, threshold, worst))
     if not layer_scores:
