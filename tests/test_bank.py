@@ -151,7 +151,12 @@ def test_spike_score_sees_a_rank_one_change_and_not_a_diffuse_one() -> None:
     u, v = rng.normal(0, 1, 64), rng.normal(0, 1, 256)
     spiked = diffuse + 0.05 * np.outer(u / np.linalg.norm(u), v / np.linalg.norm(v)) * 40
     assert spike_score(spiked, base) < spike_score(diffuse, base) - 0.5
-    assert spike_score(10 * diffuse - 9 * base, base) == pytest.approx(spike_score(diffuse, base))  # scale-free
+    # BatchNorm folded in scales each output unit (even flips it): the unit-length reading
+    # does not change, and still sees the spike
+    scales = rng.uniform(0.2, 5.0, 64) * np.where(rng.random(64) < 0.1, -1, 1)
+    unit = spike_score(spiked, base, unit_rows=True)
+    assert spike_score(spiked * scales[:, None], base, unit_rows=True) == pytest.approx(unit)
+    assert unit < spike_score(diffuse, base, unit_rows=True) - 0.5
     assert spike_score(base, base) == 0.0  # unchanged: nothing to read
 
 

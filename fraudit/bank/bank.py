@@ -24,7 +24,7 @@ from __future__ import annotations
 import enum
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import stats
@@ -72,6 +72,17 @@ class LayerModel:
     oof_vector_mean: np.ndarray  # per vector: mean held-out log-likelihood
     oof_vector_std: np.ndarray
     base_weight: np.ndarray | None = None  # the spectrum reading's starting point
+    # the references' spectrum scores with each unit at unit length: how a layer that
+    # reaches the bank with BatchNorm folded in is judged (see spike_score)
+    unit_scores: np.ndarray | None = None
+    unit_rows: bool = False  # this model judges by the unit-length reading
+
+    def for_folded(self) -> LayerModel:
+        """The same layer judged by its unit-length reading, which folding does not change."""
+        assert self.kind == SPECTRUM_KIND and self.unit_scores is not None
+        return replace(self, oof_scores=self.unit_scores,
+                       oof_vector_mean=np.array([self.unit_scores.mean()]),
+                       oof_vector_std=np.array([self.unit_scores.std() + 1e-9]), unit_rows=True)
 
     @property
     def key(self) -> str:
@@ -88,7 +99,7 @@ class LayerModel:
     def vector_scores(self, weight: np.ndarray) -> np.ndarray:
         if self.kind == SPECTRUM_KIND:
             assert self.base_weight is not None
-            return np.array([spike_score(weight, self.base_weight)])
+            return np.array([spike_score(weight, self.base_weight, unit_rows=self.unit_rows)])
         vectors = read_vectors(weight, self.reading)
         if self.kind == "frozen":
             # fine-tuning copies frozen layers bit for bit: any change is an anomaly
@@ -175,9 +186,10 @@ def fit_layer_models(
                 if base is None or layer not in base or base[layer].shape != weights.shape[1:]:
                     raise NotEnoughDataError(f"{layer}: the spectrum reading needs the base's weights of this layer")
                 scores = np.array([spike_score(w, base[layer]) for w in weights])
+                unit = np.array([spike_score(w, base[layer], unit_rows=True) for w in weights])
                 models.append(LayerModel(layer, Reading.SPECTRUM, weights.shape[1:], SPECTRUM_KIND, [], None, scores,
                                          np.array([scores.mean()]), np.array([scores.std() + 1e-9]),
-                                         np.asarray(base[layer], np.float64)))
+                                         np.asarray(base[layer], np.float64), unit))
                 break  # one spectrum per layer, whatever its vector readings
             oof_vectors = np.zeros((n, X.shape[1]))
             fold_models = []
@@ -197,13 +209,16 @@ def fit_layer_models(
 
 def score_network(
     models: Sequence[LayerModel], weights: dict[str, np.ndarray], *, frr: Sequence[float], top_vectors: int = 5,
-    frozen_verified: frozenset[str] = frozenset(),
+    frozen_verified: frozenset[str] = frozenset(), folded: frozenset[str] = frozenset(),
 ) -> NetworkScore:
     """Score the layers the candidate has; calibrate the consolidation on that subset.
     ``frozen_verified``: frozen layers the candidate holds only with BatchNorm folded in,
-    already found to be the base's up to that folding: scored as unchanged."""
+    already found to be the base's up to that folding: scored as unchanged.
+    ``folded``: layers ``weights`` holds with BatchNorm folded in: a spectrum judges
+    them by its unit-length reading."""
     present = [m for m in models if m.layer in weights or (m.kind == "frozen" and m.layer in frozen_verified)]
     missing = sorted({m.layer for m in models if m not in present})
+    present = [m.for_folded() if m.kind == SPECTRUM_KIND and m.layer in folded else m for m in present]
     layer_scores: list[LayerScore] = []
     for m in present:
         if m.layer not in weights:

@@ -37,9 +37,28 @@ class ReadingSet(enum.StrEnum):
     SPECTRUM = "spectrum"
 
 
-def spike_score(weight: np.ndarray, base: np.ndarray) -> float:
-    """−log(s₁ / median s) of the change from the base (a convolution as out × in·k·k)."""
-    delta = (np.asarray(weight, np.float64) - np.asarray(base, np.float64)).reshape(weight.shape[0], -1)
+def _unit_rows(weight: np.ndarray, like: np.ndarray | None = None) -> np.ndarray:
+    """Each output unit's weights scaled to length one (and turned to face ``like``'s)."""
+    rows = np.asarray(weight, np.float64).reshape(weight.shape[0], -1)
+    rows = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-300)
+    if like is not None:
+        rows *= np.where(np.sum(rows * like, axis=1, keepdims=True) < 0, -1.0, 1.0)
+    return rows
+
+
+def spike_score(weight: np.ndarray, base: np.ndarray, *, unit_rows: bool = False) -> float:
+    """−log(s₁ / median s) of the change from the base (a convolution as out × in·k·k).
+
+    ``unit_rows`` takes each output unit's weights (a kernel, a row) at unit length
+    first: an export that folded BatchNorm into a *trained* layer has scaled each
+    unit by a factor the checkpoint does not show, and this reading does not see it.
+    It is the weaker reading (measured: it gives up a few backdoors), so a bank
+    uses it only for layers that reach it folded."""
+    if unit_rows:
+        base_rows = _unit_rows(base)
+        delta = _unit_rows(weight, like=base_rows) - base_rows
+    else:
+        delta = (np.asarray(weight, np.float64) - np.asarray(base, np.float64)).reshape(weight.shape[0], -1)
     # singular values from the smaller Gram matrix: a fraction of an SVD's time on a wide layer
     gram = delta @ delta.T if delta.shape[0] <= delta.shape[1] else delta.T @ delta
     s = np.sqrt(np.clip(np.linalg.eigvalsh(gram), 0.0, None))[::-1]

@@ -128,6 +128,8 @@ def save_bank(bank: WeightBank, out: Path) -> Path:
         elif m.kind == SPECTRUM_KIND:
             assert m.base_weight is not None
             arrays[prefix + "base_weight"] = m.base_weight
+            if m.unit_scores is not None:
+                arrays[prefix + "unit_scores"] = m.unit_scores
             entry["base_sha256"] = frozen_digest(m.base_weight)
         else:
             for fold, est in enumerate(m.estimators):
@@ -230,7 +232,7 @@ def _from_arrays(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Weigh
             layer=entry["layer"], reading=Reading(entry["reading"]), shape=tuple(entry["shape"]), kind=entry["kind"],
             estimators=estimators, reference=entry.get("reference_sha256"), oof_scores=own["oof_scores"],
             oof_vector_mean=own["oof_vector_mean"], oof_vector_std=own["oof_vector_std"],
-            base_weight=own.get("base_weight"),
+            base_weight=own.get("base_weight"), unit_scores=own.get("unit_scores"),
         ))
     return WeightBank(
         name=header["name"], architecture=header["architecture"], models=models,
@@ -251,7 +253,9 @@ def _check_shapes(entry: dict[str, Any], own: dict[str, np.ndarray], *, referenc
         base = own.get("base_weight")
         if base is None or base.shape != shape or frozen_digest(base) != entry.get("base_sha256"):
             raise ValueError(f"{entry['layer']}: the spectrum's base weights are missing or not the ones recorded")
-        if own["oof_scores"].shape != (reference_size,) or own["oof_vector_mean"].shape != (1,):
+        unit = own.get("unit_scores")
+        if own["oof_scores"].shape != (reference_size,) or own["oof_vector_mean"].shape != (1,) or (
+                unit is not None and unit.shape != (reference_size,)):
             raise ValueError(f"{entry['layer']}: spectrum calibration does not hold one score per reference network")
         return
     if reading not in readings_for(shape):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fraudit.bank.bank import NetworkScore, score_network
+from fraudit.bank.bank import SPECTRUM_KIND, NetworkScore, score_network
 from fraudit.bank.store import ARRAYS, HEADER, WeightBank, bank_header, load_bank
 from fraudit.detectors.base import CheckResult, Status
 from fraudit.detectors.check import LoadedCandidate, SarifRule
@@ -89,8 +89,12 @@ class WeightBankCheck:
                     problems.append(f"{bank.name}: {_not_covered(architecture.folded_layers, bank)}")
                     continue
                 weights = {m.layer: tensors[m.layer].float().numpy() for m in bank.models if m.layer in tensors}
+                # a trained layer with BatchNorm folded in: its spectrum's unit-length reading still applies
+                weights |= {m.layer: candidate.folded[m.layer].float().numpy() for m in bank.models
+                            if m.kind == SPECTRUM_KIND and m.layer not in weights and m.layer in candidate.folded}
                 scored.append((bank, score_network(bank.models, weights, frr=self._frr(bank),
-                                                   frozen_verified=frozenset(candidate.folded))))
+                                                   frozen_verified=frozenset(candidate.folded),
+                                                   folded=frozenset(candidate.folded))))
             except CorruptFileError as exc:
                 broken.append(f"{path.name}: {exc}")
             except (FrauditError, OSError) as exc:
