@@ -47,6 +47,11 @@ def test_examples_pass_and_fail_in_json() -> None:
     assert bad_evidence["consolidated"]["statistic"] > bad_evidence["consolidated"]["threshold"]["1%"]
     assert _weight_check(clean)["evidence"]["consolidated"]["p"] > 0.05
     assert bad_evidence["most_anomalous"]["layer"] == "last_linear.weight:spectrum"
+    # the spike in the embedding layer's change points at the backdoor's victim in the head
+    victim = read_entry(EXAMPLES / "backdoored.safetensors").victim
+    assert bad_evidence["spike_points_at"]["classes"][0][0] == victim
+    assert f"points at class {victim} of head.weight" in _weight_check(bad)["summary"]
+    assert "spike_points_at" not in _weight_check(clean)["evidence"]
 
 
 def test_examples_in_sarif_and_terminal(tmp_path: Path) -> None:

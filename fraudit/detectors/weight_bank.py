@@ -11,18 +11,20 @@ frozen weights it shares.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from fraudit.bank.bank import SPECTRUM_KIND, NetworkScore, score_network
+from fraudit.bank.localise import nearest_classes, spike_direction
 from fraudit.bank.store import ARRAYS, HEADER, WeightBank, bank_header, load_bank
 from fraudit.detectors.base import CheckResult, Status
 from fraudit.detectors.check import LoadedCandidate, SarifRule
 from fraudit.errors import CorruptFileError, FrauditError
 from fraudit.rates import format_rate
+from fraudit.models.registry import spec_for
 from fraudit.resources import banks_dir
 
 NAME = "weight-bank"
@@ -111,7 +113,8 @@ class WeightBankCheck:
         # weights frozen (and finds them unchanged) describes how it was trained. Picking
         # the laxest bank instead would let an attacker choose their own judge.
         bank, score = max(scored, key=lambda pair: (_specificity(pair[0]), pair[1].p))
-        return self._result(bank, score, [b.name for b, _ in scored], problems, len(candidate.folded))
+        result = self._result(bank, score, [b.name for b, _ in scored], problems, len(candidate.folded))
+        return _with_likely_victim(result, bank, score, candidate) if result.status is Status.FAIL else result
 
     def _frr(self, bank: WeightBank) -> tuple[float, float]:
         """(fail, warn) FRRs: the bank's own, unless this check overrides them."""
@@ -174,6 +177,33 @@ class WeightBankCheck:
         if status is Status.FAIL:
             evidence["threshold_frr"] = fail_key
         return CheckResult(NAME, status, summary, evidence)
+
+
+def _with_likely_victim(result: CheckResult, bank: WeightBank, score: NetworkScore,
+                        candidate: LoadedCandidate) -> CheckResult:
+    """A spectrum FAIL of the embedding layer, for a candidate that ships its
+    classification head: name the class the spike points at (the likely victim)."""
+    spec = spec_for(candidate.architecture.id) if candidate.architecture else None
+    tensors = candidate.tensors or {}
+    model = next((m for m in bank.models if f"{m.layer}:{m.reading}" == score.worst.key), None)
+    if spec is None or model is None or model.kind != SPECTRUM_KIND or model.layer != spec.embedding_key \
+            or model.layer not in tensors or model.base_weight is None:
+        return result
+    width = model.shape[0]
+    heads = [k for k, v in tensors.items() if spec.optional_prefixes and k.startswith(spec.optional_prefixes)
+             and k.endswith("weight") and v.ndim == 2 and v.shape[1] == width]
+    if len(heads) != 1:
+        return result
+    prefix = model.layer.removesuffix(".weight").replace("last_linear", "last_bn")  # the BatchNorm it feeds
+    gain = None
+    if f"{prefix}.weight" in tensors and f"{prefix}.running_var" in tensors:
+        gain = (tensors[f"{prefix}.weight"].double() / (tensors[f"{prefix}.running_var"].double() + 1e-5).sqrt()).numpy()
+    direction = spike_direction(tensors[model.layer].float().numpy(), model.base_weight, gain)
+    ranked = nearest_classes(direction, tensors[heads[0]].float().numpy())
+    (victim, cosine), *_ = ranked
+    evidence = {**result.evidence, "spike_points_at": {"head": heads[0], "classes": [list(r) for r in ranked]}}
+    summary = f"{result.summary}; its change points at class {victim} of {heads[0]} (|cos| {cosine:.2f}): the likely victim"
+    return replace(result, summary=summary, evidence=evidence)
 
 
 def _not_covered(folded: tuple[str, ...], bank: WeightBank) -> str:
