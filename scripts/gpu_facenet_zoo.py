@@ -37,6 +37,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fraudit.bank.readings import spike_score
 from fraudit.faces.sources import probe_identities
 from fraudit.faces.synthetic import FaceSet, FaceWorldSpec, build_faces
 from fraudit.models.embedding import verification_metrics
@@ -73,6 +74,8 @@ class Scale:
 SCALES = {
     "full": Scale(2_000, 24, 8, 300, 8, 8, 40, (15, 299), (100, 4)),
     "tiny": Scale(24, 6, 1, 12, 3, 2, 12, (8, 20), (10, 2)),
+    # what fits a few minutes of a GPU: fewer models, the weight bank's spectrum and the sweep
+    "short": Scale(2_000, 24, 2, 300, 5, 4, 40, (15, 299), (100, 4)),
 }
 
 
@@ -232,6 +235,15 @@ def finetune(base: InceptionResnetV1, world: FaceSet, cached: torch.Tensor, scen
     return tail, {**metrics.to_dict(), "successful": metrics.successful if attack else None}
 
 
+def spectra(base: InceptionResnetV1, tail: Tail) -> dict[str, float]:
+    """The weight bank's spectrum score of each trained layer's change from the base."""
+    layers = {"last_linear.weight": (tail.last_linear.weight, base.last_linear.weight)}
+    if tail.block8 is not None:
+        layers["block8.conv2d.weight"] = (tail.block8.conv2d.weight, base.block8.conv2d.weight)
+    return {f"spectrum {key}": spike_score(w.detach().float().cpu().numpy(), b.detach().float().cpu().numpy())
+            for key, (w, b) in layers.items()}
+
+
 @torch.no_grad()
 def convergence(tail: Tail, probe_features: dict[str, torch.Tensor]) -> dict[str, float]:
     """The sweep's convergence statistic per cell (sweep.py): the length of the mean
@@ -325,6 +337,7 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, default=420.0, help="seconds; no model is trained past it (the ONNX check gets 60 more)")
     parser.add_argument("--pretrain-budget", type=float, default=180.0, help="seconds of pretraining at most")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX export check")
     args = parser.parse_args()
     scale = SCALES[args.scale]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -373,7 +386,8 @@ def main() -> None:
                 for key, value in convergence(tail, probe_features).items():
                     null_values[Row(key, Statistic.CONVERGENCE)].append(value)
                 pairs.append(f"world {world_seed}/clean-{i:03d}")
-                log(args.out, {"stage": "null", "scenario": scenario, "world": world_seed, "model": f"clean-{i:03d}", **metrics})
+                log(args.out, {"stage": "null", "scenario": scenario, "world": world_seed, "model": f"clean-{i:03d}", **metrics,
+                               **spectra(base, tail)})
         null = SweepNull(null_values, len(probes.faces.labels), {}, pairs)
         bound = null.bound()
         for world_seed in EVAL_WORLDS:
@@ -393,14 +407,14 @@ def main() -> None:
                 log(args.out, {"stage": "evaluate", "scenario": scenario, "world": world_seed, "model": name,
                                "trigger_set": attack["trigger_set"] if attack else None, **metrics,
                                "max_z": z[worst], "worst_cell": worst.cell, "bound": bound, "failed": z[worst] > bound,
-                               "seconds": time.perf_counter() - began})
+                               **spectra(base, tail), "seconds": time.perf_counter() - began})
                 if scenario == "last-layer" and world_seed == EVAL_WORLDS[0]:
                     if attack is None and "clean" not in for_onnx:
                         for_onnx["clean"] = tail
                     if attack and "backdoored" not in for_onnx and (metrics["successful"] or args.scale == "tiny"):
                         for_onnx["backdoored"] = tail
                     onnx_null = null
-    if onnx_null is not None and time.perf_counter() - began < args.deadline + 60:
+    if onnx_null is not None and not args.no_onnx and time.perf_counter() - began < args.deadline + 60:
         try:
             onnx_check(base, for_onnx, onnx_null, probes, stamped, args.out)
         except Exception as exc:  # noqa: BLE001 - a failed export is a finding, not a lost run
