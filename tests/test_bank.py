@@ -218,3 +218,26 @@ def test_a_spectrum_bank_refuses_a_base_that_does_not_match_its_arrays(smoke_zoo
     (out / "bank.json").write_text(json.dumps(header))
     with pytest.raises(CorruptFileError, match="base weights"):
         load_bank(out)
+
+
+@pytest.mark.slow
+def test_among_equally_specific_banks_the_strictest_judges(smoke_zoo: Path, tmp_path: Path) -> None:
+    """Two banks for the same base and recipe: adding a lax one must not pass a model
+    the other fails."""
+    banks = tmp_path / "banks"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "reference_models" / "banks" / "fraudit-reference-last-layer",
+                    banks / "shipped")
+    lax = runner.invoke(app, ["bank", "build", str(smoke_zoo), "--arch", "fraudit-reference", "--out",
+                              str(banks / "smoke"), "--readings", "spectrum", "--limit", "6"])
+    assert lax.exit_code == 0, lax.output
+    example = Path(__file__).resolve().parent.parent / "reference_models" / "examples" / "backdoored.safetensors"
+    p = {}
+    for name in ("shipped", "smoke"):
+        result = runner.invoke(app, ["scan", str(example), "--bank", str(banks / name), "-f", "json"])
+        check = next(c for c in json.loads(result.stdout)["results"][0]["checks"] if c["name"] == "weight-bank")
+        p[name] = check["evidence"]["consolidated"]["p"]
+    result = runner.invoke(app, ["scan", str(example), "--bank", str(banks), "-f", "json"])
+    check = next(c for c in json.loads(result.stdout)["results"][0]["checks"] if c["name"] == "weight-bank")
+    assert sorted(check["evidence"]["banks_tried"]) == ["fraudit-reference-last-layer", "smoke"]
+    assert p["smoke"] > 0.01 > p["shipped"]  # the smoke world's bank is the lax one here
+    assert check["evidence"]["consolidated"]["p"] == min(p.values()) and check["status"] == "FAIL"

@@ -110,9 +110,10 @@ class WeightBankCheck:
             return CheckResult(NAME, Status.INCONCLUSIVE, "no bank applies: " + "; ".join(problems),
                                {"architecture": architecture.id, "banks": [str(p) for p in paths]})
         # The most specific recipe decides: a bank that holds more of the candidate's
-        # weights frozen (and finds them unchanged) describes how it was trained. Picking
-        # the laxest bank instead would let an attacker choose their own judge.
-        bank, score = max(scored, key=lambda pair: (_specificity(pair[0]), pair[1].p))
+        # weights frozen (and finds them unchanged) describes how it was trained. Among
+        # equally specific banks the strictest (lowest p) decides: picking the laxest
+        # would let whoever adds a bank choose the judge.
+        bank, score = max(scored, key=lambda pair: (_specificity(pair[0]), -pair[1].p))
         result = self._result(bank, score, [b.name for b, _ in scored], problems, len(candidate.folded))
         return _with_likely_victim(result, bank, score, candidate) if result.status is Status.FAIL else result
 
