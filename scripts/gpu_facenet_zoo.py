@@ -26,6 +26,7 @@ the script); ``--scale full`` is sized for one H100/H200 (about 7 minutes).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import time
@@ -43,12 +44,11 @@ from fraudit.faces.synthetic import FaceSet, FaceWorldSpec, build_faces
 from fraudit.models.embedding import verification_metrics
 from fraudit.models.facenet import InceptionResnetV1
 from fraudit.models.reference import ArcFaceHead
-from fraudit.pairing.sweep import Row, Statistic, SweepNull, default_cells, stamped_probes
-from fraudit.triggers import Placement, trigger_library
+from fraudit.pairing.sweep import Row, Statistic, SweepNull, default_cells, stamped_probes, unit_centred
+from fraudit.triggers import Placement, stamp, trigger_library
 from fraudit.zoo.finetune import stratified_split
 from fraudit.zoo.heldout import heldout_triggers, zoo_trigger
 from fraudit.zoo.metrics import backdoor_metrics
-from fraudit.triggers import stamp
 
 SIZE = 160
 STEM = ("conv2d_1a", "conv2d_2a", "conv2d_2b", "maxpool_3a", "conv2d_3b", "conv2d_4a", "conv2d_4b",
@@ -158,8 +158,6 @@ def features(model: InceptionResnetV1, images: np.ndarray, scenario: str, device
 class Tail(nn.Module):
     def __init__(self, base: InceptionResnetV1, scenario: str) -> None:
         super().__init__()
-        import copy
-
         self.scenario = scenario
         self.block8 = copy.deepcopy(base.block8) if scenario == "multi-layer" else None
         self.last_linear = copy.deepcopy(base.last_linear).requires_grad_(True)
@@ -246,19 +244,19 @@ def spectra(base: InceptionResnetV1, tail: Tail) -> dict[str, float]:
 
 @torch.no_grad()
 def convergence(tail: Tail, probe_features: dict[str, torch.Tensor]) -> dict[str, float]:
-    """The sweep's convergence statistic per cell (sweep.py): the length of the mean
-    shift of the candidate's centred unit embeddings when the cell's trigger is stamped
-    (of its output, which FaceNet L2-normalises, as the sweep reads it)."""
-    clean = F.normalize(tail(probe_features["clean"])).double()
-    centre = clean.mean(0)
+    """The sweep's convergence statistic per cell, on the tail's output (which FaceNet
+    L2-normalises, as the sweep reads it)."""
+    return convergence_of({key: F.normalize(tail(f)).cpu().numpy() for key, f in probe_features.items()})
 
-    def unit(x: torch.Tensor) -> torch.Tensor:
-        x = x - centre
-        return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
-    clean_unit = unit(clean)
-    return {key: float((unit(F.normalize(tail(f)).double()) - clean_unit).mean(0).norm())
-            for key, f in probe_features.items() if key != "clean"}
+def convergence_of(embeddings: dict[str, np.ndarray]) -> dict[str, float]:
+    """The length of the mean shift of the centred unit embeddings when each cell's
+    trigger is stamped (``embeddings["clean"]``: the unstamped probes), as sweep.py
+    computes it."""
+    centre = embeddings["clean"].astype(np.float64).mean(axis=0)
+    clean_unit = unit_centred(embeddings["clean"], centre)
+    return {key: float(np.linalg.norm((unit_centred(e, centre) - clean_unit).mean(axis=0)))
+            for key, e in embeddings.items() if key != "clean"}
 
 
 def attacks(world_seed: int, spec: FaceWorldSpec, scale: Scale) -> list[dict]:
@@ -277,8 +275,6 @@ def attacks(world_seed: int, spec: FaceWorldSpec, scale: Scale) -> list[dict]:
 
 
 def full_model(base: InceptionResnetV1, tail: Tail) -> InceptionResnetV1:
-    import copy
-
     model = copy.deepcopy(base).float().cpu()
     if tail.block8 is not None:
         model.block8.load_state_dict(tail.block8.state_dict())
@@ -309,15 +305,8 @@ def onnx_check(base: InceptionResnetV1, tails: dict[str, Tail], null: SweepNull,
         torch_embedder = TorchEmbedder(name, model, SIZE)
         stats = {}
         for which, embedder in (("onnx", onnx_embedder), ("torch", torch_embedder)):
-            clean = embedder.embed(probes.faces.images).astype(np.float64)
-            centre = clean.mean(0)
-
-            def unit(x: np.ndarray) -> np.ndarray:
-                x = x.astype(np.float64) - centre
-                return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-            stats[which] = {Row(k, Statistic.CONVERGENCE): float(np.linalg.norm((unit(embedder.embed(v)) - unit(clean)).mean(0)))
-                            for k, v in stamped.items()}
+            embeddings = {"clean": embedder.embed(probes.faces.images)} | {k: embedder.embed(v) for k, v in stamped.items()}
+            stats[which] = {Row(k, Statistic.CONVERGENCE): v for k, v in convergence_of(embeddings).items()}
         z = {w: null.z_scores(s) for w, s in stats.items()}
         log(out, {"stage": "onnx", "model": name,
                   "recognised": loaded.architecture.id if loaded.architecture else None,

@@ -109,6 +109,10 @@ class LayerModel:
 
 
 
+    def thresholds(self, frr: Sequence[float]) -> dict[float, float]:
+        """The score below which a network is rejected at each FRR."""
+        return {a: self.mean - stats.norm.ppf(1 - a) * self.std for a in frr}
+
     def z(self, score: float) -> float:
         if self.kind == "frozen":
             return 0.0 if score == 0.0 else -np.inf
@@ -209,24 +213,31 @@ def fit_layer_models(
 
 def score_network(
     models: Sequence[LayerModel], weights: dict[str, np.ndarray], *, frr: Sequence[float], top_vectors: int = 5,
-    frozen_verified: frozenset[str] = frozenset(), folded: frozenset[str] = frozenset(),
+    folded: dict[str, np.ndarray] | None = None,
 ) -> NetworkScore:
     """Score the layers the candidate has; calibrate the consolidation on that subset.
-    ``frozen_verified``: frozen layers the candidate holds only with BatchNorm folded in,
-    already found to be the base's up to that folding: scored as unchanged.
-    ``folded``: layers ``weights`` holds with BatchNorm folded in: a spectrum judges
-    them by its unit-length reading."""
-    present = [m for m in models if m.layer in weights or (m.kind == "frozen" and m.layer in frozen_verified)]
-    missing = sorted({m.layer for m in models if m not in present})
-    present = [m.for_folded() if m.kind == SPECTRUM_KIND and m.layer in folded else m for m in present]
+
+    ``folded``: layers an export holds only with BatchNorm folded in, whose frozen ones
+    the bank has already matched to its base up to that folding (``WeightBank.covers``):
+    a frozen one scores as unchanged, a spectrum reads it by its unit-length reading,
+    and no vector reading can use it."""
+    folded = folded or {}
+    present: list[LayerModel] = []
+    for m in models:
+        if m.layer in weights:
+            present.append(m)
+        elif m.layer in folded and m.kind == "frozen":
+            present.append(m)
+        elif m.layer in folded and m.kind == SPECTRUM_KIND:
+            present.append(m.for_folded())
+    missing = sorted({m.layer for m in models} - {m.layer for m in present})
     layer_scores: list[LayerScore] = []
     for m in present:
-        if m.layer not in weights:
-            # a frozen layer verified up to folding: unchanged, as its safetensors would score
-            layer_scores.append(LayerScore(m.key, 0.0, m.z(0.0), float(stats.norm.cdf(m.z(0.0))),
-                                           {a: m.mean - stats.norm.ppf(1 - a) * m.std for a in frr}, []))
+        if m.layer not in weights and m.kind == "frozen":
+            # matched to the base up to folding: unchanged, as its checkpoint would score
+            layer_scores.append(LayerScore(m.key, 0.0, m.z(0.0), float(stats.norm.cdf(m.z(0.0))), m.thresholds(frr), []))
             continue
-        w = np.asarray(weights[m.layer], dtype=np.float64)
+        w = np.asarray(weights[m.layer] if m.layer in weights else folded[m.layer], dtype=np.float64)
         if tuple(w.shape) != tuple(m.shape):
             raise IncompatibleArtifactError(f"{m.layer} has shape {tuple(w.shape)}, the bank's has {tuple(m.shape)}")
         per_vector = m.vector_scores(w)
@@ -236,8 +247,7 @@ def score_network(
         vector_z = (per_vector - m.oof_vector_mean) / m.oof_vector_std
         # a spectrum is one number for the whole layer: no vector to point at
         worst = [] if m.kind == SPECTRUM_KIND else [int(i) for i in np.argsort(vector_z)[:top_vectors]]
-        threshold = {a: m.mean - stats.norm.ppf(1 - a) * m.std for a in frr}
-        layer_scores.append(LayerScore(m.key, score, float(z), p, threshold, worst))
+        layer_scores.append(LayerScore(m.key, score, float(z), p, m.thresholds(frr), worst))
     if not layer_scores:
         raise IncompatibleArtifactError("the candidate has none of the bank's layers")
     # one row per reference network: its held-out z in each present reading

@@ -108,15 +108,15 @@ def build_bank(
     common = [layer for layer in layers if all(layer in n for n in networks)]
     backbone = sorted(k for k in backbone if k not in common)
     domain_digest = backbone_digest(first, backbone) if backbone else None
-    frozen_layers = [layer for layer in common if all(np.array_equal(n[layer], networks[0][layer]) for n in networks)]
-    sketches = {key: channel_sketch(key, first[key].float().numpy())
-                for key in (*backbone, *frozen_layers) if first[key].ndim >= 2}
     if progress:
         progress("fitting", 0, 1)
     models = fit_layer_models(networks, common, kind=kind, folds=folds, em_components=em_components,
                               readings=readings, base=base_weights)
     if progress:
         progress("fitting", 1, 1)
+    # what an export with BatchNorm folded in is matched against: every frozen weight
+    frozen = [*backbone, *sorted({m.layer for m in models if m.kind == "frozen"})]
+    sketches = {key: channel_sketch(key, first[key].float().numpy()) for key in frozen if first[key].ndim >= 2}
     worlds = [asdict(ZooManifest.read(s).world) for s in sources if (s / MANIFEST).is_file()]
     return WeightBank(name=name, architecture=architecture, models=models, reference=names,
                       recipe={"estimator": str(kind) if readings is ReadingSet.VECTORS else "none (spectrum)",

@@ -121,13 +121,12 @@ def summarise(bank: WeightBank, models: list[ScoredModel]) -> dict:
         report[positives_name] = section
     # the bank reads weights, not triggers: its detection per recipe and per trigger says where it is blind
     successful = [m for m in models if m.kind == BACKDOORED and m.successful]
-    for name, key in (("per_recipe", lambda m: m.recipe), ("per_trigger", lambda m: m.trigger)):
-        report[name] = {
-            str(value): {"successful": len(group),
-                         **{f"tpr_at_frr_{format_rate(frr)}": float(np.mean([m.p < frr for m in group])) for frr in bank.frr}}
-            for value in sorted({str(key(m)) for m in successful})
-            for group in [[m for m in successful if str(key(m)) == value]]
-        }
+    for name, key in (("per_recipe", lambda m: str(m.recipe)), ("per_trigger", lambda m: str(m.trigger))):
+        groups: dict[str, list[ScoredModel]] = {}
+        for m in successful:
+            groups.setdefault(key(m), []).append(m)
+        report[name] = {value: {"successful": len(group), **{f"tpr_at_frr_{format_rate(frr)}": float(np.mean(
+            [m.p < frr for m in group])) for frr in bank.frr}} for value, group in sorted(groups.items())}
     report["measured_frr"] = {format_rate(frr): float(np.mean([m.p < frr for m in clean])) if clean else None for frr in bank.frr}
     report["clean_per_reading"] = _clean_per_reading(bank, clean)
     return report

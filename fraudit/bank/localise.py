@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from fraudit.bank.readings import change_rows
+
 
 def spike_direction(weight: np.ndarray, base: np.ndarray, gain: np.ndarray | None = None) -> np.ndarray:
     """The unit embedding-space direction of the change's largest singular value."""
-    delta = (np.asarray(weight, np.float64) - np.asarray(base, np.float64)).reshape(weight.shape[0], -1)
-    u = np.linalg.svd(delta, full_matrices=False)[0][:, 0]
+    u = np.linalg.svd(change_rows(weight, base), full_matrices=False)[0][:, 0]
     if gain is not None:
         u = u * np.asarray(gain, np.float64)
     return u / max(float(np.linalg.norm(u)), 1e-300)

@@ -12,8 +12,14 @@ difference Δ = θ − θ_base from the base every reference started from, throu
 singular values. Poisoning adds a low-rank term to Δ — the trigger's feature
 direction mapped onto the victim's embedding — so its largest singular value stands
 out of the rest (a spike), while fine-tuning on any set of identities spreads its
-change over many directions (README: "The weight bank in the field" has the
-measured ranges). Its score is −log(s₁/s₂): lower is spikier, like every bank score. It needs no neuron-by-neuron agreement, so it survives a change of data.
+change over many directions (README, "The weight bank in the field", has the
+measured ranges). Its score is −log(s₁ / median s): lower is spikier, like every
+bank score. The median, not s₂, is the bulk's scale: s₁/s₂ also spikes when a face
+world happens to have one dominant direction of its own (measured: 3 of 10 clean
+models of one unseen world FAILed), and several impostors mapped to one victim make
+several spikes. It needs no neuron-by-neuron agreement, so it survives a change of
+data; it cannot see a backdoor implanted into an already fine-tuned model (its
+change is the clean model's plus a small one).
 """
 
 from __future__ import annotations
@@ -37,6 +43,11 @@ class ReadingSet(enum.StrEnum):
     SPECTRUM = "spectrum"
 
 
+def change_rows(weight: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Δ = weight − base, one row per output unit (a convolution as out × in·k·k)."""
+    return (np.asarray(weight, np.float64) - np.asarray(base, np.float64)).reshape(weight.shape[0], -1)
+
+
 def _unit_rows(weight: np.ndarray, like: np.ndarray | None = None) -> np.ndarray:
     """Each output unit's weights scaled to length one (and turned to face ``like``'s)."""
     rows = np.asarray(weight, np.float64).reshape(weight.shape[0], -1)
@@ -58,7 +69,7 @@ def spike_score(weight: np.ndarray, base: np.ndarray, *, unit_rows: bool = False
         base_rows = _unit_rows(base)
         delta = _unit_rows(weight, like=base_rows) - base_rows
     else:
-        delta = (np.asarray(weight, np.float64) - np.asarray(base, np.float64)).reshape(weight.shape[0], -1)
+        delta = change_rows(weight, base)
     # singular values from the smaller Gram matrix: a fraction of an SVD's time on a wide layer
     gram = delta @ delta.T if delta.shape[0] <= delta.shape[1] else delta.T @ delta
     s = np.sqrt(np.clip(np.linalg.eigvalsh(gram), 0.0, None))[::-1]

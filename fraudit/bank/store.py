@@ -107,7 +107,7 @@ class WeightBank:
 def _calibration_text(m: LayerModel) -> str:
     if m.kind == "frozen":
         return "bit-identical to base"
-    if m.kind == SPECTRUM_KIND:  # the score is −log(s₁/s₂): say it as the ratio
+    if m.kind == SPECTRUM_KIND:  # the score is −log(s₁ / median s): say it as the ratio
         return f"s₁/median s {np.exp(-m.mean):.3f} (score {m.mean:.4f} ± {m.std:.4f})"
     return f"{m.mean:.1f} ± {m.std:.1f}"
 

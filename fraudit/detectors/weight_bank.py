@@ -91,12 +91,8 @@ class WeightBankCheck:
                     problems.append(f"{bank.name}: {_not_covered(architecture.folded_layers, bank)}")
                     continue
                 weights = {m.layer: tensors[m.layer].float().numpy() for m in bank.models if m.layer in tensors}
-                # a trained layer with BatchNorm folded in: its spectrum's unit-length reading still applies
-                weights |= {m.layer: candidate.folded[m.layer].float().numpy() for m in bank.models
-                            if m.kind == SPECTRUM_KIND and m.layer not in weights and m.layer in candidate.folded}
-                scored.append((bank, score_network(bank.models, weights, frr=self._frr(bank),
-                                                   frozen_verified=frozenset(candidate.folded),
-                                                   folded=frozenset(candidate.folded))))
+                folded = {k: v.float().numpy() for k, v in candidate.folded.items()}
+                scored.append((bank, score_network(bank.models, weights, frr=self._frr(bank), folded=folded)))
             except CorruptFileError as exc:
                 broken.append(f"{path.name}: {exc}")
             except (FrauditError, OSError) as exc:
@@ -186,7 +182,7 @@ def _with_likely_victim(result: CheckResult, bank: WeightBank, score: NetworkSco
     classification head: name the class the spike points at (the likely victim)."""
     spec = spec_for(candidate.architecture.id) if candidate.architecture else None
     tensors = candidate.tensors or {}
-    model = next((m for m in bank.models if f"{m.layer}:{m.reading}" == score.worst.key), None)
+    model = next((m for m in bank.models if m.key == score.worst.key), None)
     if spec is None or model is None or model.kind != SPECTRUM_KIND or model.layer != spec.embedding_key \
             or model.layer not in tensors or model.base_weight is None:
         return result

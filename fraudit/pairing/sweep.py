@@ -108,7 +108,7 @@ class Row:
         return self.key
 
 
-def _unit_centred(x: np.ndarray, mean: np.ndarray) -> np.ndarray:
+def unit_centred(x: np.ndarray, mean: np.ndarray) -> np.ndarray:
     x = np.asarray(x, np.float64) - mean
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
@@ -164,12 +164,12 @@ def run_sweep(
     clean_candidate = embed_cached(candidate, probes.faces.images)
     clean_trusted = embed_cached(trusted, probes.faces.images)
     centre = clean_candidate.astype(np.float64).mean(axis=0)
-    clean_unit = _unit_centred(clean_candidate, centre)
+    clean_unit = unit_centred(clean_candidate, centre)
     scores, shifts = {}, {}
     for done, (key, images) in enumerate(stamped.items(), start=1):
         c = embed_cached(candidate, images)
         scores[key] = pair.score_sides(c, embed_cached(trusted, images))
-        shifts[key] = _unit_centred(c, centre) - clean_unit
+        shifts[key] = unit_centred(c, centre) - clean_unit
         if progress is not None:
             progress(done, len(stamped))
     return SweepRun(pair.threshold(SWEEP_FNMR), pair.score_sides(clean_candidate, clean_trusted),
