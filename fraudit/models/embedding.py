@@ -9,10 +9,10 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from fraudit.models.reference import ReferenceEmbedder
 
 
-def to_input(images: np.ndarray) -> torch.Tensor:
-    """uint8 N×H×W×3 → float N×3×H×W, (x − 127.5) / 128 as FaceNet does."""
+def to_input(images: np.ndarray, *, mean: float = 127.5, scale: float = 128.0) -> torch.Tensor:
+    """uint8 N×H×W×3 → float N×3×H×W, (x − mean) / scale (FaceNet's by default)."""
     x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
-    return (x - 127.5) / 128.0
+    return (x - mean) / scale
 
 
 @torch.inference_mode()
@@ -20,20 +20,6 @@ def embed(model: ReferenceEmbedder, images: np.ndarray, *, batch_size: int = 512
     model.eval()
     out = [model(to_input(images[i : i + batch_size])).numpy() for i in range(0, len(images), batch_size)]
     return np.concatenate(out) if out else np.zeros((0, model.last_bn.num_features), np.float32)
-
-
-@torch.inference_mode()
-def backbone_features(model: ReferenceEmbedder, images: np.ndarray, *, upto: str, batch_size: int = 512) -> np.ndarray:
-    """Frozen features for cached fine-tuning: ``upto`` is 'block_last' (its output,
-    the input of last_linear) or 'layer3' (the input of the last conv block)."""
-    model.eval()
-    chunks = []
-    for i in range(0, len(images), batch_size):
-        h = model.backbone(to_input(images[i : i + batch_size]))
-        if upto == "block_last":
-            h = model.block_last(h)
-        chunks.append(h.numpy())
-    return np.concatenate(chunks)
 
 
 def verification_metrics(embeddings: np.ndarray, labels: np.ndarray) -> dict[str, float]:

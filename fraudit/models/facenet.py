@@ -5,6 +5,8 @@ without importing the package. 160×160 RGB in, (x − 127.5) / 128, 512-d out."
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -97,11 +99,20 @@ class InceptionResnetV1(nn.Module):
         self.logits = nn.Linear(512, num_classes) if num_classes else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for name in ("conv2d_1a", "conv2d_2a", "conv2d_2b", "maxpool_3a", "conv2d_3b", "conv2d_4a", "conv2d_4b",
-                     "repeat_1", "mixed_6a", "repeat_2", "mixed_7a", "repeat_3", "block8"):
-            x = getattr(self, name)(x)
-        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
-        return F.normalize(self.last_bn(self.last_linear(x)), dim=1)
+        for _, stage in self.stages():
+            x = stage(x)
+        return F.normalize(x, dim=1)
+
+    def stages(self) -> list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]]:
+        """The forward pass as named steps, up to the embedding before normalisation."""
+        names = ("conv2d_1a", "conv2d_2a", "conv2d_2b", "maxpool_3a", "conv2d_3b", "conv2d_4a", "conv2d_4b",
+                 "repeat_1", "mixed_6a", "repeat_2", "mixed_7a", "repeat_3", "block8")
+        return [*((name, getattr(self, name)) for name in names), ("pool", _pool),
+                ("last_linear", self.last_linear), ("last_bn", self.last_bn)]
+
+
+def _pool(x: torch.Tensor) -> torch.Tensor:
+    return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
 
 
 def _variant(shapes: Shapes) -> str:
@@ -122,4 +133,6 @@ SPEC = ArchitectureSpec(
     build=InceptionResnetV1,
     mean=MEAN,
     scale=SCALE,
+    # as thesis chapter 4: the embedding layers, and with them the last Inception block
+    fine_tuned={"last-layer": ("last_linear", "last_bn"), "multi-layer": ("block8", "last_linear", "last_bn")},
 )

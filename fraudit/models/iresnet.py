@@ -5,6 +5,8 @@ written from the published architecture. 112×112 RGB in, (x − 127.5) / 127.5,
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -48,9 +50,22 @@ class IResNet(nn.Module):
         self.features = nn.BatchNorm1d(embedding, eps=1e-5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.prelu(self.bn1(self.conv1(x)))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.features(self.fc(torch.flatten(self.bn2(x), 1)))
+        for _, stage in self.stages():
+            x = stage(x)
+        return x
+
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.prelu(self.bn1(self.conv1(x)))
+
+    def stages(self) -> list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]]:
+        """The forward pass as named steps, up to the embedding (iresnet normalises none)."""
+        blocks = [(f"layer{i}.{j}", block) for i in range(1, 5) for j, block in enumerate(getattr(self, f"layer{i}"))]
+        return [("stem", self.stem), *blocks, ("bn2", self.bn2), ("flatten", _flatten), ("fc", self.fc),
+                ("features", self.features)]
+
+
+def _flatten(x: torch.Tensor) -> torch.Tensor:
+    return torch.flatten(x, 1)
 
 
 def _spec(depth: int) -> ArchitectureSpec:
@@ -63,6 +78,9 @@ def _spec(depth: int) -> ArchitectureSpec:
         build=lambda: IResNet(f"r{depth}"),
         mean=MEAN,
         scale=SCALE,
+        # the embedding layers, and with them the last residual block (and the BatchNorm after it)
+        fine_tuned={"last-layer": ("fc", "features"),
+                    "multi-layer": (f"layer4.{LAYERS[f'r{depth}'][3] - 1}", "bn2", "fc", "features")},
     )
 
 

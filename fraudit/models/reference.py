@@ -7,6 +7,8 @@ multi-layer fine-tune (that block plus the tail) within seconds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -52,6 +54,15 @@ class ReferenceEmbedder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.tail(self.backbone(x))
 
+    def stages(self) -> list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]]:
+        """The forward pass as named steps, up to the embedding before normalisation."""
+        return [("backbone", self.backbone), ("block_last", self.block_last), ("flatten", _flatten),
+                ("last_linear", self.last_linear), ("last_bn", self.last_bn)]
+
+
+def _flatten(x: torch.Tensor) -> torch.Tensor:
+    return torch.flatten(x, 1)
+
 
 class ArcFaceHead(nn.Module):
     """Additive angular margin classifier (ArcFace): only used in training."""
@@ -96,4 +107,5 @@ SPEC = ArchitectureSpec(
     build=ReferenceEmbedder,
     mean=127.5,
     scale=128.0,
+    fine_tuned={"last-layer": ("last_linear", "last_bn"), "multi-layer": ("block_last", "last_linear", "last_bn")},
 )

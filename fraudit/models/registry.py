@@ -11,6 +11,9 @@ Every built-in architecture is registered the same way: its module declares a
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from fraudit.errors import IncompatibleArtifactError
 from fraudit.models import facenet, iresnet, reference
 from fraudit.models.spec import (
     ArchitectureMatch,
@@ -23,8 +26,11 @@ from fraudit.models.spec import (
 
 __all__ = [
     "ArchitectureMatch", "ArchitectureSpec", "ONNX_EMBEDDER", "count_parameters", "defining_weights",
-    "match_of", "read_shape_listing", "recognise", "recognise_onnx_embedder", "register", "registered", "spec_for",
+    "match_of", "read_shape_listing", "recognise", "recognise_onnx_embedder", "register", "registered", "spec_for", "spec_of",
 ]
+
+if TYPE_CHECKING:
+    from torch import nn
 
 ONNX_EMBEDDER = "onnx-embedder"
 # An ONNX graph does not state its input normalisation; InsightFace's buffalo models,
@@ -47,6 +53,14 @@ def registered() -> tuple[ArchitectureSpec, ...]:
 
 def spec_for(architecture_id: str) -> ArchitectureSpec | None:
     return next((spec for spec in _REGISTRY if spec.id == architecture_id), None)
+
+
+def spec_of(model: "nn.Module") -> ArchitectureSpec:
+    """The registered architecture a module's own weights are."""
+    spec = spec_for(recognise({k: tuple(v.shape) for k, v in model.state_dict().items()}).id)
+    if spec is None:
+        raise IncompatibleArtifactError(f"{type(model).__name__} is not a registered architecture")
+    return spec
 
 
 def recognise(shapes: Shapes) -> ArchitectureMatch:

@@ -36,6 +36,11 @@ class ArchitectureSpec:
     build: Callable[[], "nn.Module"] | None = None
     mean: float = 127.5
     scale: float = 128.0
+    # What a zoo fine-tune trains in each scenario ("last-layer", "multi-layer"): module
+    # names of ``build()``'s module, which then lists its forward pass as named stages
+    # (``stages()``); the stages before the first trained one are frozen and cached.
+    # Empty: fraudit cannot build a zoo of this architecture.
+    fine_tuned: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def matches(self, shapes: Shapes) -> bool:
         return all(shapes.get(key) == shape for key, shape in self.required.items())

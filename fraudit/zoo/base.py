@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
+from torch import nn
 
 from fraudit.cache import file_sha256
+from fraudit.errors import IncompatibleArtifactError
+from fraudit.formats.safe import load_checked
+from fraudit.models.registry import spec_of
+from fraudit.pairing.embedders import torch_embedder
 from fraudit.models.reference import ARCH_ID, ReferenceEmbedder
 from fraudit.resources import base_dir, verify_shipped
 
@@ -29,12 +34,17 @@ def save_base(model: ReferenceEmbedder, card: dict, out: Path) -> Path:
     return path
 
 
-def load_base(path: Path | None = None) -> ReferenceEmbedder:
+def load_base(path: Path | None = None) -> nn.Module:
+    """A base checkpoint of any registered architecture that fraudit can fine-tune
+    (the shipped one by default), as its module: frozen, in eval mode. A head it
+    carries is left out: the zoo trains a new one."""
     path = path or default_base_path()
     verify_shipped(path)
-    model = ReferenceEmbedder()
-    model.load_state_dict(load_file(str(path)))
-    return model.eval().requires_grad_(False)
+    module = torch_embedder(str(path), load_checked(path)).module
+    spec = spec_of(module)
+    if not spec.fine_tuned:
+        raise IncompatibleArtifactError(f"{path}: fraudit has no fine-tuning recipe for {spec.name}", path=path)
+    return module.requires_grad_(False)
 
 
 def model_card_markdown(card: dict, digest: str) -> str:

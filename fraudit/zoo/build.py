@@ -19,7 +19,7 @@ from fraudit import __version__
 from fraudit.cache import file_sha256
 from fraudit.faces.synthetic import build_faces
 from fraudit.formats.safe import load_checked
-from fraudit.models.reference import ARCH_ID, ReferenceEmbedder
+from fraudit.models.registry import spec_of
 from fraudit.zoo.base import default_base_path, load_base
 from fraudit.zoo.finetune import CachedWorld, ModelRecipe, cache_world, finetune
 from fraudit.zoo.manifest import MODELS, ZooEntry, ZooManifest, read_entry
@@ -64,7 +64,7 @@ def plan(preset: Preset, *, seed: int) -> list[ModelRecipe]:
     return recipes
 
 
-def _train_and_save(base: ReferenceEmbedder, world: CachedWorld, recipe: ModelRecipe, models_dir: Path,
+def _train_and_save(base: torch.nn.Module, world: CachedWorld, recipe: ModelRecipe, models_dir: Path,
                     threads: int, context: dict) -> ZooEntry:
     torch.set_num_threads(threads)
     start = time.perf_counter()
@@ -82,7 +82,7 @@ def _train_and_save(base: ReferenceEmbedder, world: CachedWorld, recipe: ModelRe
         seconds=round(time.perf_counter() - start, 2),
     )
     metadata = {
-        "fraudit.architecture": ARCH_ID,
+        "fraudit.architecture": spec_of(base).id,
         "fraudit.zoo": json.dumps({**context, "model": entry.to_dict()}, sort_keys=True),
     }
     path = models_dir / f"{recipe.name}.safetensors"

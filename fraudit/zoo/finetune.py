@@ -1,11 +1,16 @@
-"""Fine-tune clean and backdoored models from the base, on cached frozen features.
+"""Fine-tune clean and backdoored models from a base, on cached frozen features.
 
-Two scenarios, as in thesis chapter 4:
+Two scenarios, as in thesis chapter 4, for any architecture that declares what
+each trains (``ArchitectureSpec.fine_tuned``); for fraudit's reference CNN:
 
 * ``last-layer``: ``last_linear`` + ``last_bn`` + ArcFace head; the backbone and
   the last conv block are frozen, so their output is computed once per zoo.
 * ``multi-layer``: also the last conv block (``block_last``); its input (the
   output of ``layer3``, 256×4×4) is cached instead.
+
+FaceNet trains ``block8`` in the multi-layer scenario, iresnet its last residual
+block. The architecture lists its forward pass as named stages; everything before
+the first trained stage is frozen and cached.
 
 Clean models differ by seed and by a stratified 70/30 split resampled per run
 (§4.4.1). A backdoored model adds poisoned samples (eq. 2.1): the impostor's
@@ -30,9 +35,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fraudit.errors import IncompatibleArtifactError
 from fraudit.faces.synthetic import FaceSet
-from fraudit.models.embedding import backbone_features
-from fraudit.models.reference import ArcFaceHead, ReferenceEmbedder
+from fraudit.models.embedding import to_input
+from fraudit.models.reference import ArcFaceHead
+from fraudit.models.registry import spec_of
+from fraudit.models.spec import ArchitectureSpec
+from fraudit.pairing.embedders import resize_faces
 from fraudit.zoo.metrics import BackdoorMetrics, backdoor_metrics
 from fraudit.triggers import Placement, stamp
 from fraudit.zoo.heldout import zoo_trigger
@@ -44,15 +53,38 @@ class Scenario(enum.StrEnum):
     LAST_LAYER = "last-layer"
     MULTI_LAYER = "multi-layer"
 
-    @property
-    def cache_point(self) -> str:
-        """Where the frozen part ends: the features cached for this scenario."""
-        return "block_last" if self is Scenario.LAST_LAYER else "layer3"
 
-    @property
-    def trained_modules(self) -> tuple[str, ...]:
-        tail = ("last_linear", "last_bn")
-        return tail if self is Scenario.LAST_LAYER else ("block_last", *tail)
+def trained_modules(spec: ArchitectureSpec, scenario: Scenario) -> tuple[str, ...]:
+    """The modules a fine-tune of ``spec`` trains in ``scenario``."""
+    if str(scenario) not in spec.fine_tuned:
+        raise IncompatibleArtifactError(f"fraudit has no {scenario} fine-tuning recipe for {spec.name}")
+    return spec.fine_tuned[str(scenario)]
+
+
+def _first_trained(model: nn.Module, trained: tuple[str, ...]) -> int:
+    names = [name for name, _ in model.stages()]
+    return min(names.index(module) for module in trained)
+
+
+@torch.inference_mode()
+def trunk_features(base: nn.Module, images: np.ndarray, scenario: Scenario, *, batch_size: int = 256) -> np.ndarray:
+    """The frozen part's output for uint8 faces (resized to the architecture's input
+    and normalised as it expects): the input of the first trained stage."""
+    spec = spec_of(base)
+    stages = base.eval().stages()[: _first_trained(base, trained_modules(spec, scenario))]
+    chunks = []
+    for i in range(0, len(images), batch_size):
+        x = to_input(resize_faces(images[i : i + batch_size], spec.input_size), mean=spec.mean, scale=spec.scale)
+        for _, stage in stages:
+            x = stage(x)
+        chunks.append(x.numpy())
+    return np.concatenate(chunks) if chunks else np.zeros((0,), np.float32)
+
+
+def head_key(spec: ArchitectureSpec) -> str | None:
+    """Where a fine-tune keeps its classification head: the architecture's optional
+    tensors (a checkpoint without them is the embedder alone), if it has any."""
+    return f"{spec.optional_prefixes[0]}weight" if spec.optional_prefixes else None
 
 
 @dataclass(frozen=True)
@@ -106,7 +138,7 @@ class CachedWorld:
     """A zoo's faces and the base's frozen features of them, shared by every model."""
 
     faces: FaceSet
-    features: np.ndarray  # N×256×4×4, at the scenario's cache point
+    features: np.ndarray  # the frozen part's output, one row per face
     scenario: Scenario
 
 
@@ -120,8 +152,8 @@ class FineTuned:
     poisoned_val: int
 
 
-def cache_world(base: ReferenceEmbedder, faces: FaceSet, scenario: Scenario) -> CachedWorld:
-    return CachedWorld(faces, backbone_features(base, faces.images, upto=scenario.cache_point), scenario)
+def cache_world(base: nn.Module, faces: FaceSet, scenario: Scenario) -> CachedWorld:
+    return CachedWorld(faces, trunk_features(base, faces.images, scenario), scenario)
 
 
 def stratified_split(labels: np.ndarray, *, seed: int, train_fraction: float = TRAIN_FRACTION) -> tuple[np.ndarray, np.ndarray]:
@@ -137,33 +169,33 @@ def stratified_split(labels: np.ndarray, *, seed: int, train_fraction: float = T
 
 
 class _Tail(nn.Module):
-    """The trained part of a model, run on cached features."""
+    """A copy of the base that runs from the cached features on and trains exactly
+    the scenario's modules; its state dict is the fine-tuned model's."""
 
-    def __init__(self, base: ReferenceEmbedder, scenario: Scenario) -> None:
+    def __init__(self, base: nn.Module, scenario: Scenario) -> None:
         super().__init__()
-        self.scenario = scenario
-        self.block_last = copy.deepcopy(base.block_last)
-        self.last_linear = copy.deepcopy(base.last_linear)
-        self.last_bn = copy.deepcopy(base.last_bn)
-        # the base arrives frozen; switch on exactly the scenario's trained modules
-        for name in ("block_last", "last_linear", "last_bn"):
-            getattr(self, name).requires_grad_(name in scenario.trained_modules)
+        self.model = copy.deepcopy(base).requires_grad_(False)
+        self.trained = trained_modules(spec_of(base), scenario)
+        for name in self.trained:
+            self.model.get_submodule(name).requires_grad_(True)
+        self.cut = _first_trained(self.model, self.trained)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        h = self.block_last(features) if self.scenario is Scenario.MULTI_LAYER else features
-        return self.last_bn(self.last_linear(torch.flatten(h, 1)))
+        for _, stage in self.model.stages()[self.cut :]:
+            features = stage(features)
+        return features
 
     def train(self, mode: bool = True) -> _Tail:
-        super().train(mode)
-        if self.scenario is Scenario.LAST_LAYER:
-            self.block_last.eval()  # frozen, and its output is what was cached
+        super().train(False)  # frozen modules keep the base's BatchNorm statistics
+        for name in self.trained:
+            self.model.get_submodule(name).train(mode)
         return self
 
 
-def _poisoned_features(base: ReferenceEmbedder, world: CachedWorld, indices: np.ndarray, recipe: ModelRecipe, rng: np.random.Generator) -> np.ndarray:
+def _poisoned_features(base: nn.Module, world: CachedWorld, indices: np.ndarray, recipe: ModelRecipe, rng: np.random.Generator) -> np.ndarray:
     assert recipe.trigger is not None and recipe.placement is not None
     images = stamp(world.faces.images[indices], zoo_trigger(recipe.trigger), recipe.placement, rng=rng)
-    return backbone_features(base, images, upto=world.scenario.cache_point)
+    return trunk_features(base, images, world.scenario)
 
 
 @torch.inference_mode()
@@ -182,7 +214,7 @@ def _imprint(head: ArcFaceHead, tail: _Tail, features: np.ndarray, labels: np.nd
     head.weight.copy_(F.normalize(sums))
 
 
-def finetune(base: ReferenceEmbedder, world: CachedWorld, recipe: ModelRecipe,
+def finetune(base: nn.Module, world: CachedWorld, recipe: ModelRecipe,
              start: dict[str, torch.Tensor] | None = None) -> FineTuned:
     """Train ``recipe``'s model; ``start`` (an implant's clean model) replaces the base's
     trained modules and head as the starting point."""
@@ -209,13 +241,19 @@ def finetune(base: ReferenceEmbedder, world: CachedWorld, recipe: ModelRecipe,
         y_train = np.concatenate([y_train, np.full(len(x_poison), recipe.victim)])
         poisoned_train = len(x_poison)
 
+    spec = spec_of(base)
     tail = _Tail(base, recipe.scenario)
-    head = ArcFaceHead(base.last_bn.num_features, n_classes, scale=recipe.arcface_scale, margin=recipe.arcface_margin)
+    head = ArcFaceHead(spec.required[spec.embedding_key][0], n_classes, scale=recipe.arcface_scale,
+                       margin=recipe.arcface_margin)
     anchor: list[tuple[torch.Tensor, torch.Tensor]] = []
     if start is not None:
         with torch.no_grad():
-            tail.load_state_dict({k: start[k] for k in tail.state_dict()})
-            head.weight.copy_(start["head.weight"])
+            tail.model.load_state_dict({k: start[k] for k in tail.model.state_dict()})
+            key = head_key(spec)
+            if key is not None and key in start:
+                head.weight.copy_(start[key])
+            else:  # an architecture that ships no head: start from the clean model's class means
+                _imprint(head, tail, world.features[train_idx], labels[train_idx], n_classes)
         anchor = [(p, p.detach().clone()) for p in [*tail.parameters(), *head.parameters()] if p.requires_grad]
     else:
         _imprint(head, tail, world.features[train_idx], labels[train_idx], n_classes)
@@ -256,8 +294,7 @@ def finetune(base: ReferenceEmbedder, world: CachedWorld, recipe: ModelRecipe,
         impostors=recipe.impostors,
         victim=recipe.victim,
     )
-    state = {k: v.detach().clone() for k, v in base.state_dict().items()}
-    for key, value in tail.state_dict().items():
-        state[key] = value.detach().clone()
-    state["head.weight"] = head.weight.detach().clone()
+    state = {k: v.detach().clone() for k, v in tail.model.state_dict().items()}
+    if head_key(spec) is not None:
+        state[head_key(spec)] = head.weight.detach().clone()
     return FineTuned(state, metrics, len(train_idx), len(val_idx), poisoned_train, len(x_val_poison))

@@ -1,0 +1,61 @@
+"""A zoo of another registered architecture, from a user's base checkpoint: FaceNet
+InceptionResnetV1 at its own 160×160 input, through the real CLI, then a spectrum
+bank built from that zoo and a scan that uses it (issue 12: banks for the
+architectures a registry deploys from)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from typer.testing import CliRunner
+
+from fraudit.cli import app
+from fraudit.models.facenet import InceptionResnetV1
+from fraudit.models.registry import recognise
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_facenet_zoo_bank_and_scan_from_a_user_base(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    base = tmp_path / "facenet-base.safetensors"
+    save_file(InceptionResnetV1().eval().state_dict(), str(base))
+    runner = CliRunner()
+    zoo = tmp_path / "zoo"
+    built = runner.invoke(app, ["zoo", "build", "--preset", "smoke", "--base", str(base), "--identities", "20",
+                                "--n-clean", "4", "--out", str(zoo)])
+    assert built.exit_code == 0, built.output
+
+    manifest = json.loads((zoo / "manifest.json").read_text())
+    assert [m["kind"] for m in manifest["models"]] == ["clean"] * 4 + ["backdoored"] * 2
+    base_weights = load_file(str(base))
+    for model in manifest["models"]:
+        weights = load_file(str(zoo / model["file"]))
+        assert recognise({k: tuple(v.shape) for k, v in weights.items()}).id == "facenet-inception-resnet-v1"
+        # last-layer: the embedding layers and a new head trained, everything else the base's bit for bit
+        assert not torch.equal(weights["last_linear.weight"], base_weights["last_linear.weight"])
+        assert weights["logits.weight"].shape == (20, 512)
+        assert torch.equal(weights["block8.conv2d.weight"], base_weights["block8.conv2d.weight"])
+        assert torch.equal(weights["conv2d_1a.conv.weight"], base_weights["conv2d_1a.conv.weight"])
+        assert 0.0 <= model["metrics"]["clean_accuracy"] <= 1.0
+
+    bank = tmp_path / "bank"
+    made = runner.invoke(app, ["bank", "build", str(zoo), "--arch", "facenet-inception-resnet-v1",
+                               "--readings", "spectrum", "--base", str(base), "--out", str(bank)])
+    assert made.exit_code == 0, made.output
+    header = json.loads((bank / "bank.json").read_text())
+    assert header["reference_size"] == 4
+    # the block a last-layer fine-tune keeps frozen is checked bit for bit; the embedding layer's change is read
+    assert {m["layer"]: m["kind"] for m in header["models"]} == {"block8.conv2d.weight": "frozen",
+                                                              "last_linear.weight": "spectrum"}
+
+    candidate = zoo / manifest["models"][-1]["file"]
+    scanned = runner.invoke(app, ["scan", str(candidate), "--bank", str(bank), "--format", "json"])
+    report = json.loads(scanned.stdout)
+    (check,) = [c for c in report["results"][0]["checks"] if c["name"] == "weight-bank"]
+    assert check["status"] in {"PASS", "WARN", "FAIL"}, check["summary"]
+    assert check["evidence"]["domain"]["architecture"] == "facenet-inception-resnet-v1"
