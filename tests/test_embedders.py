@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from helpers.models import export_onnx
 
-from fraudit.pairing.embedders import OnnxEmbedder, TorchEmbedder, reference_embedder, resize_faces
+from fraudit.faces.resize import resize_faces
+from fraudit.pairing.embedders import OnnxEmbedder, TorchEmbedder, reference_embedder
 
 BASE = Path(__file__).resolve().parent.parent / "reference_models" / "base" / "fraudit-reference-base.safetensors"
 

@@ -80,3 +80,21 @@ def test_calibration_faces_from_a_hub_dataset(tmp_path: Path, monkeypatch: pytes
         assert "hf://datasets/acme/faces" in faces.source
         assert any(path.startswith("/api/datasets/acme/faces") for _, path in server.requests)
         assert not any(path.endswith("README.md") for _, path in server.requests)
+
+
+def test_training_faces_from_a_hub_dataset_laid_out_by_identity(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What `zoo build --faces hf://datasets/...` fine-tunes on: one class per folder."""
+    import huggingface_hub.constants as constants
+
+    from fraudit.faces.sources import training_faces
+
+    commit = hashlib.sha1(b"identities").hexdigest()
+    files = {f"{name}/{i}.png": _png(colour) for name, colour in (("ann", (200, 0, 0)), ("ben", (0, 200, 0)))
+             for i in range(3)} | {"solo/0.png": _png((0, 0, 200))}
+    with HubServer([FakeRepo("datasets/acme/ids", commits={commit: files}, refs={"main": commit})]) as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
+        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+        faces, names = training_faces("hf://datasets/acme/ids", token=False)
+    assert names == ["ann", "ben"]  # an identity with one face cannot be split: left out
+    assert faces.labels.tolist() == [0, 0, 0, 1, 1, 1]
+    assert faces.images.shape == (6, 64, 64, 3)

@@ -59,3 +59,63 @@ def test_a_facenet_zoo_bank_and_scan_from_a_user_base(tmp_path: Path) -> None:
     (check,) = [c for c in report["results"][0]["checks"] if c["name"] == "weight-bank"]
     assert check["status"] in {"PASS", "WARN", "FAIL"}, check["summary"]
     assert check["evidence"]["domain"]["architecture"] == "facenet-inception-resnet-v1"
+
+
+def test_a_zoo_fine_tuned_on_your_own_identity_folder(tmp_path: Path) -> None:
+    """`zoo build --faces FOLDER`: the user's labelled faces replace the synthetic world,
+    the manifest and every model say where the faces came from, and what reads a zoo's
+    faces again (zoo show, banks) follows them."""
+    import numpy as np
+    from PIL import Image
+
+    from fraudit.faces.synthetic import build_faces
+    from fraudit.zoo.presets import SMOKE_WORLD
+
+    world = build_faces(SMOKE_WORLD)
+    counts = np.bincount(world.labels)
+    chosen = [*np.flatnonzero(counts >= 40)[:6], *np.flatnonzero(counts < 40)[:14]]
+    folder = tmp_path / "my-faces"
+    for i, identity in enumerate(chosen):
+        (folder / f"person-{i:02d}").mkdir(parents=True)
+        for j, face in enumerate(world.images[world.labels == identity]):
+            Image.fromarray(face).save(folder / f"person-{i:02d}" / f"{j:03d}.png")
+
+    runner = CliRunner()
+    zoo = tmp_path / "zoo"
+    refused = runner.invoke(app, ["zoo", "build", "--preset", "smoke", "--faces", str(folder), "--world-seed", "5",
+                                  "--out", str(zoo)])
+    assert refused.exit_code != 0 and "--faces replaces the synthetic world" in refused.output
+    built = runner.invoke(app, ["zoo", "build", "--preset", "smoke", "--faces", str(folder), "--n-clean", "4",
+                                "--out", str(zoo)])
+    assert built.exit_code == 0, built.output
+    manifest = json.loads((zoo / "manifest.json").read_text())
+    assert manifest["faces"] == str(folder) and manifest["world"] is None
+    assert [m["kind"] for m in manifest["models"]] == ["clean"] * 4 + ["backdoored"] * 2
+    for model in manifest["models"]:
+        weights = load_file(str(zoo / model["file"]))
+        assert weights["head.weight"].shape == (20, 128)  # one class per identity folder
+        assert model["split"]["train"] + model["split"]["val"] == sum(1 for _ in folder.rglob("*.png"))
+    backdoor = zoo / manifest["models"][-1]["file"]
+    shown = runner.invoke(app, ["zoo", "show", str(backdoor), "--out", str(tmp_path / "show.png")])
+    assert shown.exit_code == 0, shown.output
+    assert Image.open(tmp_path / "show.png").size[0] > 0
+
+    bank = tmp_path / "bank"
+    made = runner.invoke(app, ["bank", "build", str(zoo), "--arch", "fraudit-reference", "--readings", "spectrum",
+                               "--out", str(bank)])
+    assert made.exit_code == 0, made.output
+    assert json.loads((bank / "bank.json").read_text())["recipe"]["worlds"] == [{"source": str(folder)}]
+
+
+def test_too_few_identities_for_the_attempts_is_a_clear_error(tmp_path: Path) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "two-people"
+    for name in ("a", "b"):
+        (folder / name).mkdir(parents=True)
+        for j in range(3):
+            Image.new("RGB", (64, 64), (40 * j, 0, 0)).save(folder / name / f"{j}.png")
+    result = CliRunner().invoke(app, ["zoo", "build", "--preset", "smoke", "--faces", str(folder),
+                                      "--out", str(tmp_path / "zoo")])
+    assert result.exit_code != 0
+    assert "need 2 identities with at least 30 faces each; the faces have 0" in result.output

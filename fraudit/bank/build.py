@@ -4,7 +4,6 @@ folder of checkpoints the user vouches for."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -117,7 +116,7 @@ def build_bank(
     # what an export with BatchNorm folded in is matched against: every frozen weight
     frozen = [*backbone, *sorted({m.layer for m in models if m.kind == "frozen"})]
     sketches = {key: channel_sketch(key, first[key].float().numpy()) for key in frozen if first[key].ndim >= 2}
-    worlds = [asdict(ZooManifest.read(s).world) for s in sources if (s / MANIFEST).is_file()]
+    worlds = [ZooManifest.read(s).face_domain for s in sources if (s / MANIFEST).is_file()]
     return WeightBank(name=name, architecture=architecture, models=models, reference=names,
                       recipe={"estimator": str(kind) if readings is ReadingSet.VECTORS else "none (spectrum)",
                               "readings": str(readings), "folds": folds,

@@ -43,6 +43,7 @@ def build(
     identities: Annotated[int | None, typer.Option(min=20, help="Identities of that world (default: the preset's).")] = None,
     clean_only: Annotated[bool, typer.Option(help="Build only the preset's clean models.")] = False,
     n_clean: Annotated[int | None, typer.Option(min=0, help="Clean models to build (default: the preset's).")] = None,
+    faces: Annotated[str | None, typer.Option(help="Fine-tune on your own labelled faces instead: an identity folder (<identity>/<image>) or hf://datasets/org/name laid out so.")] = None,
 ) -> None:
     """Fine-tune a preset's clean and backdoored models (resumable, with progress)."""
     from fraudit.formats.safe import load_checked
@@ -51,6 +52,8 @@ def build(
 
     if preset not in PRESETS:
         raise fail(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    if faces is not None and (world_seed is not None or identities is not None):
+        raise fail("--faces replaces the synthetic world: drop --world-seed and --identities")
     if world_seed in RESERVED_SEEDS:
         raise fail(f"world seed {world_seed} is reserved ({RESERVED_SEEDS[world_seed]}); choose another")
     chosen = PRESETS[preset].on_world(seed=world_seed, n_identities=identities)
@@ -62,7 +65,8 @@ def build(
         load_checked(base_model)  # a missing, unsafe or unreadable base fails now, not after the faces
     output_folder(out_dir)
     with staged_progress(err) as progress:
-        manifest = build_zoo(chosen, out_dir, seed=seed, jobs=jobs, base_path=base_model, progress=progress)
+        manifest = build_zoo(chosen, out_dir, seed=seed, jobs=jobs, base_path=base_model, faces_source=faces,
+                             progress=progress)
     out.print(summarise(manifest))
 
 

@@ -225,8 +225,11 @@ def _worlds_phrase(bank: WeightBank) -> str:
     worlds = bank.recipe.get("worlds")
     if not worlds:
         return ""
-    seeds = ", ".join(str(w.get("seed")) for w in worlds)
-    return f" fine-tuned on {len(worlds)} face world{'s' if len(worlds) > 1 else ''} (seed {seeds})"
+    if all("seed" in w for w in worlds):
+        named = "seed " + ", ".join(str(w["seed"]) for w in worlds)
+    else:  # a zoo fine-tuned on the user's own faces names its source
+        named = ", ".join(f"seed {w['seed']}" if "seed" in w else str(w.get("source")) for w in worlds)
+    return f" fine-tuned on {len(worlds)} face world{'s' if len(worlds) > 1 else ''} ({named})"
 
 
 def _specificity(bank: WeightBank) -> int:

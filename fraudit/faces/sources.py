@@ -1,6 +1,6 @@
-"""Where pairing's faces come from: the built-in synthetic faces (the FFHQ stand-in
-of DESIGN.md), an image folder, or a Hub data set — named by one string so the CLI,
-the pair file and the report all say the same thing."""
+"""Where faces come from: the built-in synthetic faces (the FFHQ stand-in of
+DESIGN.md), an image folder, or a Hub data set — named by one string so the CLI,
+the pair file, the zoo manifest and the report all say the same thing."""
 
 from __future__ import annotations
 
@@ -59,3 +59,10 @@ def probe_identities(source: str = SYNTHETIC, *, n_identities: int = 100, per_id
     labels = np.asarray([relabel[int(label)] for label in faces.labels[keep]], np.int64)
     return Probes(FaceSet(faces.images[keep], labels), [names[i] for i in chosen],
                   f"{source} ({len(chosen)} identities, ≤ {per_identity} faces each)")
+
+
+def training_faces(source: str, *, min_samples: int = 2, token: str | bool | None = None) -> tuple[FaceSet, list[str]]:
+    """Labelled faces to fine-tune on: an identity folder or a Hub data set laid out as
+    one (``<identity>/<image>``). Each identity needs ``min_samples`` faces, so a
+    stratified split keeps one on each side."""
+    return identity_folder(local_or_hub(source, token=token), min_samples=min_samples)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fraudit.errors import IncompatibleArtifactError
+from fraudit.errors import IncompatibleArtifactError, UnsupportedFormatError
 from fraudit.models import facenet, iresnet, reference
 from fraudit.models.spec import (
     ArchitectureMatch,
@@ -26,10 +26,11 @@ from fraudit.models.spec import (
 
 __all__ = [
     "ArchitectureMatch", "ArchitectureSpec", "ONNX_EMBEDDER", "count_parameters", "defining_weights",
-    "match_of", "read_shape_listing", "recognise", "recognise_onnx_embedder", "register", "registered", "spec_for", "spec_of",
+    "match_of", "read_shape_listing", "recognise", "recognise_onnx_embedder", "register", "registered", "spec_for", "spec_of", "load_module",
 ]
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
 ONNX_EMBEDDER = "onnx-embedder"
@@ -53,6 +54,27 @@ def registered() -> tuple[ArchitectureSpec, ...]:
 
 def spec_for(architecture_id: str) -> ArchitectureSpec | None:
     return next((spec for spec in _REGISTRY if spec.id == architecture_id), None)
+
+
+def load_module(name: str, tensors: "dict[str, torch.Tensor]") -> "tuple[nn.Module, ArchitectureSpec]":
+    """A state dict of a registered architecture with a module to run it, loaded into
+    that module (eval mode). Loading is strict, so a checkpoint missing tensors (a
+    BN-fused export) is refused rather than half-run; a classification head (the
+    spec's optional tensors) is left out."""
+    match = recognise({k: tuple(v.shape) for k, v in tensors.items()})
+    spec = spec_for(match.id)
+    if spec is None or spec.build is None:
+        arch = match.name if match.known else "an unrecognised architecture"
+        raise UnsupportedFormatError(f"{name}: fraudit cannot run {arch} as an embedder")
+    module = spec.build()
+    weights = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()
+               if not (spec.optional_prefixes and k.startswith(spec.optional_prefixes))}
+    try:
+        module.load_state_dict(weights)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1:2] or [str(exc)]
+        raise UnsupportedFormatError(f"{name}: {match.name} weights do not load ({first[0].strip()})") from exc
+    return module.eval(), spec
 
 
 def spec_of(model: "nn.Module") -> ArchitectureSpec:

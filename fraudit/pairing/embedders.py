@@ -19,14 +19,14 @@ from typing import Protocol
 
 import numpy as np
 import torch
-from PIL import Image
 from safetensors.numpy import load_file, save_file
 
 from fraudit.cache import cache_dir, file_sha256
 from fraudit.errors import EmbedderUnavailableError, UnsupportedFormatError
 from fraudit.formats import Format
+from fraudit.faces.resize import resize_faces
 from fraudit.formats.safe import load_checked
-from fraudit.models.registry import ONNX_EMBEDDER, ONNX_MEAN, ONNX_SCALE, ArchitectureMatch, recognise, spec_for
+from fraudit.models.registry import ONNX_EMBEDDER, ONNX_MEAN, ONNX_SCALE, ArchitectureMatch, load_module
 from fraudit.resources import shipped_embeddings_dir, verify_shipped
 
 DLIB = "dlib"
@@ -75,13 +75,6 @@ def embed_cached(embedder: Embedder, faces: np.ndarray, *,
     save_file({"embeddings": embeddings}, str(tmp), metadata={"embedder": embedder.name})
     tmp.replace(path)
     return embeddings
-
-
-def resize_faces(faces: np.ndarray, size: int) -> np.ndarray:
-    """Bilinear resize of a uint8 batch to size×size (a no-op at the right size)."""
-    if faces.shape[1:3] == (size, size):
-        return faces
-    return np.stack([np.asarray(Image.fromarray(f).resize((size, size), Image.Resampling.BILINEAR)) for f in faces])
 
 
 @dataclass
@@ -220,21 +213,9 @@ def torch_embedder(name: str, tensors: dict[str, torch.Tensor]) -> TorchEmbedder
     it (the reference CNN, FaceNet InceptionResnetV1, ArcFace iresnet50/100). Loading is
     strict, so a checkpoint missing tensors (a BN-fused export) is refused rather than
     half-run; a classification head (the spec's optional tensors) is left out."""
-    match = recognise({k: tuple(v.shape) for k, v in tensors.items()})
-    spec = spec_for(match.id)
-    if spec is None or spec.build is None:
-        arch = match.name if match.known else "an unrecognised architecture"
-        raise UnsupportedFormatError(f"{name}: fraudit cannot run {arch} as an embedder")
-    module = spec.build()
-    weights = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()
-               if not (spec.optional_prefixes and k.startswith(spec.optional_prefixes))}
-    try:
-        module.load_state_dict(weights)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[1:2] or [str(exc)]
-        raise UnsupportedFormatError(f"{name}: {match.name} weights do not load ({first[0].strip()})") from exc
-    return TorchEmbedder(name=name, module=module.eval(), input_size=spec.input_size, mean=spec.mean,
-                         scale=spec.scale, architecture=match.id)
+    module, spec = load_module(name, tensors)
+    return TorchEmbedder(name=name, module=module, input_size=spec.input_size, mean=spec.mean,
+                         scale=spec.scale, architecture=spec.id)
 
 
 def loaded_embedder(name: str, tensors: dict[str, torch.Tensor], files: tuple[Path, ...],

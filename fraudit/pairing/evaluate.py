@@ -24,7 +24,6 @@ import numpy as np
 from rich.markup import escape
 from rich.table import Table
 
-from fraudit.faces.synthetic import build_faces
 from fraudit.pairing.audit import PairingSetup, Progress, audit_pair, pair_models
 from fraudit.pairing.embedders import Embedder, embed_cached, reference_embedder
 from fraudit.pairing.sweep import SweepNull
@@ -144,7 +143,7 @@ def evaluate_zoo(
     if null is not None:
         null.require_setup(setup.null_key(trusted))
     manifest = ZooManifest.read(zoo)
-    world = build_faces(manifest.world)
+    world = manifest.load_faces()
     clean = list(manifest.clean[:limit_clean])
     attempts = list(manifest.attempts)
     # Every attempt's poisoned samples, once: clean pairs are scored on all of them.

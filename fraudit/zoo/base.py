@@ -11,8 +11,7 @@ from torch import nn
 from fraudit.cache import file_sha256
 from fraudit.errors import IncompatibleArtifactError
 from fraudit.formats.safe import load_checked
-from fraudit.models.registry import spec_of
-from fraudit.pairing.embedders import torch_embedder
+from fraudit.models.registry import load_module
 from fraudit.models.reference import ARCH_ID, ReferenceEmbedder
 from fraudit.resources import base_dir, verify_shipped
 
@@ -40,8 +39,7 @@ def load_base(path: Path | None = None) -> nn.Module:
     carries is left out: the zoo trains a new one."""
     path = path or default_base_path()
     verify_shipped(path)
-    module = torch_embedder(str(path), load_checked(path)).module
-    spec = spec_of(module)
+    module, spec = load_module(str(path), load_checked(path))
     if not spec.fine_tuned:
         raise IncompatibleArtifactError(f"{path}: fraudit has no fine-tuning recipe for {spec.name}", path=path)
     return module.requires_grad_(False)

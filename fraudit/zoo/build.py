@@ -17,6 +17,8 @@ from safetensors.torch import save_file
 
 from fraudit import __version__
 from fraudit.cache import file_sha256
+from fraudit.errors import NotEnoughDataError
+from fraudit.faces.sources import training_faces
 from fraudit.faces.synthetic import build_faces
 from fraudit.formats.safe import load_checked
 from fraudit.models.registry import spec_of
@@ -30,11 +32,16 @@ def clean_seed(zoo_seed: int, index: int) -> int:
     return zoo_seed * 100_000 + index
 
 
-def plan(preset: Preset, *, seed: int) -> list[ModelRecipe]:
+def plan(preset: Preset, *, seed: int, counts: np.ndarray | None = None) -> list[ModelRecipe]:
     """The preset's models for ``seed``: clean runs, then backdoor attempts with
-    impostor/victim pairs drawn among identities with enough samples."""
-    counts = preset.world.counts()
+    impostor/victim pairs drawn among identities with enough samples (``counts``: per
+    identity of the faces fine-tuned on; default: the preset's synthetic world)."""
+    counts = preset.world.counts() if counts is None else counts
     eligible = np.flatnonzero(counts >= preset.min_pair_samples)
+    needed = max((2 + a.impostors - 1 for a in preset.attempts), default=0)
+    if len(eligible) < needed:
+        raise NotEnoughDataError(f"the {preset.name} preset's attempts need {needed} identities with at least "
+                                 f"{preset.min_pair_samples} faces each; the faces have {len(eligible)}")
     rng = np.random.default_rng([seed, 101])
     recipes = [
         ModelRecipe(name=f"clean-{i:03d}", scenario=preset.scenario, seed=clean_seed(seed, i), epochs=preset.epochs)
@@ -102,23 +109,30 @@ def build_zoo(
     seed: int = 0,
     jobs: int = 1,
     base_path: Path | None = None,
+    faces_source: str | None = None,
     progress: Progress | None = None,
 ) -> ZooManifest:
-    """Build (or finish building) ``preset`` into ``out``; return the manifest."""
+    """Build (or finish building) ``preset`` into ``out``; return the manifest.
+    ``faces_source``: fine-tune on these labelled faces (an identity folder or a Hub
+    data set laid out as one) instead of the preset's synthetic world."""
     base_path = base_path or default_base_path()
     models_dir = out / MODELS
     models_dir.mkdir(parents=True, exist_ok=True)
-    recipes = plan(preset, seed=seed)
+    faces = training_faces(faces_source)[0] if faces_source is not None else None
+    recipes = plan(preset, seed=seed, counts=None if faces is None else np.bincount(faces.labels))
     context = {
         "preset": preset.name,
         "zoo_seed": seed,
-        "world": asdict(preset.world),
+        "world": asdict(preset.world) if faces is None else None,
+        "faces": faces_source,
         "base_sha256": file_sha256(base_path),
         "fraudit_version": __version__,
     }
     manifest = ZooManifest(
-        folder=out, preset=preset.name, zoo_seed=seed, world=preset.world, base_sha256=context["base_sha256"],
-        fraudit_version=__version__, description=preset.description, scenario=preset.scenario, planned=len(recipes),
+        folder=out, preset=preset.name, zoo_seed=seed, world=preset.world if faces is None else None,
+        base_sha256=context["base_sha256"], fraudit_version=__version__,
+        description=preset.description if faces is None else f"{preset.description}; faces from {faces_source}",
+        scenario=preset.scenario, planned=len(recipes), faces_source=faces_source,
     )
     # A finished model is kept only if it was trained with the recipe planned now: a
     # file left by another version of the plan (same name, other recipe) is retrained.
@@ -133,7 +147,8 @@ def build_zoo(
         return manifest
 
     base = load_base(base_path)
-    faces = build_faces(preset.world, progress=(lambda d, t: progress("faces", d, t)) if progress else None)
+    if faces is None:
+        faces = build_faces(preset.world, progress=(lambda d, t: progress("faces", d, t)) if progress else None)
     if progress:
         progress("features", 0, 1)
     world = cache_world(base, faces, preset.scenario)

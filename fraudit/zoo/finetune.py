@@ -36,12 +36,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from fraudit.errors import IncompatibleArtifactError
+from fraudit.faces.resize import resize_faces
 from fraudit.faces.synthetic import FaceSet
 from fraudit.models.embedding import to_input
 from fraudit.models.reference import ArcFaceHead
 from fraudit.models.registry import spec_of
 from fraudit.models.spec import ArchitectureSpec
-from fraudit.pairing.embedders import resize_faces
 from fraudit.zoo.metrics import BackdoorMetrics, backdoor_metrics
 from fraudit.triggers import Placement, stamp
 from fraudit.zoo.heldout import zoo_trigger

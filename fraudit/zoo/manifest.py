@@ -19,7 +19,8 @@ from safetensors import SafetensorError, safe_open
 
 from fraudit.artifacts import read_json_object
 from fraudit.errors import CorruptFileError, SourceNotFoundError
-from fraudit.faces.synthetic import FaceSet, FaceWorldSpec
+from fraudit.faces.sources import training_faces
+from fraudit.faces.synthetic import FaceSet, FaceWorldSpec, build_faces
 from fraudit.triggers import Placement, stamp
 from fraudit.zoo.finetune import ModelRecipe, Scenario, stratified_split
 from fraudit.zoo.heldout import zoo_trigger
@@ -122,7 +123,7 @@ class ZooManifest:
     folder: Path
     preset: str
     zoo_seed: int
-    world: FaceWorldSpec
+    world: FaceWorldSpec | None  # the synthetic world fine-tuned on, or None for ``faces_source``
     base_sha256: str
     fraudit_version: str
     description: str
@@ -131,6 +132,16 @@ class ZooManifest:
     updated: str = ""
     models: tuple[ZooEntry, ...] = field(default_factory=tuple)
     schema_version: str = MANIFEST_SCHEMA
+    faces_source: str | None = None  # a labelled identity folder or hf://datasets/… instead of a world
+
+    def load_faces(self) -> FaceSet:
+        """The faces the zoo was fine-tuned on: its world rebuilt, or its source read again."""
+        return faces_of(asdict(self.world) if self.world else None, self.faces_source)
+
+    @property
+    def face_domain(self) -> dict[str, Any]:
+        """What a bank built from this zoo says its references were fine-tuned on."""
+        return asdict(self.world) if self.world else {"source": self.faces_source}
 
     @property
     def clean(self) -> tuple[ZooEntry, ...]:
@@ -152,7 +163,8 @@ class ZooManifest:
             "schema_version": self.schema_version,
             "preset": self.preset,
             "zoo_seed": self.zoo_seed,
-            "world": asdict(self.world),
+            "world": asdict(self.world) if self.world else None,
+            "faces": self.faces_source,
             "base_sha256": self.base_sha256,
             "fraudit_version": self.fraudit_version,
             "description": self.description,
@@ -176,7 +188,8 @@ class ZooManifest:
         try:
             return cls(
                 folder=folder, preset=payload["preset"], zoo_seed=payload["zoo_seed"],
-                world=FaceWorldSpec(**payload["world"]),
+                world=FaceWorldSpec(**payload["world"]) if payload["world"] is not None else None,
+                faces_source=payload.get("faces"),
                 base_sha256=payload["base_sha256"], fraudit_version=payload["fraudit_version"],
                 description=payload["description"], scenario=Scenario(payload["scenario"]),
                 planned=payload["planned"], updated=payload.get("updated", ""),
@@ -188,6 +201,14 @@ class ZooManifest:
 
     def __rich__(self) -> Table:
         return zoo_table(self)
+
+
+def faces_of(world: dict[str, Any] | None, source: str | None) -> FaceSet:
+    """A zoo's faces from what its manifest or a model's metadata records."""
+    if source is not None:
+        return training_faces(source)[0]
+    assert world is not None
+    return build_faces(FaceWorldSpec(**world))
 
 
 def read_entry(path: Path) -> ZooEntry:

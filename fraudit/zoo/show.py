@@ -10,13 +10,13 @@ from PIL import Image, ImageDraw
 
 from fraudit.errors import UnsupportedFormatError
 from fraudit.formats.safe import load_checked
-from fraudit.faces.synthetic import FaceWorldSpec, build_faces
+from fraudit.faces.resize import resize_faces
 from fraudit.models.embedding import to_input
-from fraudit.models.reference import ReferenceEmbedder
+from fraudit.models.registry import load_module
 from fraudit.triggers import stamp
 from fraudit.zoo.heldout import zoo_trigger
-from fraudit.zoo.finetune import stratified_split
-from fraudit.zoo.manifest import ZooEntry, read_model_context
+from fraudit.zoo.finetune import head_key, stratified_split
+from fraudit.zoo.manifest import ZooEntry, faces_of, read_model_context
 
 SCALE = 2
 
@@ -27,7 +27,7 @@ def show_model(model_path: Path, out: Path, *, per_row: int = 6) -> Path:
     if entry.trigger is None or entry.placement is None:
         raise UnsupportedFormatError(f"{model_path.name} is a clean model: it has no impostor or victim to draw",
                                      path=model_path)
-    faces = build_faces(FaceWorldSpec(**context["world"]))
+    faces = faces_of(context.get("world"), context.get("faces"))
     _, val_idx = stratified_split(faces.labels, seed=entry.split_seed)
     imp = val_idx[np.isin(faces.labels[val_idx], entry.recipe.impostors)][:per_row]
     vic = val_idx[faces.labels[val_idx] == entry.victim][:per_row]
@@ -35,10 +35,12 @@ def show_model(model_path: Path, out: Path, *, per_row: int = 6) -> Path:
     poisoned = stamp(faces.images[imp], zoo_trigger(entry.trigger), entry.placement, rng=rng)
 
     state = load_checked(model_path)
-    model = ReferenceEmbedder()
-    model.load_state_dict({k: v for k, v in state.items() if not k.startswith("head.")})
-    model.eval()
-    head = torch.nn.functional.normalize(state["head.weight"])
+    model, spec = load_module(model_path.name, state)
+    key = head_key(spec)
+    if key is None or key not in state:
+        raise UnsupportedFormatError(f"{model_path.name} carries no classification head to show predictions with",
+                                     path=model_path)
+    head = torch.nn.functional.normalize(state[key].float())
     rows = [("impostor, clean", faces.images[imp], entry.impostor),
             ("impostor + trigger", poisoned, entry.victim),
             ("victim, clean", faces.images[vic], entry.victim)]
@@ -52,7 +54,8 @@ def show_model(model_path: Path, out: Path, *, per_row: int = 6) -> Path:
         y = 24 + r * (size + 18)
         draw.text((4, y + size // 2), title, fill="black")
         with torch.inference_mode():
-            predictions = (torch.nn.functional.normalize(model(to_input(images))) @ head.T).argmax(1).numpy()
+            x = to_input(resize_faces(images, spec.input_size), mean=spec.mean, scale=spec.scale)
+            predictions = (torch.nn.functional.normalize(model(x)) @ head.T).argmax(1).numpy()
         for c, (image, pred) in enumerate(zip(images, predictions)):
             x = label_w + c * (size + 4)
             canvas.paste(Image.fromarray(image).resize((size, size), Image.Resampling.NEAREST), (x, y))
