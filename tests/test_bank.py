@@ -206,6 +206,38 @@ def test_spectrum_bank_reads_the_change_from_the_base(smoke_zoo: Path, tmp_path:
 
 
 @pytest.mark.slow
+def test_a_spectrum_bank_takes_its_base_from_the_hub(smoke_zoo: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--base hf://org/name`: the real huggingface_hub download, from a local server."""
+    import hashlib
+
+    import huggingface_hub.constants as constants
+    from helpers.hub_server import FakeRepo, HubServer
+
+    from fraudit.cache import file_sha256
+    from fraudit.zoo.base import default_base_path
+
+    folder = tmp_path / "loose"
+    folder.mkdir()
+    for i in range(4):
+        shutil.copy(smoke_zoo / "models" / f"clean-00{i}.safetensors", folder / f"m{i}.safetensors")
+    commit = hashlib.sha1(b"base").hexdigest()
+    files = {"base.safetensors": default_base_path().read_bytes(), "README.md": b"# base"}
+    with HubServer([FakeRepo("acme/face-base", commits={commit: files}, refs={"main": commit})]) as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
+        monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+        made = runner.invoke(app, ["bank", "build", str(folder), "--arch", "fraudit-reference", "--out",
+                                   str(tmp_path / "hb"), "--readings", "spectrum", "--base", "hf://acme/face-base"])
+        missing = runner.invoke(app, ["bank", "build", str(folder), "--arch", "fraudit-reference", "--out",
+                                      str(tmp_path / "hm"), "--readings", "spectrum", "--base", "hf://acme/no-such-base"])
+    assert made.exit_code == 0, made.output
+    header = json.loads((tmp_path / "hb" / "bank.json").read_text())
+    assert header["recipe"]["base_sha256"] == file_sha256(default_base_path())
+    assert missing.exit_code == 2 and "not found" in missing.stderr
+
+
+@pytest.mark.slow
 def test_a_spectrum_bank_refuses_a_base_that_does_not_match_its_arrays(smoke_zoo: Path, tmp_path: Path) -> None:
     from fraudit.bank.store import load_bank
 

@@ -45,6 +45,8 @@ CASES = [
     # four copies: enough references to get past the count, so each file is read
     ("bank build {bad} {bad} {bad} {bad} --arch fraudit-reference --out {tmp}/bank", ("missing", "empty", "garbage", "garbage-dir")),
     ("bank build {examples} --arch fraudit-reference --out {bad}", ("unwritable",)),
+    ("bank build {examples} --arch fraudit-reference --readings spectrum --base {bad} --out {tmp}/bank",
+     ("missing", "empty", "garbage")),
     ("bank info {bad}", ("missing", "empty", "garbage", "garbage-dir")),
     ("bank evaluate {bad} {tmp}", ("missing", "empty", "garbage-dir")),
     ("bank evaluate {shipped_bank} {bad}", ("missing", "empty", "garbage-dir")),

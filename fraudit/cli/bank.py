@@ -27,17 +27,20 @@ def build(
     folds: Annotated[int, typer.Option(min=2, help="Cross-fitting folds for calibration.")] = 3,
     layer: Annotated[list[str] | None, typer.Option(help="Audit only this layer (repeatable; default: every audited layer).")] = None,
     readings: Annotated[ReadingSet, typer.Option(help="vectors (the thesis': holds on the references' own data) or spectrum (the change from the base: holds across data).", case_sensitive=False)] = ReadingSet.VECTORS,
-    base: Annotated[Path | None, typer.Option(help="The base the references were fine-tuned from (spectrum; default for zoos: the shipped base).")] = None,
+    base: Annotated[str | None, typer.Option(help="The base the references were fine-tuned from, a file or hf://org/name[/file] (spectrum; default for zoos: the shipped base).")] = None,
     per_source: Annotated[int | None, typer.Option(min=1, help="At most this many clean models from each source (weigh face worlds alike).")] = None,
 ) -> None:
     """Fit per-layer clean-weight models on clean networks and calibrate thresholds."""
     from fraudit.bank.build import build_bank
     from fraudit.bank.store import load_bank, save_bank
 
+    from fraudit.sources import resolve_checkpoint
+
     output_folder(out_dir)
+    base_path = resolve_checkpoint(base) if base else None
     with staged_progress(err) as progress:
         bank = build_bank(clean, architecture=arch, name=name or out_dir.name, kind=estimator, limit=limit,
-                          folds=folds, layers=layer, readings=readings, base=base, per_source=per_source,
+                          folds=folds, layers=layer, readings=readings, base=base_path, per_source=per_source,
                           progress=progress)
     save_bank(bank, out_dir)
     out.print(load_bank(out_dir))

@@ -38,7 +38,7 @@ def build(
     out_dir: Annotated[Path, typer.Option("--out", help="Zoo folder (created; finished models are kept and skipped).")],
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Models trained in parallel.")] = 1,
     seed: Annotated[int, typer.Option(help="Zoo seed: model seeds, splits and impostor/victim pairs.")] = 0,
-    base_model: Annotated[Path | None, typer.Option("--base", help="Base checkpoint (default: the shipped one).")] = None,
+    base_model: Annotated[str | None, typer.Option("--base", help="Base checkpoint of any architecture fraudit can fine-tune, a file or hf://org/name[/file] (default: the shipped one).")] = None,
     world_seed: Annotated[int | None, typer.Option(help="Fine-tune on another synthetic face world (other identities).")] = None,
     identities: Annotated[int | None, typer.Option(min=20, help="Identities of that world (default: the preset's).")] = None,
     clean_only: Annotated[bool, typer.Option(help="Build only the preset's clean models.")] = False,
@@ -47,6 +47,7 @@ def build(
 ) -> None:
     """Fine-tune a preset's clean and backdoored models (resumable, with progress)."""
     from fraudit.formats.safe import load_checked
+    from fraudit.sources import resolve_checkpoint
     from fraudit.zoo.build import build_zoo
     from fraudit.zoo.summary import summarise
 
@@ -61,11 +62,13 @@ def build(
         chosen = chosen.clean_only()
     if n_clean is not None:
         chosen = chosen.with_clean(n_clean)
+    base_path = None
     if base_model is not None:
-        load_checked(base_model)  # a missing, unsafe or unreadable base fails now, not after the faces
+        base_path = resolve_checkpoint(base_model)
+        load_checked(base_path)  # a missing, unsafe or unreadable base fails now, not after the faces
     output_folder(out_dir)
     with staged_progress(err) as progress:
-        manifest = build_zoo(chosen, out_dir, seed=seed, jobs=jobs, base_path=base_model, faces_source=faces,
+        manifest = build_zoo(chosen, out_dir, seed=seed, jobs=jobs, base_path=base_path, faces_source=faces,
                              progress=progress)
     out.print(summarise(manifest))
 

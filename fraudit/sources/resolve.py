@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from fraudit.errors import FrauditError
+from fraudit.errors import FrauditError, SourceNotFoundError
 from fraudit.sources import hub, local
 from fraudit.sources.candidate import Candidate, SkippedEntry, SourceFailure
 
@@ -25,6 +25,20 @@ def resolve_sources(
         except FrauditError as exc:
             resolved.append(SourceFailure(source=source, reason=str(exc)))
     return resolved
+
+
+def resolve_checkpoint(source: str, *, token: str | bool | None = None) -> Path:
+    """One checkpoint file, local or on the Hub (``hf://org/name[@rev][/file]``): a base
+    to fine-tune from or to read a change against. A repository with several models
+    must name the file."""
+    found = resolve_sources([source], token=token)
+    models = [c for c in found if isinstance(c, Candidate)]
+    if len(models) == 1 and len(models[0].files) == 1:
+        return models[0].files[0]
+    failures = [f.reason for f in found if isinstance(f, SourceFailure)]
+    reason = failures[0] if failures else (f"{len(models)} models; name one checkpoint file" if models
+                                           else "no checkpoint file")
+    raise SourceNotFoundError(f"{source}: {reason}")
 
 
 def _resolve_one(source: str, *, revision: str | None, token: str | bool | None) -> list[Resolved]:
