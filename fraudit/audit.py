@@ -22,6 +22,7 @@ from fraudit.detectors.weight_bank import WeightBankCheck
 from fraudit.formats import Format
 from fraudit.loading import load_candidate
 from fraudit.models.registry import ArchitectureMatch
+from fraudit.models.spec import Preprocessing
 from fraudit.printable import printable
 from fraudit.sources import Candidate, Resolved, SkippedEntry, SourceFailure
 
@@ -110,6 +111,7 @@ class AuditConfig:
     """What an audit runs; plain data so that parallel workers receive it whole."""
 
     checks: tuple[Check, ...] = field(default_factory=default_checks)
+    preprocessing: Preprocessing | None = None  # how the user says candidates take their faces
 
     @property
     def runs_models(self) -> bool:
@@ -133,7 +135,7 @@ def audit(candidate: Candidate, config: AuditConfig | None = None) -> AuditResul
 
 
 def _audit(candidate: Candidate, config: AuditConfig, start: float) -> AuditResult:
-    loaded = load_candidate(candidate)
+    loaded = load_candidate(candidate, preprocessing=config.preprocessing)
     results: list[CheckResult] = []
     for check in config.checks:
         results.append(_not_loaded(check, results) if check.needs_weights and not loaded.loaded else check.run(loaded))

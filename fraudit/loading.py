@@ -17,18 +17,24 @@ from fraudit.formats import Format, read_candidate
 from fraudit.formats.load import onnx_signature
 from fraudit.formats.onnx_layers import recognise_onnx_export
 from fraudit.models.registry import ArchitectureMatch, match_of, recognise, recognise_onnx_embedder
+from fraudit.models.spec import Preprocessing
 from fraudit.pairing.audit import PairingSetup
 from fraudit.pairing.embedders import DLIB, DlibEmbedder, Embedder
 from fraudit.pairing.pair import PairCalibration, load_pair
 from fraudit.sources import Candidate, SourceFailure, resolve_sources
 
 
-def load_candidate(candidate: Candidate, *, trusted_models: TrustedModels | None = None) -> LoadedCandidate:
-    """Read every file of ``candidate`` safely and recognise its architecture."""
+def load_candidate(candidate: Candidate, *, trusted_models: TrustedModels | None = None,
+                   preprocessing: Preprocessing | None = None) -> LoadedCandidate:
+    """Read every file of ``candidate`` safely and recognise its architecture;
+    ``preprocessing``: how the user says it takes its faces (over what was read)."""
     read = read_candidate(candidate.files, candidate.locations)
     architecture, tensors, folded = None, read.tensors, {}
     if tensors is not None:
-        architecture, tensors, folded = _recognise(candidate, tensors, read.formats)
+        size = preprocessing.input_size if preprocessing else None
+        architecture, tensors, folded = _recognise(candidate, tensors, read.formats, input_size=size)
+        if preprocessing is not None and architecture.input_size is not None:  # an embedder fraudit can run
+            architecture = preprocessing.apply(architecture)
     return LoadedCandidate(
         source=candidate.source, files=candidate.files, locations=candidate.locations, readings=read.readings,
         tensors=tensors, architecture=architecture, load_error=read.load_error, folded=folded,
@@ -36,8 +42,8 @@ def load_candidate(candidate: Candidate, *, trusted_models: TrustedModels | None
     )
 
 
-def _recognise(candidate: Candidate, tensors: dict,
-               formats: tuple[Format, ...]) -> tuple[ArchitectureMatch, dict, dict]:
+def _recognise(candidate: Candidate, tensors: dict, formats: tuple[Format, ...],
+               input_size: int | None = None) -> tuple[ArchitectureMatch, dict, dict]:
     """The architecture, the tensors the checks read and the folded ones: an ONNX export
     of a registered architecture is recognised from its graph, its exact layers renamed
     to the architecture's keys, and its folded layers kept apart (named in the match)."""
@@ -50,7 +56,7 @@ def _recognise(candidate: Candidate, tensors: dict,
                         recognised_from="ONNX graph topology", folded_layers=export.folded),
                 export.exact_tensors(), export.folded_tensors())
     signature = onnx_signature(candidate.files[0])
-    onnx_match = signature and recognise_onnx_embedder(*signature, parameters=match.parameters)
+    onnx_match = signature and recognise_onnx_embedder(*signature, parameters=match.parameters, input_size=input_size)
     return onnx_match or match, tensors, {}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -15,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from fraudit.audit import AuditConfig, AuditResult, audit_all, default_checks
 from fraudit.cli.common import err, fail, out, output_file
 from fraudit.detectors.base import FailOn, exit_code
+from fraudit.models.spec import Preprocessing
 from fraudit.printable import printable
 from fraudit.report import to_json_document, to_sarif_document
 from fraudit.report.console import BatchReport
@@ -72,6 +74,14 @@ def scan(
         Path | None,
         typer.Option(help="Clean-pair sweep null (from 'fraudit pair null'); default: the shipped one for the architecture."),
     ] = None,
+    input_norm: Annotated[
+        str | None,
+        typer.Option(help="How candidates normalise their input, MEAN/SCALE for (x − MEAN) / SCALE on 0–255 RGB, e.g. 127.5/128 (default: the architecture's; for an ONNX graph InsightFace's 127.5/127.5, assumed)."),
+    ] = None,
+    input_size: Annotated[
+        int | None,
+        typer.Option(min=16, max=1024, help="Candidates' input size in pixels (default: the architecture's or the ONNX graph's; needed for a graph with a dynamic size)."),
+    ] = None,
 ) -> None:
     """Audit models and print a verdict per model.
 
@@ -87,7 +97,9 @@ def scan(
         output_file(output)
     with err.status("Resolving sources…"):
         items = resolve_sources(sources, revision=revision, token=token)
-    config = AuditConfig(checks=default_checks(banks=bank or (), pair_with=pair_with, pair_null=pair_null))
+    preprocessing = _preprocessing(input_norm, input_size)
+    config = AuditConfig(checks=default_checks(banks=bank or (), pair_with=pair_with, pair_null=pair_null),
+                         preprocessing=preprocessing)
     results = _audit_with_progress(items, config=config, jobs=jobs, console=err)
 
     # The machine-readable report first: a gate must get it even if the terminal fails.
@@ -132,3 +144,18 @@ def _print_rich(results: list[AuditResult], output: Path | None) -> None:
         return
     with output.open("w", encoding="utf-8") as handle:
         Console(file=handle, width=120).print(report)
+
+
+def _preprocessing(norm: str | None, size: int | None) -> Preprocessing | None:
+    """--input-norm MEAN/SCALE and --input-size, checked here so a typo fails before any audit."""
+    if norm is None and size is None:
+        return None
+    mean = scale = None
+    if norm is not None:
+        try:
+            mean, scale = (float(part) for part in norm.split("/"))
+        except ValueError:
+            raise fail(f"--input-norm takes MEAN/SCALE, e.g. 127.5/128; got {norm!r}") from None
+        if not (math.isfinite(mean) and math.isfinite(scale)) or scale <= 0:
+            raise fail(f"--input-norm {norm}: MEAN must be finite and SCALE positive")
+    return Preprocessing(input_size=size, mean=mean, scale=scale)

@@ -116,17 +116,26 @@ def match_of(spec: ArchitectureSpec, shapes: Shapes) -> ArchitectureMatch:
 
 
 def recognise_onnx_embedder(
-    input_shape: tuple[int | str, ...], output_shape: tuple[int | str, ...], *, parameters: int
+    input_shape: tuple[int | str, ...], output_shape: tuple[int | str, ...], *, parameters: int,
+    input_size: int | None = None,
 ) -> ArchitectureMatch | None:
     """An ONNX graph taking N×3×H×W images and giving N×D vectors is a face embedder
     (InsightFace buffalo models, exported FaceNets): its tensor names are arbitrary,
-    so the graph's signature is what identifies it."""
+    so the graph's signature is what identifies it. A graph with a dynamic H×W needs
+    ``input_size`` (the user's)."""
     if len(input_shape) != 4 or len(output_shape) != 2:
         return None
     _, channels, height, width = input_shape
     dim = output_shape[1]
-    if channels != 3 or not isinstance(dim, int) or not isinstance(height, int) or height != width:
+    if channels != 3 or not isinstance(dim, int):
         return None
+    if isinstance(height, int) and isinstance(width, int):
+        if height != width:
+            return None
+    elif input_size is None:
+        return None
+    else:
+        height = input_size
     return ArchitectureMatch(
         id=ONNX_EMBEDDER,
         name="ONNX face embedder",

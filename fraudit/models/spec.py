@@ -6,7 +6,7 @@ registry collects them."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import TYPE_CHECKING
 
@@ -57,8 +57,8 @@ class ArchitectureMatch:
     embedding_dim: int | None
     parameters: int
     # How faces are fed to it, (x - mean) / scale on 0-255 RGB, and where that comes
-    # from: "architecture" (its published preprocessing) or "assumed" (an ONNX graph
-    # does not say; fraudit assumes InsightFace's).
+    # from: "architecture" (its published preprocessing), "assumed" (an ONNX graph
+    # does not say; fraudit assumes InsightFace's) or "option" (the user set it).
     normalisation: tuple[float, float] | None = None
     normalisation_source: str | None = None
     # Where the architecture was read from: the tensor names, or the topology of an
@@ -79,7 +79,8 @@ class ArchitectureMatch:
         text = f"input {self.input_size}×{self.input_size}"
         if self.normalisation is not None:
             mean, scale = self.normalisation
-            text += f", (x − {mean:g}) / {scale:g}" + (" (assumed)" if self.normalisation_source == "assumed" else "")
+            text += f", (x − {mean:g}) / {scale:g}" + {"assumed": " (assumed)", "option": " (as given)"}.get(
+                self.normalisation_source or "", "")
         return text
 
     def to_dict(self) -> dict[str, object]:
@@ -95,6 +96,28 @@ class ArchitectureMatch:
             "recognised_from": self.recognised_from,
             "folded_layers": list(self.folded_layers),
         }
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How the user says a candidate takes its faces, where the file does not say (an
+    ONNX graph states neither its normalisation nor, if dynamic, its input size) or
+    says it wrongly. Unset fields keep what fraudit read or assumed."""
+
+    input_size: int | None = None
+    mean: float | None = None
+    scale: float | None = None
+
+    def apply(self, match: ArchitectureMatch) -> ArchitectureMatch:
+        changed = match
+        if self.input_size is not None:
+            changed = replace(changed, input_size=self.input_size)
+        if self.mean is not None or self.scale is not None:
+            mean, scale = match.normalisation or (127.5, 128.0)
+            changed = replace(changed, normalisation=(self.mean if self.mean is not None else mean,
+                                                      self.scale if self.scale is not None else scale),
+                              normalisation_source="option")
+        return changed
 
 
 def count_parameters(shapes: Shapes) -> int:

@@ -13,7 +13,7 @@ import hashlib
 import importlib.util
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -120,6 +120,7 @@ class OnnxEmbedder:
     batch_size: int = 64
     # an export of a registered architecture is that architecture (its nulls apply)
     architecture: str = ONNX_EMBEDDER
+    input_size: int | None = None  # needed only where the graph's H×W is dynamic
 
     def __post_init__(self) -> None:
         import onnxruntime
@@ -135,9 +136,16 @@ class OnnxEmbedder:
         graph_input = self.session.get_inputs()[0]
         self.input_name = graph_input.name
         shape = graph_input.shape
-        if len(shape) != 4 or not isinstance(shape[2], int) or shape[1] != 3:
+        if len(shape) != 4 or shape[1] != 3:
             raise UnsupportedFormatError(f"{self.path.name}: expected an N×3×H×W image input, got {shape}")
-        self.input_size = int(shape[2])
+        if isinstance(shape[2], int):
+            if self.input_size is not None and self.input_size != shape[2]:
+                raise UnsupportedFormatError(f"{self.path.name}: the graph takes {shape[2]}×{shape[3]} faces, "
+                                             f"not the {self.input_size}×{self.input_size} given")
+            self.input_size = int(shape[2])
+        elif self.input_size is None:
+            raise UnsupportedFormatError(f"{self.path.name}: the graph's input size is dynamic ({shape}): "
+                                         "give it (--input-size)")
         self.name = self.path.name
         self.fingerprint = hashlib.sha256(f"{file_sha256(self.path)}|{self.mean}|{self.scale}".encode()).hexdigest()
         self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
@@ -226,6 +234,12 @@ def loaded_embedder(name: str, tensors: dict[str, torch.Tensor], files: tuple[Pa
     if Format.ONNX in formats and len(files) == 1:
         if architecture is not None and architecture.normalisation is not None:
             mean, scale = architecture.normalisation
-            return OnnxEmbedder(files[0], mean=mean, scale=scale, architecture=architecture.id)
+            return OnnxEmbedder(files[0], mean=mean, scale=scale, architecture=architecture.id,
+                                input_size=architecture.input_size)
         return OnnxEmbedder(files[0])
-    return torch_embedder(name, tensors)
+    embedder = torch_embedder(name, tensors)
+    if architecture is not None and architecture.normalisation is not None:
+        (mean, scale), size = architecture.normalisation, architecture.input_size or embedder.input_size
+        if (mean, scale, size) != (embedder.mean, embedder.scale, embedder.input_size):  # the user's, over the spec's
+            embedder = replace(embedder, mean=mean, scale=scale, input_size=size, fingerprint="")
+    return embedder
