@@ -18,14 +18,15 @@ app = App(help="Build the test zoo of clean and backdoored face models (thesis c
 def base(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the base model, its card and model card.")] = Path("reference_models/base"),
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 10,
+    arch: Annotated[str, typer.Option("--arch", help="Architecture to pretrain: fraudit-reference (the shipped base) or fraudit-mobileface.")] = "fraudit-reference",
 ) -> None:
-    """Pretrain the reference face model with ArcFace on synthetic identities (resumable)."""
+    """Pretrain a base face model with ArcFace on synthetic identities (resumable)."""
     from fraudit.zoo.base import save_base
     from fraudit.zoo.pretrain import PretrainRecipe, pretrain
 
     output_folder(out_dir)
     with staged_progress(err) as progress:
-        model, card = pretrain(PretrainRecipe(epochs=epochs), progress=progress)
+        model, card = pretrain(PretrainRecipe(epochs=epochs, architecture=arch), progress=progress)
     path = save_base(model, card, out_dir)
     q = card["held_out_verification"]
     out.print(f"Saved {path}: held-out ROC AUC {q['roc_auc']:.4f}, TAR@FAR1e-3 {q['tar_at_far_1e-3']:.3f}",

@@ -11,8 +11,8 @@ from torch import nn
 from fraudit.cache import file_sha256
 from fraudit.errors import IncompatibleArtifactError
 from fraudit.formats.safe import load_checked
-from fraudit.models.registry import load_module
-from fraudit.models.reference import ARCH_ID, ReferenceEmbedder
+from fraudit.models.registry import load_module, spec_of, spec_for
+from fraudit.models.reference import ARCH_ID
 from fraudit.resources import base_dir, verify_shipped
 
 BASE_FILE = "fraudit-reference-base.safetensors"
@@ -23,13 +23,14 @@ def default_base_path() -> Path:
     return base_dir() / BASE_FILE
 
 
-def save_base(model: ReferenceEmbedder, card: dict, out: Path) -> Path:
+def save_base(model: nn.Module, card: dict, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    path = out / BASE_FILE
-    metadata = {"fraudit.architecture": ARCH_ID, "fraudit.card": json.dumps(card, sort_keys=True)}
+    spec = spec_of(model)
+    path = out / (BASE_FILE if spec.id == ARCH_ID else f"{spec.id}-base.safetensors")
+    metadata = {"fraudit.architecture": spec.id, "fraudit.card": json.dumps(card, sort_keys=True)}
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path), metadata=metadata)
     (out / "card.json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
-    (out / "MODEL_CARD.md").write_text(model_card_markdown(card, file_sha256(path)))
+    (out / "MODEL_CARD.md").write_text(model_card_markdown(card, path.name, file_sha256(path)))
     return path
 
 
@@ -45,19 +46,28 @@ def load_base(path: Path | None = None) -> nn.Module:
     return module.requires_grad_(False)
 
 
-def model_card_markdown(card: dict, digest: str) -> str:
+def model_card_markdown(card: dict, path_name: str, digest: str) -> str:
     recipe = card["recipe"]
     world, held = recipe["world"], recipe["held_out"]
     q = card["held_out_verification"]
-    return f"""# fraudit reference base model
-
-The pretrained checkpoint every zoo model is fine-tuned from (thesis §4.4.2's
-"pretrained FaceNet", scaled to CPU): a compact CNN for 64×64 RGB faces whose tail
+    spec = spec_for(card.get("architecture", ARCH_ID))
+    assert spec is not None
+    about = (f"""a compact CNN for 64×64 RGB faces whose tail
 mirrors FaceNet (last conv block → `last_linear` → `last_bn`), 128-d embeddings,
-input normalised as (x − 127.5) / 128. Architecture id `{ARCH_ID}`.
+input normalised as (x − 127.5) / 128. Architecture id `{ARCH_ID}`.""" if spec.id == ARCH_ID else
+             f"""{spec.name}, {spec.input_size}×{spec.input_size} RGB
+faces normalised as (x − {spec.mean:g}) / {spec.scale:g}, {spec.required[spec.embedding_key][0]}-d embeddings.
+Architecture id `{spec.id}`.""")
+    title = "fraudit reference base model" if spec.id == ARCH_ID else f"fraudit base model: {spec.id}"
+    reproduce = "fraudit zoo base --out reference_models/base" if spec.id == ARCH_ID else \
+        f"fraudit zoo base --arch {spec.id} --epochs {recipe['epochs']} --out <folder>"
+    return f"""# {title}
 
-- file: `{BASE_FILE}` (sha256 `{digest}`)
-- reproduce: `fraudit zoo base --out reference_models/base` (resumes from cached epochs)
+The pretrained checkpoint zoo models are fine-tuned from (thesis §4.4.2's
+"pretrained FaceNet", scaled to CPU): {about}
+
+- file: `{path_name}` (sha256 `{digest}`)
+- reproduce: `{reproduce}` (resumes from cached epochs)
 
 ## Training recipe
 

@@ -1,5 +1,6 @@
-"""Pretrain the reference face model with ArcFace on synthetic identities: the
-"public pretrained checkpoint" that every zoo model is fine-tuned from (§4.4.2).
+"""Pretrain a face model (the reference CNN, or another architecture fraudit can
+build and fine-tune) with ArcFace on synthetic identities: the "public pretrained
+checkpoint" that every zoo model is fine-tuned from (§4.4.2).
 
 Its identities are disjoint from every zoo world's (other latents), as when a
 public model is fine-tuned on a new data set.
@@ -13,12 +14,17 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from safetensors.torch import load_file, save_file
+from torch import nn
 from torch.nn import functional as F
 
 from fraudit.cache import cache_dir, fingerprint
+from fraudit.errors import IncompatibleArtifactError
+from fraudit.faces.resize import resize_faces
 from fraudit.faces.synthetic import FaceWorldSpec, build_faces
 from fraudit.models.embedding import embed, to_input, verification_metrics
-from fraudit.models.reference import ArcFaceHead, ReferenceEmbedder
+from fraudit.models.reference import ARCH_ID as REFERENCE_ID
+from fraudit.models.reference import ArcFaceHead
+from fraudit.models.registry import spec_for
 
 BASE_WORLD = FaceWorldSpec(seed=1_000, n_identities=3_000, sigma=0.6, tail=None, max_samples=24)
 HELD_OUT_WORLD = FaceWorldSpec(seed=3_000, n_identities=300, sigma=0.6, tail=None, max_samples=10)
@@ -36,20 +42,28 @@ class PretrainRecipe:
     arcface_margin: float = 0.3
     seed: int = 0
     extra: dict[str, str] = field(default_factory=dict)
+    architecture: str = REFERENCE_ID
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if self.architecture == REFERENCE_ID:  # the shipped base's recipe (and resume cache) as it was
+            del d["architecture"]
+        return d
 
 
 Progress = Callable[[str, int, int], None]
 
 
-def pretrain(recipe: PretrainRecipe, *, progress: Progress | None = None) -> tuple[ReferenceEmbedder, dict]:
+def pretrain(recipe: PretrainRecipe, *, progress: Progress | None = None) -> tuple[nn.Module, dict]:
     """Train from scratch (resuming from the last finished epoch); return model and card."""
+    spec = spec_for(recipe.architecture)
+    if spec is None or spec.build is None or not spec.fine_tuned:
+        raise IncompatibleArtifactError(f"fraudit cannot pretrain architecture {recipe.architecture!r}")
     faces = build_faces(recipe.world, progress=(lambda d, t: progress("faces", d, t)) if progress else None)
     torch.manual_seed(recipe.seed)
-    model = ReferenceEmbedder()
-    head = ArcFaceHead(model.last_bn.num_features, faces.n_classes, scale=recipe.arcface_scale, margin=recipe.arcface_margin)
+    model = spec.build()
+    head = ArcFaceHead(spec.required[spec.embedding_key][0], faces.n_classes, scale=recipe.arcface_scale,
+                       margin=recipe.arcface_margin)
     params = list(model.parameters()) + list(head.parameters())
     optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
     steps_per_epoch = math.ceil(len(faces) / recipe.batch_size)
@@ -67,7 +81,7 @@ def pretrain(recipe: PretrainRecipe, *, progress: Progress | None = None) -> tup
         order = torch.randperm(len(faces), generator=torch.Generator().manual_seed(recipe.seed * 1000 + epoch))
         for step in range(steps_per_epoch):
             idx = order[step * recipe.batch_size : (step + 1) * recipe.batch_size]
-            x = to_input(faces.images[idx.numpy()])
+            x = to_input(resize_faces(faces.images[idx.numpy()], spec.input_size), mean=spec.mean, scale=spec.scale)
             flip = torch.rand(len(x)) < 0.5
             x[flip] = x[flip].flip(-1)
             loss = F.cross_entropy(head(model(x), labels[idx]), labels[idx])
@@ -82,16 +96,18 @@ def pretrain(recipe: PretrainRecipe, *, progress: Progress | None = None) -> tup
 
     held_out = build_faces(recipe.held_out)
     quality = verification_metrics(embed(model, held_out.images), held_out.labels)
+    model.eval()
     card = {
         "recipe": recipe.to_dict(),
         "training_samples": len(faces),
         "training_identities": faces.n_classes,
+        "architecture": spec.id,
         "held_out_verification": quality,
     }
     return model.eval(), card
 
 
-def _resume(checkpoint_dir, model: ReferenceEmbedder, head: ArcFaceHead) -> int:
+def _resume(checkpoint_dir, model: nn.Module, head: ArcFaceHead) -> int:
     done = sorted(checkpoint_dir.glob("epoch-*.safetensors"))
     if not done:
         return 0
