@@ -60,12 +60,9 @@ class IResNet(nn.Module):
     def stages(self) -> list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]]:
         """The forward pass as named steps, up to the embedding (iresnet normalises none)."""
         blocks = [(f"layer{i}.{j}", block) for i in range(1, 5) for j, block in enumerate(getattr(self, f"layer{i}"))]
-        return [("stem", self.stem), *blocks, ("bn2", self.bn2), ("flatten", _flatten), ("fc", self.fc),
+        return [("stem", self.stem), *blocks, ("bn2", self.bn2), ("flatten", nn.Flatten()), ("fc", self.fc),
                 ("features", self.features)]
 
-
-def _flatten(x: torch.Tensor) -> torch.Tensor:
-    return torch.flatten(x, 1)
 
 
 def _spec(depth: int) -> ArchitectureSpec:

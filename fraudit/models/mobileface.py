@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from fraudit.models.spec import ArchitectureSpec, defining_weights
+from fraudit.models.spec import ArchitectureSpec, arcface_head_variant, defining_weights, module_shapes
 
 ARCH_ID = "fraudit-mobileface"
 INPUT_SIZE = 64
@@ -73,23 +73,9 @@ class MobileFaceEmbedder(nn.Module):
 
     def stages(self) -> list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]]:
         """The forward pass as named steps, up to the embedding."""
-        return [("backbone", self.backbone), ("gdc", self.gdc), ("flatten", _flatten), ("linear", self.linear),
+        return [("backbone", self.backbone), ("gdc", self.gdc), ("flatten", nn.Flatten()), ("linear", self.linear),
                 ("bn", self.bn)]
 
-
-def _flatten(x: torch.Tensor) -> torch.Tensor:
-    return torch.flatten(x, 1)
-
-
-def _shapes() -> dict[str, tuple[int, ...]]:
-    with torch.device("meta"):
-        model = MobileFaceEmbedder()
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
-
-
-def _variant(shapes: dict[str, tuple[int, ...]]) -> str:
-    head = shapes.get("head.weight")
-    return f"with ArcFace head ({head[0]} classes)" if head else "embedder only"
 
 
 SPEC = ArchitectureSpec(
@@ -97,9 +83,9 @@ SPEC = ArchitectureSpec(
     name="fraudit MobileFaceNet-style (64×64, global depthwise conv)",
     input_size=INPUT_SIZE,
     embedding_key="linear.weight",
-    required=defining_weights(_shapes()),
+    required=defining_weights(module_shapes(MobileFaceEmbedder)),
     optional_prefixes=("head.",),
-    variant_of=_variant,
+    variant_of=arcface_head_variant,
     build=MobileFaceEmbedder,
     mean=127.5,
     scale=128.0,

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from fraudit.models.spec import ArchitectureSpec, defining_weights
+from fraudit.models.spec import ArchitectureSpec, arcface_head_variant, defining_weights, module_shapes
 
 ARCH_ID = "fraudit-reference"
 INPUT_SIZE = 64
@@ -56,12 +56,9 @@ class ReferenceEmbedder(nn.Module):
 
     def stages(self) -> list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]]:
         """The forward pass as named steps, up to the embedding before normalisation."""
-        return [("backbone", self.backbone), ("block_last", self.block_last), ("flatten", _flatten),
+        return [("backbone", self.backbone), ("block_last", self.block_last), ("flatten", nn.Flatten()),
                 ("last_linear", self.last_linear), ("last_bn", self.last_bn)]
 
-
-def _flatten(x: torch.Tensor) -> torch.Tensor:
-    return torch.flatten(x, 1)
 
 
 class ArcFaceHead(nn.Module):
@@ -85,25 +82,14 @@ class ArcFaceHead(nn.Module):
         return logits * self.scale
 
 
-def _reference_shapes() -> dict[str, tuple[int, ...]]:
-    with torch.device("meta"):
-        model = ReferenceEmbedder()
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
-
-
-def _variant(shapes: dict[str, tuple[int, ...]]) -> str:
-    head = shapes.get("head.weight")
-    return f"with ArcFace head ({head[0]} classes)" if head else "embedder only"
-
-
 SPEC = ArchitectureSpec(
     id=ARCH_ID,
     name="fraudit reference CNN (64×64, FaceNet-style tail)",
     input_size=INPUT_SIZE,
     embedding_key="last_linear.weight",
-    required=defining_weights(_reference_shapes()),
+    required=defining_weights(module_shapes(ReferenceEmbedder)),
     optional_prefixes=("head.",),
-    variant_of=_variant,
+    variant_of=arcface_head_variant,
     build=ReferenceEmbedder,
     mean=127.5,
     scale=128.0,

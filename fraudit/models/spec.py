@@ -146,6 +146,21 @@ def read_shape_listing(filename: str) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def module_shapes(build: Callable[[], "nn.Module"]) -> dict[str, tuple[int, ...]]:
+    """Every tensor's shape of the module ``build`` makes, without allocating it."""
+    import torch
+
+    with torch.device("meta"):
+        model = build()
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def arcface_head_variant(shapes: Shapes) -> str:
+    """The variant of an architecture fraudit trains: with the ArcFace head of its zoo, or not."""
+    head = shapes.get("head.weight")
+    return f"with ArcFace head ({head[0]} classes)" if head else "embedder only"
+
+
 def defining_weights(
     shapes: Shapes, *, exclude_prefixes: Iterable[str] = ()
 ) -> dict[str, tuple[int, ...]]:
