@@ -1,5 +1,5 @@
 """Pin the digests of every artifact fraudit ships and trusts (banks, sweep nulls,
-trusted-model embeddings, the base model, the face generator) in fraudit/pins.json.
+trusted-model embeddings, the base models, the face generator) in fraudit/pins.json.
 
     python scripts/pin_shipped.py
 
@@ -15,7 +15,7 @@ from pathlib import Path
 from fraudit.cache import file_sha256
 from fraudit.resources import PINS, reference_models_dir
 
-TRUSTED = ("banks", "pairing", "base", "dcgan-digiface")
+TRUSTED = ("banks", "pairing", "base", "mobileface-base", "dcgan-digiface")
 OUT = Path(__file__).resolve().parent.parent / "fraudit" / PINS
 
 

@@ -330,7 +330,7 @@ def test_every_shipped_artifact_matches_its_pin() -> None:
     assert pins, "fraudit/pins.json is empty"
     for relative, digest in pins.items():
         assert file_sha256(REFERENCE_MODELS / relative) == digest, f"{relative}: re-pin with scripts/pin_shipped.py"
-    shipped = {p.relative_to(REFERENCE_MODELS).as_posix() for folder in ("banks", "pairing", "base", "dcgan-digiface")
+    shipped = {p.relative_to(REFERENCE_MODELS).as_posix() for folder in ("banks", "pairing", "base", "mobileface-base", "dcgan-digiface")
                for p in (REFERENCE_MODELS / folder).rglob("*") if p.is_file() and p.suffix != ".md"}
     assert shipped == set(pins), "every trusted shipped file is pinned, and only those"
 
