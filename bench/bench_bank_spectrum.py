@@ -1,6 +1,7 @@
-"""Weight bank: the spectrum reading against the index-aligned vector readings, side by
-side in one run on the same reference networks, at full scale (no cropping): time to
-build a bank (fit + cross-fitted calibration) and to score one candidate.
+"""Weight bank: the spectrum and head-aligned readings against the index-aligned vector
+readings, side by side in one run on the same reference networks, at full scale (no
+cropping): time to build a bank (fit + cross-fitted calibration) and to score one
+candidate.
 
     python bench/bench_bank_spectrum.py ZOO [ZOO ...] --base BASE.safetensors [--networks 20] [--runs 5]
 
@@ -23,6 +24,7 @@ from fraudit.bank.readings import ReadingSet
 from fraudit.zoo.manifest import clean_checkpoints
 
 LAYER = "last_linear.weight"
+HEAD = "head.weight"
 
 
 def _median_seconds(run, runs: int) -> float:
@@ -42,12 +44,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     paths = [p for zoo in args.zoos for p in clean_checkpoints([zoo])][: args.networks + 1]
-    networks = [read_layers(p, (LAYER,))[1] for p in paths]
+    networks = [read_layers(p, (LAYER, HEAD))[1] for p in paths]
     references, candidate = networks[:-1], networks[-1]
     base = read_layers(args.base, (LAYER,))[1]
     report: dict = {"layer": LAYER, "shape": list(references[0][LAYER].shape), "networks": len(references), "runs": args.runs}
     for name, options in (("index-aligned vectors", {"kind": EstimatorKind.INDEX_ALIGNED}),
-                          ("spectrum", {"kind": EstimatorKind.INDEX_ALIGNED, "readings": ReadingSet.SPECTRUM, "base": base})):
+                          ("spectrum", {"kind": EstimatorKind.INDEX_ALIGNED, "readings": ReadingSet.SPECTRUM, "base": base}),
+                          ("head-aligned", {"kind": EstimatorKind.INDEX_ALIGNED, "readings": ReadingSet.HEAD_ALIGNED,
+                                            "base": base, "head": (LAYER, HEAD)})):
         models = fit_layer_models(references, [LAYER], **options)
         report[name] = {
             "build_s": _median_seconds(lambda: fit_layer_models(references, [LAYER], **options), args.runs),
@@ -56,6 +60,8 @@ def main() -> None:
     vectors, spectrum = report["index-aligned vectors"], report["spectrum"]
     report["build_ratio_vectors_over_spectrum"] = vectors["build_s"] / spectrum["build_s"]
     report["score_ratio_vectors_over_spectrum"] = vectors["score_s"] / spectrum["score_s"]
+    report["build_ratio_vectors_over_head_aligned"] = vectors["build_s"] / report["head-aligned"]["build_s"]
+    report["score_ratio_vectors_over_head_aligned"] = vectors["score_s"] / report["head-aligned"]["score_s"]
     print(json.dumps(report, indent=2))
 
 

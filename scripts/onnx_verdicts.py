@@ -28,10 +28,12 @@ from fraudit.zoo.manifest import ZooManifest
 
 
 def export(model: Path, path: Path) -> None:
-    module = reference_embedder(model).module.eval()
+    embedder = reference_embedder(model)
+    size = embedder.input_size
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(module, (torch.zeros(1, 3, 64, 64),), str(path), dynamo=False, input_names=["input"],
+        torch.onnx.export(embedder.module.eval(), (torch.zeros(1, 3, size, size),), str(path), dynamo=False,
+                          input_names=["input"],
                           output_names=["embedding"], dynamic_axes={"input": {0: "n"}, "embedding": {0: "n"}})
 
 
@@ -40,6 +42,8 @@ def main() -> None:
     parser.add_argument("zoo", type=Path)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--pair-with", default="dlib")
+    parser.add_argument("--bank", type=Path, action="append", default=[],
+                        help="a bank to scan with instead of the shipped ones (repeatable)")
     args = parser.parse_args()
     manifest = ZooManifest.read(args.zoo)
     with tempfile.TemporaryDirectory() as tmp:
@@ -49,7 +53,8 @@ def main() -> None:
             export(manifest.path(entry), folder / f"{entry.name}.onnx")
         report = folder / "report.json"
         pairing = [] if args.pair_with == "none" else ["--pair-with", args.pair_with]
-        subprocess.run([sys.executable, "-m", "fraudit", "scan", str(folder), *pairing,
+        banks = [arg for bank in args.bank for arg in ("--bank", str(bank))]
+        subprocess.run([sys.executable, "-m", "fraudit", "scan", str(folder), *pairing, *banks,
                         "-f", "json", "-o", str(report)], check=False)
         results = json.loads(report.read_text())["results"]
     by_file = {Path(r["source"]).name: {c["name"]: c for c in r["checks"]} for r in results}

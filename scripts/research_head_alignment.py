@@ -7,7 +7,7 @@ on class i; the statistic is the largest a_i's robust z among the classes,
 (max a − median a) / (1.4826 · MAD a). A backdoor maps the trigger's features onto
 the victim's class, so its victim stands out; a clean fine-tune spreads over all.
 
-    python scripts/research_head_alignment.py --refs ZOO... --eval ZOO... [--per-ref 4]
+    python scripts/research_head_alignment.py --refs ZOO... --eval ZOO... [--per-ref 4] [--base B --layer L]
 """
 
 from __future__ import annotations
@@ -23,11 +23,8 @@ from sklearn.metrics import roc_auc_score
 from fraudit.zoo.base import default_base_path
 from fraudit.zoo.manifest import ZooManifest
 
-LAYER = "last_linear.weight"
-
-
-def head_aligned_z(weights: dict[str, np.ndarray], base: dict[str, np.ndarray]) -> float:
-    delta = (weights[LAYER] - base[LAYER]).astype(np.float64)
+def head_aligned_z(weights: dict[str, np.ndarray], base: dict[str, np.ndarray], layer: str) -> float:
+    delta = (weights[layer] - base[layer]).astype(np.float64)
     head = weights["head.weight"].astype(np.float64)
     head /= np.linalg.norm(head, axis=1, keepdims=True)
     # ‖ĥᵀΔ‖ = ‖ĥᵀRᵀ‖ for Δᵀ = QR: the row norms live in the embedding's dimensions
@@ -37,13 +34,14 @@ def head_aligned_z(weights: dict[str, np.ndarray], base: dict[str, np.ndarray]) 
     return float((a.max() - median) / (1.4826 * np.median(np.abs(a - median))))
 
 
-def zoo_scores(zoo: Path, base: dict[str, np.ndarray], clean_limit: int | None = None) -> list[tuple[str, bool | None, float]]:
+def zoo_scores(zoo: Path, base: dict[str, np.ndarray], layer: str,
+               clean_limit: int | None = None) -> list[tuple[str, bool | None, float]]:
     manifest = ZooManifest.read(zoo)
     entries = [e for e in manifest.models if not e.recipe.backdoored][:clean_limit] if clean_limit else manifest.models
     rows = []
     for e in entries:
         kind = "implant" if e.recipe.implant_from else ("backdoor" if e.recipe.backdoored else "clean")
-        rows.append((kind, e.successful, head_aligned_z(load_file(str(manifest.path(e))), base)))
+        rows.append((kind, e.successful, head_aligned_z(load_file(str(manifest.path(e))), base, layer)))
     return rows
 
 
@@ -53,15 +51,16 @@ def main() -> None:
     parser.add_argument("--eval", type=Path, nargs="+", required=True, help="zoos of worlds the refs never saw")
     parser.add_argument("--per-ref", type=int, default=4)
     parser.add_argument("--base", type=Path, default=default_base_path())
+    parser.add_argument("--layer", default="last_linear.weight", help="the embedding layer (linear.weight for MobileFace)")
     args = parser.parse_args()
     base = load_file(str(args.base))
-    refs = np.array([s for z in args.refs for _, _, s in zoo_scores(z, base, args.per_ref)])
+    refs = np.array([s for z in args.refs for _, _, s in zoo_scores(z, base, args.layer, args.per_ref)])
     n = len(refs)
     threshold = refs.mean() + stats.t.isf(0.01, n - 1) * np.sqrt(1 + 1 / n) * refs.std(ddof=1)
     print(f"references: {n}, {refs.mean():.2f} ± {refs.std(ddof=1):.2f}, 1 % threshold {threshold:.2f}")
     clean_all, bad_all = [], []
     for zoo in args.eval:
-        rows = zoo_scores(zoo, base)
+        rows = zoo_scores(zoo, base, args.layer)
         clean = [s for k, _, s in rows if k == "clean"]
         bad = [(k, s) for k, ok, s in rows if k != "clean" and ok]
         clean_all += clean

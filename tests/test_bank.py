@@ -160,6 +160,63 @@ def test_spike_score_sees_a_rank_one_change_and_not_a_diffuse_one() -> None:
     assert spike_score(base, base) == 0.0  # unchanged: nothing to read
 
 
+def test_the_head_aligned_reading_finds_the_class_a_change_lands_on() -> None:
+    """A change mapped onto one class's head row (a victim) stands out among the
+    classes; the same change spread over the embedding does not; the reading does not
+    depend on the order of the head's rows."""
+    from fraudit.bank.readings import class_shares, head_aligned_score
+
+    rng = np.random.default_rng(1)
+    base = rng.normal(0, 1, (32, 128))
+    head = rng.normal(0, 1, (200, 32))
+    diffuse = base + rng.normal(0, 0.05, base.shape)
+    victim = head[17] / np.linalg.norm(head[17])
+    feature = rng.normal(0, 1, 128)
+    poisoned = diffuse + 0.6 * np.outer(victim, feature / np.linalg.norm(feature))
+    assert head_aligned_score(poisoned, base, head) < head_aligned_score(diffuse, base, head) - 2
+    assert int(np.argmax(class_shares(poisoned, base, head))) == 17
+    order = rng.permutation(len(head))
+    assert head_aligned_score(poisoned, base, head[order]) == pytest.approx(head_aligned_score(poisoned, base, head))
+    assert head_aligned_score(base, base, head) == 0.0  # unchanged: nothing to read
+
+
+@pytest.mark.slow
+def test_a_head_aligned_bank_reads_along_the_head_and_falls_back_without_it(smoke_zoo: Path, tmp_path: Path) -> None:
+    """Built from a zoo, a head-aligned bank keeps both readings of the embedding layer;
+    a candidate with its head is read along it, one without by the spectrum."""
+    from safetensors.torch import load_file, save_file
+
+    from fraudit.bank.store import load_bank
+
+    out = tmp_path / "head"
+    made = runner.invoke(app, ["bank", "build", str(smoke_zoo), "--arch", "fraudit-reference", "--out", str(out),
+                               "--readings", "head-aligned", "--limit", "6"])
+    assert made.exit_code == 0, made.output
+    bank = load_bank(out)
+    kinds = sorted((m.layer, m.kind) for m in bank.models)
+    assert kinds == [("block_last.0.weight", "frozen"), ("last_linear.weight", "head-aligned"),
+                     ("last_linear.weight", "spectrum")]
+    assert bank.read_keys == ["block_last.0.weight", "head.weight", "last_linear.weight"]
+
+    manifest = json.loads((smoke_zoo / "manifest.json").read_text())
+    backdoor = next(m for m in manifest["models"] if m["successful"])
+    with_head = smoke_zoo / backdoor["file"]
+    headless = tmp_path / "headless.safetensors"
+    save_file({k: v for k, v in load_file(str(with_head)).items() if not k.startswith("head.")}, str(headless))
+    readings = {}
+    for name, path in (("with head", with_head), ("headless", headless)):
+        report = json.loads(runner.invoke(app, ["scan", str(path), "--bank", str(out), "-f", "json"]).stdout)
+        check = next(c for c in report["results"][0]["checks"] if c["name"] == "weight-bank")
+        readings[name] = [layer["layer"] for layer in check["evidence"]["layers"]]
+        if name == "with head":  # the victim's class takes the change
+            assert check["status"] == "FAIL", check["summary"]
+            points = check["evidence"]["spike_points_at"]
+            assert points["measure"] == "robust z" and points["classes"][0][0] == backdoor["victim"]
+    assert "last_linear.weight:head-aligned" in readings["with head"]
+    assert "last_linear.weight:spectrum" in readings["headless"] and not any(
+        r.endswith("head-aligned") for r in readings["headless"])
+
+
 @pytest.mark.slow
 def test_spectrum_bank_reads_the_change_from_the_base(smoke_zoo: Path, tmp_path: Path) -> None:
     """Built from a zoo, a spectrum bank takes the zoo's base, leaves out the head the

@@ -30,7 +30,7 @@ import numpy as np
 from scipy import stats
 
 from fraudit.bank.estimators import IndexAlignedGaussian, PCAGaussianMixture, Projection
-from fraudit.bank.readings import Reading, ReadingSet, read_vectors, readings_for, spike_score
+from fraudit.bank.readings import Reading, ReadingSet, head_aligned_score, read_vectors, readings_for, spike_score
 from fraudit.errors import IncompatibleArtifactError, NotEnoughDataError
 
 FROZEN_TOLERANCE = 1e-6
@@ -46,6 +46,7 @@ class EstimatorKind(enum.StrEnum):
 
 
 SPECTRUM_KIND = "spectrum"  # a LayerModel scored by spike_score against the base, nothing fitted
+HEAD_KIND = "head-aligned"  # scored by head_aligned_score against the base and the candidate's head
 
 
 def frozen_digest(weight: np.ndarray) -> str:
@@ -65,7 +66,7 @@ class LayerModel:
     layer: str
     reading: Reading
     shape: tuple[int, ...]
-    kind: str  # an EstimatorKind, "frozen" (every reference holds the same weights) or "spectrum"
+    kind: str  # an EstimatorKind, "frozen" (every reference holds the same weights), "spectrum" or "head-aligned"
     estimators: list  # one per cross-fitting fold, sharing one projection
     reference: str | None  # sha256 of the frozen weights (float32 bytes)
     oof_scores: np.ndarray  # per reference network, held-out
@@ -76,6 +77,7 @@ class LayerModel:
     # reaches the bank with BatchNorm folded in is judged (see spike_score)
     unit_scores: np.ndarray | None = None
     unit_rows: bool = False  # this model judges by the unit-length reading
+    head_key: str | None = None  # the head-aligned reading's classification head, in the candidate
 
     def for_folded(self) -> LayerModel:
         """The same layer judged by its unit-length reading, which folding does not change."""
@@ -96,7 +98,10 @@ class LayerModel:
     def std(self) -> float:
         return float(self.oof_scores.std(ddof=1)) or 1.0
 
-    def vector_scores(self, weight: np.ndarray) -> np.ndarray:
+    def vector_scores(self, weight: np.ndarray, head: np.ndarray | None = None) -> np.ndarray:
+        if self.kind == HEAD_KIND:
+            assert self.base_weight is not None and head is not None
+            return np.array([head_aligned_score(weight, self.base_weight, head)])
         if self.kind == SPECTRUM_KIND:
             assert self.base_weight is not None
             return np.array([spike_score(weight, self.base_weight, unit_rows=self.unit_rows)])
@@ -166,10 +171,13 @@ def fit_layer_models(
     em_components: Sequence[int] | None = None,
     readings: ReadingSet = ReadingSet.VECTORS,
     base: dict[str, np.ndarray] | None = None,
+    head: tuple[str, str] | None = None,
 ) -> list[LayerModel]:
     """``readings``: the thesis' vector readings (each fitted, calibrated out of fold),
     or the spectrum of each trained layer's change from ``base`` (nothing is fitted:
-    the references' scores are its calibration). A layer every reference holds
+    the references' scores are its calibration), with — for ``head-aligned`` — the
+    ``head`` = (embedding layer, head tensor) reading beside that layer's spectrum,
+    when every reference carries the head. A layer every reference holds
     bit-identically is checked as frozen either way."""
     n = len(networks)
     if n < MIN_REFERENCES:
@@ -186,7 +194,7 @@ def fit_layer_models(
                 models.append(LayerModel(layer, reading, weights.shape[1:], "frozen", [], frozen_digest(weights[0]),
                                          np.zeros(n), np.zeros(X.shape[1]), np.ones(X.shape[1])))
                 continue
-            if readings is ReadingSet.SPECTRUM:
+            if readings.reads_change:
                 if base is None or layer not in base or base[layer].shape != weights.shape[1:]:
                     raise NotEnoughDataError(f"{layer}: the spectrum reading needs the base's weights of this layer")
                 scores = np.array([spike_score(w, base[layer]) for w in weights])
@@ -194,6 +202,13 @@ def fit_layer_models(
                 models.append(LayerModel(layer, Reading.SPECTRUM, weights.shape[1:], SPECTRUM_KIND, [], None, scores,
                                          np.array([scores.mean()]), np.array([scores.std() + 1e-9]),
                                          np.asarray(base[layer], np.float64), unit))
+                if readings is ReadingSet.HEAD_ALIGNED and head is not None and head[0] == layer \
+                        and all(head[1] in net for net in networks):
+                    aligned = np.array([head_aligned_score(w, base[layer], net[head[1]])
+                                        for w, net in zip(weights, networks)])
+                    models.append(LayerModel(layer, Reading.HEAD_ALIGNED, weights.shape[1:], HEAD_KIND, [], None,
+                                             aligned, np.array([aligned.mean()]), np.array([aligned.std() + 1e-9]),
+                                             np.asarray(base[layer], np.float64), head_key=head[1]))
                 break  # one spectrum per layer, whatever its vector readings
             oof_vectors = np.zeros((n, X.shape[1]))
             fold_models = []
@@ -222,8 +237,16 @@ def score_network(
     a frozen one scores as unchanged, a spectrum reads it by its unit-length reading,
     and no vector reading can use it."""
     folded = folded or {}
+    # a layer with a head-aligned reading is read along the candidate's head when it
+    # carries one (of the embedding's width), by its spectrum when it does not
+    along_head = {m.layer for m in models if m.kind == HEAD_KIND and m.layer in weights and m.head_key in weights
+                  and np.shape(weights[m.head_key])[-1] == m.shape[0]}
     present: list[LayerModel] = []
     for m in models:
+        if m.kind == HEAD_KIND or (m.kind == SPECTRUM_KIND and m.layer in along_head):
+            if m.kind == HEAD_KIND and m.layer in along_head:
+                present.append(m)
+            continue
         if m.layer in weights:
             present.append(m)
         elif m.layer in folded and m.kind == "frozen":
@@ -240,13 +263,13 @@ def score_network(
         w = np.asarray(weights[m.layer] if m.layer in weights else folded[m.layer], dtype=np.float64)
         if tuple(w.shape) != tuple(m.shape):
             raise IncompatibleArtifactError(f"{m.layer} has shape {tuple(w.shape)}, the bank's has {tuple(m.shape)}")
-        per_vector = m.vector_scores(w)
+        per_vector = m.vector_scores(w, head=weights.get(m.head_key) if m.head_key else None)
         score = float(per_vector.sum())
         z = m.z(score)
         p = float(max(stats.norm.cdf(z), MIN_P)) if np.isfinite(z) else MIN_P
         vector_z = (per_vector - m.oof_vector_mean) / m.oof_vector_std
         # a spectrum is one number for the whole layer: no vector to point at
-        worst = [] if m.kind == SPECTRUM_KIND else [int(i) for i in np.argsort(vector_z)[:top_vectors]]
+        worst = [] if m.kind in (SPECTRUM_KIND, HEAD_KIND) else [int(i) for i in np.argsort(vector_z)[:top_vectors]]
         layer_scores.append(LayerScore(m.key, score, float(z), p, m.thresholds(frr), worst))
     if not layer_scores:
         raise IncompatibleArtifactError("the candidate has none of the bank's layers")

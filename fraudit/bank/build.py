@@ -14,10 +14,11 @@ from fraudit.bank.folding import channel_sketch
 from fraudit.bank.readings import ReadingSet
 from fraudit.cache import file_sha256
 from fraudit.bank.layers import audited_layers
+from fraudit.bank.localise import head_key_of
 from fraudit.bank.store import WeightBank, backbone_digest
 from fraudit.errors import IncompatibleArtifactError, NotEnoughDataError
 from fraudit.formats.safe import load_checked
-from fraudit.models.registry import recognise
+from fraudit.models.registry import recognise, spec_for
 from fraudit.zoo.manifest import MANIFEST, MODELS, ZooManifest, clean_checkpoints
 
 
@@ -70,7 +71,7 @@ def build_bank(
     layers = tuple(layers) if layers else audited
     base_weights: dict[str, np.ndarray] | None = None
     left_out: dict[str, str] = {}
-    if readings is ReadingSet.SPECTRUM:
+    if readings.reads_change:
         base = base or _zoo_base(sources)
         base_tensors = load_checked(base)
         base_weights = {k: base_tensors[k].float().numpy() for k in layers if k in base_tensors}
@@ -84,7 +85,9 @@ def build_bank(
     if len(paths) < MIN_REFERENCES:
         raise NotEnoughDataError(f"a bank needs at least {MIN_REFERENCES} clean reference networks; "
                                  f"found {len(paths)} in {', '.join(map(str, sources))}")
+    spec = spec_for(architecture)
     networks, names = [], []
+    head: tuple[str, str] | None = None
     first: dict[str, torch.Tensor] = {}
     backbone: list[str] = []
     for i, path in enumerate(paths):
@@ -96,10 +99,15 @@ def build_bank(
         # backbone of their common base), except audited layers and BN running statistics.
         if i == 0:
             first = tensors
+            key = head_key_of({k: tuple(v.shape) for k, v in tensors.items()}, spec) if spec else None
+            if readings is ReadingSet.HEAD_ALIGNED and spec is not None and key is not None:
+                head = (spec.embedding_key, key)
             backbone = [k for k, v in tensors.items() if k not in layers and v.is_floating_point()
                         and not k.endswith(("running_mean", "running_var"))]
         else:
             backbone = shared_backbone(first, backbone, tensors)
+        if head is not None and head[1] in tensors:
+            weights[head[1]] = tensors[head[1]].float().numpy()
         networks.append(weights)
         names.append(path.name if path.parent.name != MODELS else f"{path.parent.parent.name}/{path.name}")
         if progress:
@@ -110,7 +118,7 @@ def build_bank(
     if progress:
         progress("fitting", 0, 1)
     models = fit_layer_models(networks, common, kind=kind, folds=folds, em_components=em_components,
-                              readings=readings, base=base_weights)
+                              readings=readings, base=base_weights, head=head)
     if progress:
         progress("fitting", 1, 1)
     # what an export with BatchNorm folded in is matched against: every frozen weight
@@ -118,7 +126,7 @@ def build_bank(
     sketches = {key: channel_sketch(key, first[key].float().numpy()) for key in frozen if first[key].ndim >= 2}
     worlds = [ZooManifest.read(s).face_domain for s in sources if (s / MANIFEST).is_file()]
     return WeightBank(name=name, architecture=architecture, models=models, reference=names,
-                      recipe={"estimator": str(kind) if readings is ReadingSet.VECTORS else "none (spectrum)",
+                      recipe={"estimator": str(kind) if readings is ReadingSet.VECTORS else f"none ({readings})",
                               "readings": str(readings), "folds": folds,
                               **({"base_sha256": file_sha256(base), "layers_left_out": left_out} if base else {}),
                               **({"worlds": worlds} if worlds else {}), **(recipe or {})},

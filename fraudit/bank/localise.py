@@ -11,9 +11,21 @@ embedders often ship without: then there is nothing to point at.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from fraudit.bank.readings import change_rows
+from fraudit.models.spec import ArchitectureSpec
+
+
+def head_key_of(shapes: Mapping[str, tuple[int, ...]], spec: ArchitectureSpec) -> str | None:
+    """A checkpoint's classification head: its one 2-D tensor among the architecture's
+    optional ones that is as wide as the embedding; None when it ships without."""
+    width = spec.required[spec.embedding_key][0]
+    heads = [k for k, shape in shapes.items() if spec.optional_prefixes and k.startswith(spec.optional_prefixes)
+             and k.endswith("weight") and len(shape) == 2 and shape[1] == width]
+    return heads[0] if len(heads) == 1 else None
 
 
 def spike_direction(weight: np.ndarray, base: np.ndarray, gain: np.ndarray | None = None) -> np.ndarray:

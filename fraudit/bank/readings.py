@@ -20,6 +20,16 @@ models of one unseen world FAILed), and several impostors mapped to one victim m
 several spikes. It needs no neuron-by-neuron agreement, so it survives a change of
 data; it cannot see a backdoor implanted into an already fine-tuned model (its
 change is the clean model's plus a small one).
+
+The *head-aligned* reading (beyond the thesis) reads the embedding layer's change
+along the candidate's own classification head: a_i = ‖ĥ_iᵀ Δ‖ is how much of the
+change lands on class i (ĥ_i its unit head row), and the score is minus the largest
+a_i's robust z among the classes. A backdoor maps the trigger's features onto the
+victim's class, so the victim stands out, an implant's too; a clean fine-tune
+spreads its change over every class. It is blind to the order of the head's rows,
+so it does not tie a candidate to the references' identities — but it needs the
+head, which real embedders often ship without (README, "The weight bank in the
+field", has where it holds and where it does not).
 """
 
 from __future__ import annotations
@@ -34,13 +44,22 @@ class Reading(enum.StrEnum):
     BACKWARD = "backward"
     UNCHANGED = "unchanged"
     SPECTRUM = "spectrum"
+    HEAD_ALIGNED = "head-aligned"
 
 
 class ReadingSet(enum.StrEnum):
-    """What a bank reads: the thesis' vectors, or the spectrum of the change from the base."""
+    """What a bank reads: the thesis' vectors, the spectrum of the change from the base,
+    or that spectrum with the embedding layer read along the candidate's head when it
+    ships one (the spectrum when it does not)."""
 
     VECTORS = "vectors"
     SPECTRUM = "spectrum"
+    HEAD_ALIGNED = "head-aligned"
+
+    @property
+    def reads_change(self) -> bool:
+        """Whether the bank reads each layer's change from a base (and needs that base)."""
+        return self is not ReadingSet.VECTORS
 
 
 def change_rows(weight: np.ndarray, base: np.ndarray) -> np.ndarray:
@@ -76,6 +95,29 @@ def spike_score(weight: np.ndarray, base: np.ndarray, *, unit_rows: bool = False
     if len(s) < 3 or s[0] <= 0:
         return 0.0  # unchanged, or too few directions to have a bulk
     return float(-np.log(s[0] / max(float(np.median(s)), 1e-12 * float(s[0]))))
+
+
+def class_shares(weight: np.ndarray, base: np.ndarray, head: np.ndarray) -> np.ndarray:
+    """a_i = ‖ĥ_iᵀ (weight − base)‖ for the head's unit rows ĥ_i (classes × embedding):
+    how much of the change lands on each class."""
+    delta = change_rows(weight, base)
+    rows = np.asarray(head, np.float64)
+    rows = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-300)
+    # ‖ĥᵀΔ‖ = ‖ĥᵀRᵀ‖ for Δᵀ = QR: the norms live in the embedding's few dimensions
+    return np.linalg.norm(rows @ np.linalg.qr(delta.T, mode="r").T, axis=1)
+
+
+def robust_z(values: np.ndarray) -> np.ndarray:
+    """(v − median) / (1.4826 · MAD): each value against the bulk of its own set."""
+    median = float(np.median(values))
+    spread = 1.4826 * float(np.median(np.abs(values - median)))
+    return (values - median) / spread if spread > 0 else np.zeros_like(values)
+
+
+def head_aligned_score(weight: np.ndarray, base: np.ndarray, head: np.ndarray) -> float:
+    """Minus the largest class share's robust z among the classes: lower when one class
+    takes the change."""
+    return float(-robust_z(class_shares(weight, base, head)).max())
 
 
 def read_vectors(weight: np.ndarray, reading: Reading) -> np.ndarray:

@@ -20,7 +20,7 @@ from safetensors.numpy import load_file, save_file
 
 from fraudit import __version__
 from fraudit.artifacts import read_json_object
-from fraudit.bank.bank import SPECTRUM_KIND, EstimatorKind, LayerModel, frozen_digest
+from fraudit.bank.bank import HEAD_KIND, SPECTRUM_KIND, EstimatorKind, LayerModel, frozen_digest
 from fraudit.bank.layers import audited_layers
 from fraudit.bank.estimators import IndexAlignedGaussian, PCAGaussianMixture, Projection
 from fraudit.bank.folding import SKETCH_DIM, matches_base
@@ -78,6 +78,11 @@ class WeightBank:
         return sorted({m.layer for m in self.models})
 
     @property
+    def read_keys(self) -> list[str]:
+        """The candidate tensors the bank reads: its layers, and the heads it reads them along."""
+        return sorted({m.layer for m in self.models} | {m.head_key for m in self.models if m.head_key})
+
+    @property
     def fail_frr(self) -> float:
         """The FRR of the FAIL threshold: the strictest rate the bank was calibrated at."""
         return min(self.frr)
@@ -109,6 +114,8 @@ def _calibration_text(m: LayerModel) -> str:
         return "bit-identical to base"
     if m.kind == SPECTRUM_KIND:  # the score is −log(s₁ / median s): say it as the ratio
         return f"s₁/median s {np.exp(-m.mean):.3f} (score {m.mean:.4f} ± {m.std:.4f})"
+    if m.kind == HEAD_KIND:  # the score is minus the largest class's robust z: say it as that z
+        return f"largest class share, robust z {-m.mean:.2f} ± {m.std:.2f} (of {m.head_key})"
     return f"{m.mean:.1f} ± {m.std:.1f}"
 
 
@@ -125,12 +132,14 @@ def save_bank(bank: WeightBank, out: Path) -> Path:
         if m.kind == "frozen":
             assert m.reference is not None
             entry["reference_sha256"] = m.reference
-        elif m.kind == SPECTRUM_KIND:
+        elif m.kind in (SPECTRUM_KIND, HEAD_KIND):
             assert m.base_weight is not None
             arrays[prefix + "base_weight"] = m.base_weight
             if m.unit_scores is not None:
                 arrays[prefix + "unit_scores"] = m.unit_scores
             entry["base_sha256"] = frozen_digest(m.base_weight)
+            if m.head_key is not None:
+                entry["head_key"] = m.head_key
         else:
             for fold, est in enumerate(m.estimators):
                 arrays[f"{prefix}fold{fold}.pca_mean"] = est.pca_.mean_
@@ -222,7 +231,7 @@ def _from_arrays(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Weigh
         own = {k[len(prefix):]: v.astype(np.float64) for k, v in arrays.items() if k.startswith(prefix)}
         _check_shapes(entry, own, reference_size=len(header["reference_networks"]))
         estimators: list = []
-        if entry["kind"] not in ("frozen", SPECTRUM_KIND):
+        if entry["kind"] not in ("frozen", SPECTRUM_KIND, HEAD_KIND):
             cls = IndexAlignedGaussian if entry["kind"] == EstimatorKind.INDEX_ALIGNED else PCAGaussianMixture
             for fold in range(entry["folds"]):
                 fold_arrays = {k.split(".", 1)[1]: v for k, v in own.items() if k.startswith(f"fold{fold}.")}
@@ -232,7 +241,7 @@ def _from_arrays(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Weigh
             layer=entry["layer"], reading=Reading(entry["reading"]), shape=tuple(entry["shape"]), kind=entry["kind"],
             estimators=estimators, reference=entry.get("reference_sha256"), oof_scores=own["oof_scores"],
             oof_vector_mean=own["oof_vector_mean"], oof_vector_std=own["oof_vector_std"],
-            base_weight=own.get("base_weight"), unit_scores=own.get("unit_scores"),
+            base_weight=own.get("base_weight"), unit_scores=own.get("unit_scores"), head_key=entry.get("head_key"),
         ))
     return WeightBank(
         name=header["name"], architecture=header["architecture"], models=models,
@@ -247,9 +256,12 @@ def _check_shapes(entry: dict[str, Any], own: dict[str, np.ndarray], *, referenc
     number and length of the vectors every array is indexed by."""
     shape = tuple(int(d) for d in entry["shape"])
     reading = Reading(entry["reading"])
-    if (reading is Reading.SPECTRUM) != (entry["kind"] == SPECTRUM_KIND):
+    if (reading is Reading.SPECTRUM) != (entry["kind"] == SPECTRUM_KIND) or \
+            (reading is Reading.HEAD_ALIGNED) != (entry["kind"] == HEAD_KIND):
         raise ValueError(f"{entry['layer']}: a {reading} reading of kind {entry['kind']}")
-    if reading is Reading.SPECTRUM:
+    if reading is Reading.HEAD_ALIGNED and not isinstance(entry.get("head_key"), str):
+        raise ValueError(f"{entry['layer']}: a head-aligned reading that names no head")
+    if reading in (Reading.SPECTRUM, Reading.HEAD_ALIGNED):
         base = own.get("base_weight")
         if base is None or base.shape != shape or frozen_digest(base) != entry.get("base_sha256"):
             raise ValueError(f"{entry['layer']}: the spectrum's base weights are missing or not the ones recorded")

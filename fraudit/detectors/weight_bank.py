@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fraudit.bank.bank import SPECTRUM_KIND, NetworkScore, score_network
-from fraudit.bank.localise import nearest_classes, spike_direction
+from fraudit.bank.bank import HEAD_KIND, SPECTRUM_KIND, NetworkScore, score_network
+from fraudit.bank.localise import head_key_of, nearest_classes, spike_direction
+from fraudit.bank.readings import class_shares, robust_z
 from fraudit.bank.store import ARRAYS, HEADER, WeightBank, bank_header, load_bank
 from fraudit.detectors.base import CheckResult, Status
 from fraudit.detectors.check import LoadedCandidate, SarifRule
@@ -90,7 +91,7 @@ class WeightBankCheck:
                 if not bank.covers(tensors, candidate.folded):
                     problems.append(f"{bank.name}: {_not_covered(architecture.folded_layers, bank)}")
                     continue
-                weights = {m.layer: tensors[m.layer].float().numpy() for m in bank.models if m.layer in tensors}
+                weights = {key: tensors[key].float().numpy() for key in bank.read_keys if key in tensors}
                 folded = {k: v.float().numpy() for k, v in candidate.folded.items()}
                 scored.append((bank, score_network(bank.models, weights, frr=self._frr(bank), folded=folded)))
             except CorruptFileError as exc:
@@ -178,28 +179,35 @@ class WeightBankCheck:
 
 def _with_likely_victim(result: CheckResult, bank: WeightBank, score: NetworkScore,
                         candidate: LoadedCandidate) -> CheckResult:
-    """A spectrum FAIL of the embedding layer, for a candidate that ships its
-    classification head: name the class the spike points at (the likely victim)."""
+    """A FAIL of the embedding layer's spectrum or head-aligned reading, for a candidate
+    that ships its classification head: name the class the change points at (the
+    likely victim) — the spectrum's top direction against the head's rows, or the
+    class the head-aligned reading found taking the change."""
     spec = spec_for(candidate.architecture.id) if candidate.architecture else None
     tensors = candidate.tensors or {}
     model = next((m for m in bank.models if m.key == score.worst.key), None)
-    if spec is None or model is None or model.kind != SPECTRUM_KIND or model.layer != spec.embedding_key \
-            or model.layer not in tensors or model.base_weight is None:
+    if spec is None or model is None or model.kind not in (SPECTRUM_KIND, HEAD_KIND) \
+            or model.layer != spec.embedding_key or model.layer not in tensors or model.base_weight is None:
         return result
-    width = model.shape[0]
-    heads = [k for k, v in tensors.items() if spec.optional_prefixes and k.startswith(spec.optional_prefixes)
-             and k.endswith("weight") and v.ndim == 2 and v.shape[1] == width]
-    if len(heads) != 1:
+    head = head_key_of({k: tuple(v.shape) for k, v in tensors.items()}, spec)
+    if head is None:
         return result
-    prefix = model.layer.removesuffix(".weight").replace("last_linear", "last_bn")  # the BatchNorm it feeds
-    gain = None
-    if f"{prefix}.weight" in tensors and f"{prefix}.running_var" in tensors:
-        gain = (tensors[f"{prefix}.weight"].double() / (tensors[f"{prefix}.running_var"].double() + 1e-5).sqrt()).numpy()
-    direction = spike_direction(tensors[model.layer].float().numpy(), model.base_weight, gain)
-    ranked = nearest_classes(direction, tensors[heads[0]].float().numpy())
-    (victim, cosine), *_ = ranked
-    evidence = {**result.evidence, "spike_points_at": {"head": heads[0], "classes": [list(r) for r in ranked]}}
-    summary = f"{result.summary}; its change points at class {victim} of {heads[0]} (|cos| {cosine:.2f}): the likely victim"
+    weight, rows = tensors[model.layer].float().numpy(), tensors[head].float().numpy()
+    if model.kind == HEAD_KIND:
+        z = robust_z(class_shares(weight, model.base_weight, rows))
+        ranked = [(int(i), float(z[i])) for i in np.argsort(-z, kind="stable")[:3]]
+        measure = "robust z"
+    else:
+        prefix = model.layer.removesuffix(".weight").replace("last_linear", "last_bn")  # the BatchNorm it feeds
+        gain = None
+        if f"{prefix}.weight" in tensors and f"{prefix}.running_var" in tensors:
+            gain = (tensors[f"{prefix}.weight"].double() / (tensors[f"{prefix}.running_var"].double() + 1e-5).sqrt()).numpy()
+        ranked = nearest_classes(spike_direction(weight, model.base_weight, gain), rows)
+        measure = "|cos|"
+    (victim, strength), *_ = ranked
+    evidence = {**result.evidence, "spike_points_at": {"head": head, "measure": measure,
+                                                        "classes": [list(r) for r in ranked]}}
+    summary = f"{result.summary}; its change points at class {victim} of {head} ({measure} {strength:.2f}): the likely victim"
     return replace(result, summary=summary, evidence=evidence)
 
 
