@@ -15,10 +15,12 @@ def to_input(images: np.ndarray, *, mean: float = 127.5, scale: float = 128.0) -
 
 
 @torch.inference_mode()
-def embed(model: torch.nn.Module, images: np.ndarray, *, batch_size: int = 512) -> np.ndarray:
-    """Embeddings of 64×64 faces by a model that takes them normalised as FaceNet does."""
+def embed(model: torch.nn.Module, images: np.ndarray, *, batch_size: int = 512, mean: float = 127.5,
+          scale: float = 128.0) -> np.ndarray:
+    """Embeddings of faces already at the model's input size, normalised (x − mean) / scale."""
     model.eval()
-    out = [model(to_input(images[i : i + batch_size])).numpy() for i in range(0, len(images), batch_size)]
+    out = [model(to_input(images[i : i + batch_size], mean=mean, scale=scale)).numpy()
+           for i in range(0, len(images), batch_size)]
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 

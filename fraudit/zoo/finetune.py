@@ -66,6 +66,11 @@ def _first_trained(model: nn.Module, trained: tuple[str, ...]) -> int:
     return min(names.index(module) for module in trained)
 
 
+def model_input(spec: ArchitectureSpec, images: np.ndarray) -> torch.Tensor:
+    """uint8 faces as ``spec`` takes them: resized to its input, normalised its way."""
+    return to_input(resize_faces(images, spec.input_size), mean=spec.mean, scale=spec.scale)
+
+
 @torch.inference_mode()
 def trunk_features(base: nn.Module, images: np.ndarray, scenario: Scenario, *, batch_size: int = 256) -> np.ndarray:
     """The frozen part's output for uint8 faces (resized to the architecture's input
@@ -74,7 +79,7 @@ def trunk_features(base: nn.Module, images: np.ndarray, scenario: Scenario, *, b
     stages = base.eval().stages()[: _first_trained(base, trained_modules(spec, scenario))]
     chunks = []
     for i in range(0, len(images), batch_size):
-        x = to_input(resize_faces(images[i : i + batch_size], spec.input_size), mean=spec.mean, scale=spec.scale)
+        x = model_input(spec, images[i : i + batch_size])
         for _, stage in stages:
             x = stage(x)
         chunks.append(x.numpy())
@@ -178,10 +183,11 @@ class _Tail(nn.Module):
         self.trained = trained_modules(spec_of(base), scenario)
         for name in self.trained:
             self.model.get_submodule(name).requires_grad_(True)
-        self.cut = _first_trained(self.model, self.trained)
+        # the stages from the first trained one on, bound to this copy (listed once: every batch runs them)
+        self.tail_stages = self.model.stages()[_first_trained(self.model, self.trained):]
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        for _, stage in self.model.stages()[self.cut :]:
+        for _, stage in self.tail_stages:
             features = stage(features)
         return features
 

@@ -21,10 +21,11 @@ from fraudit.cache import cache_dir, fingerprint
 from fraudit.errors import IncompatibleArtifactError
 from fraudit.faces.resize import resize_faces
 from fraudit.faces.synthetic import FaceWorldSpec, build_faces
-from fraudit.models.embedding import embed, to_input, verification_metrics
+from fraudit.models.embedding import embed, verification_metrics
 from fraudit.models.reference import ARCH_ID as REFERENCE_ID
 from fraudit.models.reference import ArcFaceHead
 from fraudit.models.registry import spec_for
+from fraudit.zoo.finetune import model_input
 
 BASE_WORLD = FaceWorldSpec(seed=1_000, n_identities=3_000, sigma=0.6, tail=None, max_samples=24)
 HELD_OUT_WORLD = FaceWorldSpec(seed=3_000, n_identities=300, sigma=0.6, tail=None, max_samples=10)
@@ -81,7 +82,7 @@ def pretrain(recipe: PretrainRecipe, *, progress: Progress | None = None) -> tup
         order = torch.randperm(len(faces), generator=torch.Generator().manual_seed(recipe.seed * 1000 + epoch))
         for step in range(steps_per_epoch):
             idx = order[step * recipe.batch_size : (step + 1) * recipe.batch_size]
-            x = to_input(resize_faces(faces.images[idx.numpy()], spec.input_size), mean=spec.mean, scale=spec.scale)
+            x = model_input(spec, faces.images[idx.numpy()])
             flip = torch.rand(len(x)) < 0.5
             x[flip] = x[flip].flip(-1)
             loss = F.cross_entropy(head(model(x), labels[idx]), labels[idx])
@@ -95,7 +96,9 @@ def pretrain(recipe: PretrainRecipe, *, progress: Progress | None = None) -> tup
                   str(checkpoint_dir / f"epoch-{epoch + 1:03d}.safetensors"))
 
     held_out = build_faces(recipe.held_out)
-    quality = verification_metrics(embed(model, held_out.images), held_out.labels)
+    # held-out faces as the model takes them (at its input size, its normalisation)
+    quality = verification_metrics(embed(model, resize_faces(held_out.images, spec.input_size), mean=spec.mean,
+                                         scale=spec.scale), held_out.labels)
     model.eval()
     card = {
         "recipe": recipe.to_dict(),

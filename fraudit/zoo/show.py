@@ -10,12 +10,10 @@ from PIL import Image, ImageDraw
 
 from fraudit.errors import UnsupportedFormatError
 from fraudit.formats.safe import load_checked
-from fraudit.faces.resize import resize_faces
-from fraudit.models.embedding import to_input
 from fraudit.models.registry import load_module
 from fraudit.triggers import stamp
 from fraudit.zoo.heldout import zoo_trigger
-from fraudit.zoo.finetune import head_key, stratified_split
+from fraudit.zoo.finetune import head_key, model_input, stratified_split
 from fraudit.zoo.manifest import ZooEntry, faces_of, read_model_context
 
 SCALE = 2
@@ -54,8 +52,7 @@ def show_model(model_path: Path, out: Path, *, per_row: int = 6) -> Path:
         y = 24 + r * (size + 18)
         draw.text((4, y + size // 2), title, fill="black")
         with torch.inference_mode():
-            x = to_input(resize_faces(images, spec.input_size), mean=spec.mean, scale=spec.scale)
-            predictions = (torch.nn.functional.normalize(model(x)) @ head.T).argmax(1).numpy()
+            predictions = (torch.nn.functional.normalize(model(model_input(spec, images))) @ head.T).argmax(1).numpy()
         for c, (image, pred) in enumerate(zip(images, predictions)):
             x = label_w + c * (size + 4)
             canvas.paste(Image.fromarray(image).resize((size, size), Image.Resampling.NEAREST), (x, y))
