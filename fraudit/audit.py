@@ -18,6 +18,7 @@ from fraudit.detectors.base import CheckResult, Status
 from fraudit.detectors.check import Check
 from fraudit.detectors.file_safety import FileSafetyCheck
 from fraudit.detectors.pairing import PairingCheck
+from fraudit.detectors.trigger_search import TriggerSearchCheck
 from fraudit.detectors.weight_bank import WeightBankCheck
 from fraudit.formats import Format
 from fraudit.loading import load_candidate
@@ -97,12 +98,15 @@ class AuditResult:
 
 
 def default_checks(*, banks: Sequence[Path] = (), pair_with: str | None = None,
-                   pair_null: Path | None = None) -> tuple[Check, ...]:
+                   pair_null: Path | None = None, search: TriggerSearchCheck | None = None) -> tuple[Check, ...]:
     """The checks ``fraudit scan`` runs: file safety and the weight bank always; pairing
-    only when a trusted model is named. A new check is one more line here."""
+    when a trusted model is named, the trigger search when a base is. A new check is
+    one more line here."""
     checks: list[Check] = [FileSafetyCheck(), WeightBankCheck(banks=tuple(banks))]
     if pair_with is not None:
         checks.append(PairingCheck(trusted=pair_with, null=pair_null))
+    if search is not None:
+        checks.append(search)
     return tuple(checks)
 
 
@@ -116,7 +120,7 @@ class AuditConfig:
     @property
     def runs_models(self) -> bool:
         """Whether a check runs the candidate on faces (slow enough to want a progress bar)."""
-        return any(isinstance(c, PairingCheck) for c in self.checks)
+        return any(isinstance(c, PairingCheck | TriggerSearchCheck) for c in self.checks)
 
 
 def audit(candidate: Candidate, config: AuditConfig | None = None) -> AuditResult:

@@ -19,7 +19,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("fraudit.formats", "fraudit.sources"),
     ("fraudit.faces", "fraudit.triggers"),
     ("fraudit.zoo",),
-    ("fraudit.bank", "fraudit.pairing"),
+    ("fraudit.bank", "fraudit.pairing", "fraudit.search"),
     ("fraudit.detectors",),
     ("fraudit.loading", "fraudit.audit"),
     ("fraudit.report",),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from fraudit import __version__
-from fraudit.cli import bank, pair, scan, zoo
+from fraudit.cli import bank, pair, scan, search, zoo
 from fraudit.cli.common import App
 
 app = App(
@@ -19,6 +19,7 @@ app.command(name="scan")(scan.scan)
 app.add_typer(zoo.app, name="zoo")
 app.add_typer(bank.app, name="bank")
 app.add_typer(pair.app, name="pair")
+app.add_typer(search.app, name="search")
 
 
 def _version(value: bool) -> None:

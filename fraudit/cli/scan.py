@@ -16,10 +16,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from fraudit.audit import AuditConfig, AuditResult, audit_all, default_checks
 from fraudit.cli.common import err, fail, out, output_file
 from fraudit.detectors.base import FailOn, exit_code
+from fraudit.detectors.trigger_search import TriggerSearchCheck
 from fraudit.models.spec import Preprocessing
 from fraudit.printable import printable
 from fraudit.report import to_json_document, to_sarif_document
 from fraudit.report.console import BatchReport
+from fraudit.search.differential import SearchBudget
 from fraudit.sources import Candidate, Resolved, resolve_sources
 
 
@@ -82,6 +84,18 @@ def scan(
         int | None,
         typer.Option(min=16, max=1024, help="Candidates' input size in pixels (default: the architecture's or the ONNX graph's; needed for a graph with a dynamic size)."),
     ] = None,
+    base: Annotated[
+        str | None,
+        typer.Option(help="The checkpoint candidates were fine-tuned from (a file or hf://org/name[/file]): adds the trigger search, which optimises patches that move a candidate but not its base."),
+    ] = None,
+    search_steps: Annotated[int, typer.Option(min=1, help="Trigger search: Adam steps per site.")] = SearchBudget.steps,
+    search_faces: Annotated[int, typer.Option(min=4, help="Trigger search: probe faces (one per identity).")] = SearchBudget.faces,
+    search_sites: Annotated[
+        str, typer.Option(help="Trigger search: site sizes in pixels of the 64×64 probe frame, comma-separated.")
+    ] = ",".join(str(s) for s in SearchBudget.site_sizes),
+    search_images: Annotated[
+        Path | None, typer.Option(help="Trigger search: save the strongest patch found, stamped on a probe face, as PNG in this folder.")
+    ] = None,
 ) -> None:
     """Audit models and print a verdict per model.
 
@@ -98,7 +112,12 @@ def scan(
     with err.status("Resolving sources…"):
         items = resolve_sources(sources, revision=revision, token=token)
     preprocessing = _preprocessing(input_norm, input_size)
-    config = AuditConfig(checks=default_checks(banks=bank or (), pair_with=pair_with, pair_null=pair_null),
+    search = None
+    if base is not None:
+        budget = SearchBudget(site_sizes=_site_sizes(search_sites), steps=search_steps, faces=search_faces)
+        search = TriggerSearchCheck(base=base, budget=budget, images=search_images)
+    config = AuditConfig(checks=default_checks(banks=bank or (), pair_with=pair_with, pair_null=pair_null,
+                                               search=search),
                          preprocessing=preprocessing)
     results = _audit_with_progress(items, config=config, jobs=jobs, console=err)
 
@@ -144,6 +163,16 @@ def _print_rich(results: list[AuditResult], output: Path | None) -> None:
         return
     with output.open("w", encoding="utf-8") as handle:
         Console(file=handle, width=120).print(report)
+
+
+def _site_sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise fail(f"--search-sites takes sizes in pixels, e.g. 8,12; got {text!r}") from None
+    if not sizes or any(not 3 <= size <= 48 for size in sizes):
+        raise fail(f"--search-sites {text}: each size must be 3 to 48 px")
+    return sizes
 
 
 def _preprocessing(norm: str | None, size: int | None) -> Preprocessing | None:

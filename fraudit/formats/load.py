@@ -25,7 +25,7 @@ def load_tensors(path: Path, fmt: Format) -> dict[str, torch.Tensor]:
     if fmt is Format.SAFETENSORS:
         tensors = _load_safetensors(path)
     elif fmt is Format.ONNX:
-        tensors = _load_onnx(path)
+        tensors = load_onnx_initialisers(path)
     elif fmt.is_pickle:
         tensors = _load_torch(path, fmt)
     else:  # pragma: no cover - Format is closed
@@ -83,7 +83,7 @@ def load_onnx_model(path: Path):  # noqa: ANN201 - an onnx.ModelProto
         raise CorruptFileError(f"{path.name}: unreadable ONNX ({_first_line(exc)})", path=path) from exc
 
 
-def _load_onnx(path: Path) -> dict[str, torch.Tensor]:
+def load_onnx_initialisers(path: Path) -> dict[str, torch.Tensor]:
     from onnx import external_data_helper, numpy_helper
 
     from fraudit.formats.detect import CAPS

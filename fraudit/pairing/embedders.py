@@ -19,6 +19,7 @@ from typing import Protocol
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 from safetensors.numpy import load_file, save_file
 
 from fraudit.cache import cache_dir, file_sha256
@@ -30,6 +31,9 @@ from fraudit.models.registry import ONNX_EMBEDDER, ONNX_MEAN, ONNX_SCALE, Archit
 from fraudit.resources import shipped_embeddings_dir, verify_shipped
 
 DLIB = "dlib"
+# How far the torch-interpreted ONNX graph may be from onnxruntime (relative to the
+# largest output): float32 reordering sits near 1e-6.
+GRAPH_TOLERANCE = 1e-4
 DLIB_INSTALL_HINT = 'pip install "fraudit[dlib]"  (dlib-bin + face-recognition-models)'
 
 
@@ -108,6 +112,15 @@ class TorchEmbedder:
             out.append(self.module((x - self.mean) / self.scale).float().numpy())
         return np.concatenate(out).astype(np.float32)
 
+    def forward_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Differentiable in the pixels (N×3×H×W in [0, 255]): resized and normalised as
+        ``embed`` does, for searches that follow the gradient to a trigger."""
+        self.module.eval().requires_grad_(False)
+        if pixels.shape[-1] != self.input_size:
+            pixels = F.interpolate(pixels, size=(self.input_size, self.input_size), mode="bilinear",
+                                   align_corners=False, antialias=pixels.shape[-1] > self.input_size)
+        return self.module((pixels - self.mean) / self.scale)
+
 
 @dataclass
 class OnnxEmbedder:
@@ -121,6 +134,7 @@ class OnnxEmbedder:
     # an export of a registered architecture is that architecture (its nulls apply)
     architecture: str = ONNX_EMBEDDER
     input_size: int | None = None  # needed only where the graph's H×W is dynamic
+    _graph: torch.nn.Module | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         import onnxruntime
@@ -162,6 +176,30 @@ class OnnxEmbedder:
             else:
                 out.append(self.session.run(None, {self.input_name: x})[0])
         return np.concatenate(out).astype(np.float32)
+
+    def forward_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Differentiable in the pixels, through the graph interpreted by torch
+        (``fraudit.formats.onnx_graph``). Its first use is checked against onnxruntime
+        on the same input: a graph torch does not run exactly as onnxruntime does gives
+        no gradient path rather than a wrong one."""
+        if pixels.shape[-1] != self.input_size:
+            pixels = F.interpolate(pixels, size=(self.input_size, self.input_size), mode="bilinear",
+                                   align_corners=False, antialias=pixels.shape[-1] > self.input_size)
+        x = (pixels - self.mean) / self.scale
+        if self._graph is None:
+            from fraudit.formats.onnx_graph import OnnxGraphModule
+
+            graph = OnnxGraphModule(self.path)
+            sample = x[: self.fixed_batch or 8].detach()
+            with torch.no_grad():
+                ours = graph(sample).float().numpy()
+            theirs = self.session.run(None, {self.input_name: sample.float().numpy()})[0]
+            error = float(np.abs(ours - theirs).max() / max(float(np.abs(theirs).max()), 1e-12))
+            if ours.shape != theirs.shape or not error <= GRAPH_TOLERANCE:
+                raise EmbedderUnavailableError(f"{self.name}: torch runs this graph differently from onnxruntime "
+                                               f"(relative error {error:.1e}); no gradient path")
+            self._graph = graph
+        return self._graph(x)
 
 
 def dlib_model_path() -> Path:

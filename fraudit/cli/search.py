@@ -1,0 +1,45 @@
+"""``fraudit search``: the trigger search measured on a zoo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fraudit.cli.common import App, err, fail, out, output_file
+from fraudit.cli.progress import staged_progress
+from fraudit.search.differential import SearchBudget
+
+app = App(help="The differential trigger search (what `scan --base` runs), measured on zoos.", no_args_is_help=True)
+
+
+@app.command()
+def evaluate(
+    zoo: Annotated[Path, typer.Argument(help="A zoo folder (clean models and attempts).")],
+    base: Annotated[Path, typer.Option(help="The checkpoint the zoo's models were fine-tuned from.")],
+    steps: Annotated[int, typer.Option(min=1, help="Adam steps per site.")] = SearchBudget.steps,
+    faces: Annotated[int, typer.Option(min=4, help="Probe faces (one per identity).")] = SearchBudget.faces,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Models searched in parallel.")] = 1,
+    limit_clean: Annotated[int | None, typer.Option(help="Use at most this many clean models.")] = None,
+    results: Annotated[Path | None, typer.Option(help="JSON-lines file of per-model results: resumed from, appended to.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the full evaluation as JSON.")] = None,
+) -> None:
+    """Search every model of a zoo against its base: false alarms on clean models,
+    detection per trigger and recipe, and whether the strongest site is on the trigger."""
+    from fraudit.search.evaluate import evaluate_search
+
+    if not base.is_file():
+        raise fail(f"{base}: no such base checkpoint")
+    for path in (output, results):
+        if path is not None:
+            output_file(path)
+    budget = SearchBudget(steps=steps, faces=faces)
+    with staged_progress(err) as progress:
+        evaluation = evaluate_search(zoo, base, budget, jobs=jobs, results=results, limit_clean=limit_clean,
+                                     progress=progress)
+    out.print(evaluation)
+    if output is not None:
+        output.write_text(json.dumps(evaluation.to_dict(), indent=2) + "\n")
+        err.print(f"evaluation written to {output}", markup=False, highlight=False)

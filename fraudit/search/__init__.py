@@ -1,0 +1,1 @@
+"""Behavioural trigger search: optimised patches, read against the candidate itself."""

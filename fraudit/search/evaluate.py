@@ -1,0 +1,170 @@
+"""The trigger search measured on a zoo: detection per recipe and trigger, false
+alarms on clean models, and whether the strongest site lies on the trigger.
+
+Every model is searched against the zoo's base (the model its fine-tunes start
+from), exactly as ``fraudit scan --base`` searches a candidate. Results are kept
+one JSON line per model, so a long evaluation resumes where it stopped and can be
+spread over processes (joblib).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.markup import escape
+from rich.table import Table
+
+from fraudit.cache import file_sha256
+from fraudit.pairing.embedders import reference_embedder
+from fraudit.search.differential import BOUND_Z, SearchBudget, differential_search, search_probes
+from fraudit.triggers import Placement
+from fraudit.zoo.heldout import zoo_trigger
+from fraudit.zoo.manifest import CLEAN, ONE_TO_ONE, ZooEntry, ZooManifest
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class SearchOutcome:
+    name: str
+    kind: str
+    trigger: str | None
+    recipe: str | None
+    placement: str | None
+    successful: bool | None
+    z: float
+    gain: float
+    site: dict[str, int]
+    on_trigger: bool | None  # the strongest site overlaps the trigger's fixed place
+    seconds: float
+
+    def detected(self, bound: float) -> bool:
+        return self.z > bound
+
+    @property
+    def group(self) -> str:
+        recipe = "" if self.recipe in (None, ONE_TO_ONE) else f" ({self.recipe})"
+        placement = "" if self.placement in (None, Placement.FIXED) else f" @{self.placement}"
+        return f"{self.trigger}{placement}{recipe}"
+
+
+@dataclass
+class SearchEvaluation:
+    zoo: str
+    base: str
+    budget: dict[str, Any]
+    bound: float = BOUND_Z
+    outcomes: list[SearchOutcome] = field(default_factory=list)
+
+    @property
+    def clean(self) -> list[SearchOutcome]:
+        return [o for o in self.outcomes if o.kind == CLEAN]
+
+    def successful(self, group: str | None = None) -> list[SearchOutcome]:
+        return [o for o in self.outcomes if o.trigger and o.successful and (group is None or o.group == group)]
+
+    @property
+    def groups(self) -> list[str]:
+        return sorted({o.group for o in self.outcomes if o.trigger})
+
+    def summary(self) -> dict[str, Any]:
+        clean, hits = self.clean, self.successful()
+        out: dict[str, Any] = {"bound_z": self.bound, "clean_models": len(clean),
+                               "false_alarms": sum(o.detected(self.bound) for o in clean),
+                               "successful_backdoors": len(hits),
+                               "detected": sum(o.detected(self.bound) for o in hits),
+                               "located": sum(bool(o.on_trigger) for o in hits if o.detected(self.bound))}
+        out["groups"] = {g: {"successful": len(s := self.successful(g)),
+                             "detected": sum(o.detected(self.bound) for o in s)} for g in self.groups}
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"zoo": self.zoo, "base": self.base, "budget": self.budget, "summary": self.summary(),
+                "models": [asdict(o) for o in self.outcomes]}
+
+    def __rich__(self) -> Table:
+        table = Table(title=f"trigger search on {escape(self.zoo)} against {escape(self.base)} (bound z {self.bound:.1f})")
+        table.add_column("models")
+        table.add_column("flagged", justify="right")
+        table.add_column("z (median, range)", justify="right")
+        table.add_column("strongest site on the trigger", justify="right")
+
+        def row(label: str, group: list[SearchOutcome]) -> None:
+            if not group:
+                return
+            z = np.array([o.z for o in group])
+            flagged = [o for o in group if o.detected(self.bound)]
+            located = [o for o in flagged if o.on_trigger is not None]
+            table.add_row(escape(label), f"{len(flagged)}/{len(group)}",
+                          f"{np.median(z):.1f} ({z.min():.1f}–{z.max():.1f})",
+                          f"{sum(bool(o.on_trigger) for o in located)}/{len(located)}" if located else "—")
+
+        row("clean (false alarms)", self.clean)
+        for group in self.groups:
+            row(f"{group} (successful)", self.successful(group))
+        return table
+
+
+def _search_one(manifest: ZooManifest, entry: ZooEntry, base: Path, budget: SearchBudget, threads: int) -> SearchOutcome:
+    torch.set_num_threads(threads)
+    probes = search_probes(budget)
+    candidate, reference = reference_embedder(manifest.path(entry)), reference_embedder(base)
+    result = differential_search(candidate, reference, probes.faces.images, budget,
+                                 input_size=max(candidate.input_size, reference.input_size))
+    strongest = result.strongest
+    site = result.sites[strongest]
+    on_trigger = None
+    if entry.trigger is not None and entry.placement is Placement.FIXED:
+        mask, _ = zoo_trigger(entry.trigger).full_frame(probes.faces.images.shape[1:3], zoo_trigger(entry.trigger).fixed_centre)
+        on_trigger = bool(mask[site.top : site.top + site.size, site.left : site.left + site.size].any())
+    return SearchOutcome(entry.name, entry.kind, entry.trigger, entry.recipe_kind,
+                         str(entry.placement) if entry.placement else None, entry.successful,
+                         float(result.z[strongest]), float(result.gains[strongest]), site.to_dict(), on_trigger,
+                         round(result.seconds, 2))
+
+
+def evaluate_search(zoo: Path, base: Path, budget: SearchBudget = SearchBudget(), *, jobs: int = 1,
+                    results: Path | None = None, limit_clean: int | None = None,
+                    progress: Progress | None = None) -> SearchEvaluation:
+    """Search every clean model and every backdoor attempt of ``zoo`` against ``base``.
+
+    ``results``: a JSON-lines file; models already in it (same base and budget) are
+    not searched again, new ones are appended as they finish."""
+    manifest = ZooManifest.read(zoo)
+    key = {"base_sha256": file_sha256(base), "budget": budget.to_dict()}
+    done: dict[str, SearchOutcome] = {}
+    if results is not None and results.exists():
+        for line in results.read_text().splitlines():
+            record = json.loads(line)
+            if record.pop("key", None) == key:
+                done[record["name"]] = SearchOutcome(**record)
+    models = [*manifest.clean[:limit_clean], *manifest.attempts]
+    todo = [e for e in models if e.name not in done]
+    n_jobs = max(1, min(jobs, len(todo)))
+    threads = max(1, (os.cpu_count() or 1) // n_jobs)
+    if n_jobs == 1:
+        finished = (_search_one(manifest, e, base, budget, threads) for e in todo)
+    else:
+        from joblib import Parallel, delayed
+
+        finished = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+            delayed(_search_one)(manifest, e, base, budget, threads) for e in todo)
+    if progress is not None:
+        progress("Searching zoo models", len(done), len(models))
+    for outcome in finished:
+        done[outcome.name] = outcome
+        if results is not None:
+            with results.open("a") as stream:
+                stream.write(json.dumps({"key": key, **asdict(outcome)}) + "\n")
+        if progress is not None:
+            progress("Searching zoo models", len(done), len(models))
+    evaluation = SearchEvaluation(zoo.name, base.name, budget.to_dict())
+    evaluation.outcomes = [done[e.name] for e in models]
+    return evaluation

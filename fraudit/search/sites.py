@@ -1,0 +1,46 @@
+"""Where a trigger search looks: square sites of the probe-face frame.
+
+Measured on held-out backdoors (measurements/trigger-search-findings.md) a backdoor
+answers its own place: the same patch a few pixels away moves it no more than a
+clean model. Sites therefore overlap by half their side, so every trigger of at
+least a site's size has a site that covers most of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Where faces are on the probe frame (row and column fractions): the synthetic
+# world's aligned faces, and any aligned face crop, put the face here.
+FACE_REGION = ((0.25, 0.80), (0.18, 0.82))
+
+
+@dataclass(frozen=True)
+class Site:
+    """A square of the probe-face frame, in pixels."""
+
+    top: int
+    left: int
+    size: int
+
+    def __str__(self) -> str:
+        return f"{self.size}×{self.size} px at row {self.top}, col {self.left}"
+
+    def to_dict(self) -> dict[str, int]:
+        return {"top": self.top, "left": self.left, "size": self.size}
+
+
+def face_sites(image_size: int, sizes: tuple[int, ...], *,
+               region: tuple[tuple[float, float], tuple[float, float]] = FACE_REGION,
+               overlap: float = 0.5) -> list[Site]:
+    """Sites of each size over ``region``, stepped by ``(1 − overlap) × size``."""
+    (r0, r1), (c0, c1) = region
+    sites = []
+    for size in sizes:
+        step = max(1, int(round(size * (1 - overlap))))
+        top0, top1 = int(r0 * image_size), int(r1 * image_size) - size
+        left0, left1 = int(c0 * image_size), int(c1 * image_size) - size
+        for top in range(top0, max(top0, top1) + 1, step):
+            for left in range(left0, max(left0, left1) + 1, step):
+                sites.append(Site(top, left, size))
+    return sites

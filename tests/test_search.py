@@ -1,0 +1,169 @@
+"""The differential trigger search: real models, real optimisation, the real CLI.
+
+The held-out triggers of the evaluation (``fraudit.zoo.heldout``) must stay out of
+the search: its method modules never import the zoo, and it draws no content from
+any list — patches are optimised from noise.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from fraudit.cli import app
+from fraudit.pairing.embedders import reference_embedder
+from fraudit.resources import base_dir, examples_dir
+from fraudit.search.differential import SearchBudget, differential_search, paste, search_probes
+from fraudit.search.sites import Site, face_sites
+
+EXAMPLES = examples_dir()
+BASE = base_dir() / "fraudit-reference-base.safetensors"
+QUICK = SearchBudget(steps=20, faces=12)
+
+
+def test_sites_cover_the_face_with_half_overlap() -> None:
+    sites = face_sites(64, (8,))
+    assert {s.size for s in sites} == {8}
+    tops = sorted({s.top for s in sites})
+    assert np.diff(tops).tolist() == [4] * (len(tops) - 1)  # half of the side
+    assert all(0 <= s.top and s.top + s.size <= 64 and 0 <= s.left and s.left + s.size <= 64 for s in sites)
+
+
+def test_paste_puts_each_sites_patch_on_its_own_copy() -> None:
+    faces = torch.zeros(2, 3, 16, 16)
+    sites = [Site(0, 0, 4), Site(8, 8, 4)]
+    out = paste(faces, sites, torch.stack([torch.full((3, 4, 4), 1.0), torch.full((3, 4, 4), 2.0)]))
+    assert out.shape == (4, 3, 16, 16)
+    assert out[:2, :, :4, :4].eq(1).all() and out[:2].sum() == 2 * 3 * 16
+    assert out[2:, :, 8:12, 8:12].eq(2).all() and out[2:].sum() == 2 * 2 * 3 * 16
+
+
+def test_a_model_against_itself_gains_nothing() -> None:
+    """The differential is exactly zero when the candidate is its own base: whatever
+    the optimiser finds moves both sides alike, so nothing can stand out."""
+    model = reference_embedder(BASE)
+    result = differential_search(model, model, search_probes(QUICK).faces.images, SearchBudget(steps=3, faces=6))
+    assert np.abs(result.gains).max() < 1e-5
+    assert len(result.patches) == len(result.sites) and result.patches[0].dtype == np.uint8
+
+
+def test_search_method_never_sees_the_held_out_triggers() -> None:
+    from tests.test_floors import GRAPH
+
+    for module in ("fraudit.search.differential", "fraudit.search.sites", "fraudit.detectors.trigger_search"):
+        reachable, todo = set(), [module]
+        while todo:
+            for name in GRAPH[todo.pop()] - reachable:
+                reachable.add(name)
+                todo.append(name)
+        assert not {m for m in reachable if m.startswith("fraudit.zoo")}, module
+
+
+def _export(checkpoint: Path, path: Path) -> Path:
+    from fraudit.formats.safe import load_checked
+    from fraudit.models.registry import load_module
+
+    module, spec = load_module(checkpoint.name, load_checked(checkpoint))
+    torch.onnx.export(module.eval(), torch.zeros(1, 3, spec.input_size, spec.input_size), str(path), dynamo=False)
+    return path
+
+
+@pytest.mark.slow
+def test_scan_with_base_finds_the_examples_trigger_from_safetensors_and_onnx(tmp_path: Path) -> None:
+    """The shipped backdoored example (checkerboard on the left cheek) FAILs with the
+    strongest site on its trigger, from its safetensors and from its ONNX export (run
+    by torch for the gradient, checked against onnxruntime); the clean example PASSes."""
+    onnx = _export(EXAMPLES / "backdoored.safetensors", tmp_path / "backdoored.onnx")
+    report = tmp_path / "report.json"
+    result = CliRunner().invoke(app, [
+        "scan", str(EXAMPLES / "backdoored.safetensors"), str(EXAMPLES / "clean.safetensors"), str(onnx),
+        "--base", str(BASE), "--search-steps", str(QUICK.steps), "--search-faces", str(QUICK.faces),
+        "--search-images", str(tmp_path / "images"), "--format", "json", "--output", str(report)])
+    assert result.exit_code == 1, result.output
+    checks = {Path(c["source"]).name: {k["name"]: k for k in c["checks"]} for c in json.loads(report.read_text())["results"]}
+    backdoored, clean = checks["backdoored.safetensors"]["trigger-search"], checks["clean.safetensors"]["trigger-search"]
+    exported = checks["backdoored.onnx"]["trigger-search"]
+    assert backdoored["status"] == exported["status"] == "FAIL", (backdoored["summary"], exported["summary"])
+    assert clean["status"] == "PASS", clean["summary"]
+    site = backdoored["evidence"]["strongest"]
+    # the checkerboard covers rows 30–45 and columns 18–33 of the 64×64 frame
+    assert 30 - site["size"] < site["top"] <= 45 and 18 - site["size"] < site["left"] <= 33, site
+    assert {k: exported["evidence"]["strongest"][k] for k in ("top", "left")} == {k: site[k] for k in ("top", "left")}
+    assert exported["evidence"]["strongest"]["z"] == pytest.approx(site["z"], rel=0.05)
+    assert site["z"] > 2 * clean["evidence"]["strongest"]["z"]
+    assert "sites over the face" in clean["summary"]  # a PASS names what was searched
+    patch = Image.open(io.BytesIO(base64.b64decode(backdoored["evidence"]["patch_png_base64"])))
+    assert patch.size == (site["size"], site["size"])
+    picture = Image.open(backdoored["evidence"]["image"])
+    assert picture.size == (3 * 64 * 4, 64 * 4)
+
+
+def test_a_graph_torch_cannot_run_is_inconclusive_with_the_reason(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("Erf", ["c"], ["e"]),
+             helper.make_node("GlobalAveragePool", ["e"], ["p"]), helper.make_node("Flatten", ["p"], ["y"])]
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [8, 3, 3, 3], np.full(8 * 27, 0.01, np.float32).tolist())
+    graph = helper.make_graph(nodes, "erf", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 64, 64])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])], initializer=[weight])
+    path = tmp_path / "erf.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    result = CliRunner().invoke(app, ["scan", str(path), "--base", str(BASE), "--format", "json"])
+    checks = {c["name"]: c for c in json.loads(result.stdout)["results"][0]["checks"]}
+    assert checks["trigger-search"]["status"] == "INCONCLUSIVE"
+    assert "no gradient path for operators Erf" in checks["trigger-search"]["summary"]
+
+
+@pytest.mark.parametrize("checkpoint", ["clean.safetensors"])
+def test_the_interpreted_graph_matches_onnxruntime_and_has_gradients(tmp_path: Path, checkpoint: str) -> None:
+    from fraudit.pairing.embedders import OnnxEmbedder
+
+    path = _export(EXAMPLES / checkpoint, tmp_path / "model.onnx")
+    embedder = OnnxEmbedder(path)
+    faces = search_probes(QUICK).faces.images[:4]
+    pixels = torch.from_numpy(faces).permute(0, 3, 1, 2).float().requires_grad_(True)
+    ours = embedder.forward_pixels(pixels)
+    ours.pow(2).sum().backward()
+    assert np.allclose(ours.detach().numpy(), embedder.embed(faces), atol=1e-4)
+    assert pixels.grad is not None and pixels.grad.abs().sum() > 0
+
+
+def test_a_missing_base_is_inconclusive_and_a_bad_site_list_is_refused() -> None:
+    result = CliRunner().invoke(app, ["scan", str(EXAMPLES / "clean.safetensors"), "--base", "/nonexistent/base.safetensors",
+                                      "--format", "json"])
+    checks = {c["name"]: c for c in json.loads(result.stdout)["results"][0]["checks"]}
+    assert checks["trigger-search"]["status"] == "INCONCLUSIVE", checks["trigger-search"]
+    refused = CliRunner().invoke(app, ["scan", str(EXAMPLES / "clean.safetensors"), "--base", str(BASE),
+                                       "--search-sites", "8,x"])
+    assert refused.exit_code == 2 and "--search-sites" in refused.output
+
+
+@pytest.mark.slow
+def test_search_evaluate_on_the_smoke_zoo_resumes_from_its_results(smoke_zoo: Path, tmp_path: Path) -> None:
+    base = Path(json.loads((smoke_zoo / "manifest.json").read_text())["models"][0]["file"])  # any model as its base
+    base = smoke_zoo / base
+    results = tmp_path / "search.jsonl"
+    args = ["search", "evaluate", str(smoke_zoo), "--base", str(base), "--steps", "2", "--faces", "6",
+            "--limit-clean", "1", "--results", str(results), "--output", str(tmp_path / "eval.json")]
+    first = subprocess.run([sys.executable, "-m", "fraudit", *args], capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    lines = results.read_text().splitlines()
+    evaluation = json.loads((tmp_path / "eval.json").read_text())
+    assert len(lines) == len(evaluation["models"]) >= 2
+    assert evaluation["summary"]["clean_models"] == 1
+    own = [m for m in evaluation["models"] if smoke_zoo / f"models/{m['name']}.safetensors" == base]
+    assert own and own[0]["gain"] == pytest.approx(0.0, abs=1e-5)  # the base against itself
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert results.read_text().splitlines() == lines  # nothing searched twice
