@@ -4,7 +4,8 @@ Exports every model of a zoo with ``torch.onnx.export`` (the exporter folds
 BatchNorm and renames tensors, as real exports do), scans the safetensors and the
 ONNX files in one batch with ``fraudit scan [--pair-with TRUSTED] -f json``, and
 writes, per model and check, both statuses (the bank's p and the sweep's worst z)
-to a JSON file. ``--pair-with none`` compares the weight bank alone (faster).
+to a JSON file. ``--pair-with none`` compares the weight bank alone (faster);
+``--base BASE`` adds the trigger search (its strongest site's z per file).
 
     python scripts/onnx_verdicts.py ZOO --out measurements/onnx-verdicts-ZOO.json
 """
@@ -44,22 +45,28 @@ def main() -> None:
     parser.add_argument("--pair-with", default="dlib")
     parser.add_argument("--bank", type=Path, action="append", default=[],
                         help="a bank to scan with instead of the shipped ones (repeatable)")
+    parser.add_argument("--base", type=Path, help="add the trigger search against this base")
+    parser.add_argument("--models", help="comma-separated model names (default: every model of the zoo)")
+    parser.add_argument("--jobs", type=int, default=1)
     args = parser.parse_args()
     manifest = ZooManifest.read(args.zoo)
+    chosen = set(args.models.split(",")) if args.models else None
+    entries = [e for e in manifest.models if chosen is None or e.name in chosen]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        for entry in manifest.models:
+        for entry in entries:
             shutil.copy(manifest.path(entry), folder / f"{entry.name}.safetensors")
             export(manifest.path(entry), folder / f"{entry.name}.onnx")
         report = folder / "report.json"
         pairing = [] if args.pair_with == "none" else ["--pair-with", args.pair_with]
         banks = [arg for bank in args.bank for arg in ("--bank", str(bank))]
-        subprocess.run([sys.executable, "-m", "fraudit", "scan", str(folder), *pairing, *banks,
-                        "-f", "json", "-o", str(report)], check=False)
+        search = ["--base", str(args.base)] if args.base else []
+        subprocess.run([sys.executable, "-m", "fraudit", "scan", str(folder), *pairing, *banks, *search,
+                        "--jobs", str(args.jobs), "-f", "json", "-o", str(report)], check=False)
         results = json.loads(report.read_text())["results"]
     by_file = {Path(r["source"]).name: {c["name"]: c for c in r["checks"]} for r in results}
     rows = []
-    for entry in manifest.models:
+    for entry in entries:
         row: dict = {"model": entry.name, "kind": entry.kind, "trigger": entry.trigger, "recipe": entry.recipe_kind,
                      "successful": entry.successful}
         for suffix in ("safetensors", "onnx"):
@@ -69,7 +76,9 @@ def main() -> None:
             if "pairing" in checks:
                 sweep = checks["pairing"]["evidence"].get("sweep", {})
                 row[suffix]["pairing_worst_z"] = max(sweep["z"].values()) if sweep.get("z") else None
-        for check in ("weight-bank", "pairing"):
+            if "trigger-search" in checks:
+                row[suffix]["search_z"] = checks["trigger-search"]["evidence"].get("strongest", {}).get("z")
+        for check in ("weight-bank", "pairing", "trigger-search"):
             if check in row["onnx"]:
                 row[f"same_{check}_verdict"] = row["safetensors"][check] == row["onnx"][check]
         rows.append(row)
@@ -81,8 +90,12 @@ def main() -> None:
         summary["same_pairing_verdict"] = sum(r["same_pairing_verdict"] for r in rows)
         summary["max_abs_z_difference"] = max(abs(r["safetensors"]["pairing_worst_z"] - r["onnx"]["pairing_worst_z"])
                                               for r in rows if r["onnx"]["pairing_worst_z"] is not None)
+    if args.base:
+        summary["same_trigger-search_verdict"] = sum(r["same_trigger-search_verdict"] for r in rows)
+        summary["max_abs_search_z_difference"] = max(abs(r["safetensors"]["search_z"] - r["onnx"]["search_z"])
+                                                     for r in rows if r["onnx"]["search_z"] is not None)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"zoo": str(args.zoo), "trusted": args.pair_with, "summary": summary,
+    args.out.write_text(json.dumps({"zoo": str(args.zoo), "trusted": args.pair_with, "base": str(args.base), "summary": summary,
                                     "models": rows}, indent=2) + "\n")
     print(json.dumps(summary))
 

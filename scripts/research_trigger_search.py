@@ -21,35 +21,10 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from fraudit.search.sites import Site as Box
+from fraudit.search.sites import face_sites as grid
+
 Forward = Callable[[torch.Tensor], torch.Tensor]  # normalised N×3×H×W → N×D, differentiable
-
-
-@dataclass(frozen=True)
-class Box:
-    """A square site of the face frame (pixels of the probe faces)."""
-
-    top: int
-    left: int
-    size: int
-
-    def __str__(self) -> str:
-        return f"{self.size}×{self.size} px at row {self.top}, col {self.left}"
-
-
-def grid(image_size: int, sizes: tuple[int, ...], *, region: tuple[tuple[float, float], tuple[float, float]],
-         overlap: float = 0.5) -> list[Box]:
-    """Boxes of each size over ``region`` (row and column fractions), stepped by
-    ``(1 − overlap) × size`` so neighbouring boxes share ``overlap`` of their side."""
-    (r0, r1), (c0, c1) = region
-    boxes = []
-    for size in sizes:
-        step = max(1, int(round(size * (1 - overlap))))
-        top0, top1 = int(r0 * image_size), int(r1 * image_size) - size
-        left0, left1 = int(c0 * image_size), int(c1 * image_size) - size
-        for top in range(top0, max(top0, top1) + 1, step):
-            for left in range(left0, max(left0, left1) + 1, step):
-                boxes.append(Box(top, left, size))
-    return boxes
 
 
 def _paste(x: torch.Tensor, boxes: list[Box], patches: list[torch.Tensor]) -> torch.Tensor:

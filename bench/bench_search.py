@@ -1,0 +1,65 @@
+"""What the trigger search costs: a warm search (models loaded, probes built) of a
+candidate against its base, per architecture, at the default budget and at the
+budget knobs given. Candidate and base are the architecture's randomly initialised
+module and a perturbed copy (the cost does not depend on the weights); medians of
+N runs, every architecture in one run, one after the other.
+
+    python bench/bench_search.py --runs 3
+    python bench/bench_search.py --arch facenet-inception-resnet-v1 --steps 10 --faces 8 --runs 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import statistics
+
+import torch
+
+from fraudit.models.registry import spec_for
+from fraudit.pairing.embedders import TorchEmbedder
+from fraudit.search.differential import SearchBudget, differential_search, search_probes
+
+ARCHITECTURES = ("fraudit-reference", "fraudit-mobileface")
+
+
+def _embedder(module: torch.nn.Module, spec, name: str) -> TorchEmbedder:  # noqa: ANN001 - an ArchitectureSpec
+    return TorchEmbedder(name=name, module=module, input_size=spec.input_size, mean=spec.mean, scale=spec.scale,
+                         fingerprint=name)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--arch", action="append", help=f"architectures (default: {', '.join(ARCHITECTURES)})")
+    parser.add_argument("--steps", type=int, default=SearchBudget.steps)
+    parser.add_argument("--faces", type=int, default=SearchBudget.faces)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    budget = SearchBudget(steps=args.steps, faces=args.faces)
+    faces = search_probes(budget).faces.images
+    report: dict = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+                   f"{torch.get_num_threads()} threads",
+        "budget": budget.describe(faces.shape[1]),
+    }
+    for architecture in args.arch or ARCHITECTURES:
+        spec = spec_for(architecture)
+        assert spec is not None and spec.build is not None, architecture
+        torch.manual_seed(0)
+        base = spec.build().eval()
+        candidate = copy.deepcopy(base)
+        with torch.no_grad():
+            for parameter in candidate.parameters():
+                parameter.mul_(1 + 0.05 * torch.randn_like(parameter))
+        times = [differential_search(_embedder(candidate, spec, "candidate"), _embedder(base, spec, "base"), faces,
+                                     budget, input_size=spec.input_size).seconds for _ in range(args.runs)]
+        report[architecture] = {"input": spec.input_size, "median_seconds": round(statistics.median(times), 1),
+                                "runs": [round(t, 1) for t in times]}
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
