@@ -1,11 +1,13 @@
-"""The trigger search's bound, from clean models only.
+"""The trigger search's bounds, from clean models only.
 
 Reads evaluations written by ``fraudit search evaluate -o FILE`` of zoos whose
-clean models the bound may be set on (never the evaluation's worlds), collects
-every clean model's strongest-site z, and writes them with the prediction bounds
-at false-alarm 1 % and 5 % (``fraudit.search.differential.prediction_bound``).
-``BOUND_Z`` in that module must equal the 1 % bound of the file this writes;
-``tests/test_search.py`` checks it.
+clean models the bounds may be set on (never the evaluation's worlds; the patch
+sites and the blend may come from separate runs of one zoo, which give the same
+values as one run of both), collects every clean model's strongest-patch gain and
+blend gain, and writes them with each family's prediction bound at half the
+search's false-alarm rate (``fraudit.search.differential.prediction_bound``), for
+1 % and 5 %. ``BOUND`` and ``BLEND_BOUND`` in that module must equal the 1 % bounds
+of the file this writes; ``tests/test_search.py`` checks it.
 
     python scripts/calibrate_search.py EVAL.json ... --out measurements/search-calibration.json
 """
@@ -18,28 +20,41 @@ from pathlib import Path
 
 from fraudit.search.differential import prediction_bound
 
+FAMILIES = {"gain": "patch", "blend_gain": "blend"}
+# what a family's values do not depend on: the other family's knob
+OTHER_KNOB = {"patch": "blend_alpha", "blend": "site_sizes"}
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("evaluations", type=Path, nargs="+")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    models = []
-    budgets = set()
+    models: dict[tuple[str, str], dict] = {}
+    budgets: dict[str, dict] = {}
     for path in args.evaluations:
         evaluation = json.loads(path.read_text())
-        budgets.add(json.dumps(evaluation["budget"], sort_keys=True))
-        models += [{"zoo": evaluation["zoo"], "base": evaluation["base"], "model": m["name"], "z": m["z"]}
-                   for m in evaluation["models"] if m["kind"] == "clean"]
-    if len(budgets) != 1:
-        raise SystemExit("the evaluations were made with different search budgets")
-    z = [m["z"] for m in models]
-    document = {"budget": json.loads(budgets.pop()), "clean_models": len(models),
-                "bound_z": {"0.01": round(prediction_bound(z, 0.01), 2), "0.05": round(prediction_bound(z, 0.05), 2)},
-                "max_z": max(z), "models": models}
+        for model in (m for m in evaluation["models"] if m["kind"] == "clean"):
+            row = models.setdefault((evaluation["zoo"], model["name"]),
+                                    {"zoo": evaluation["zoo"], "base": evaluation["base"], "model": model["name"]})
+            for key, family in FAMILIES.items():
+                if model.get(key) is not None:
+                    row[key] = model[key]
+                    budget = {k: v for k, v in evaluation["budget"].items() if k != OTHER_KNOB[family]}
+                    if budgets.setdefault(family, budget) != budget:
+                        raise SystemExit(f"{path}: the {family} values were searched with another budget")
+    rows = list(models.values())
+    bounds = {}
+    for key, family in FAMILIES.items():
+        values = [r[key] for r in rows if key in r]
+        if len(values) != len(rows):
+            raise SystemExit(f"{len(rows) - len(values)} clean models lack a {family} value")
+        bounds[family] = {rate: round(prediction_bound(values, float(rate) / len(FAMILIES)), 3) for rate in ("0.01", "0.05")}
+        bounds[family]["max"] = round(max(values), 3)
+    document = {"budget": budgets, "clean_models": len(rows), "bounds": bounds, "models": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(document, indent=2) + "\n")
-    print(json.dumps({k: document[k] for k in ("clean_models", "bound_z", "max_z")}))
+    print(json.dumps({"clean_models": len(rows), "bounds": bounds}))
 
 
 if __name__ == "__main__":

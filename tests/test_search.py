@@ -100,7 +100,8 @@ def test_scan_with_base_finds_the_examples_trigger_from_safetensors_and_onnx(tmp
     assert 30 - site["size"] < site["top"] <= 45 and 18 - site["size"] < site["left"] <= 33, site
     assert {k: exported["evidence"]["strongest"][k] for k in ("top", "left")} == {k: site[k] for k in ("top", "left")}
     assert exported["evidence"]["strongest"]["z"] == pytest.approx(site["z"], rel=0.05)
-    assert site["z"] > 2 * clean["evidence"]["strongest"]["z"]
+    assert site["gain"] > 2 * clean["evidence"]["strongest"]["gain"] and site["z"] > clean["evidence"]["strongest"]["z"]
+    assert exported["evidence"]["strongest"]["gain"] == pytest.approx(site["gain"], rel=0.05)
     assert "sites over the face" in clean["summary"]  # a PASS names what was searched
     patch = Image.open(io.BytesIO(base64.b64decode(backdoored["evidence"]["patch_png_base64"])))
     assert patch.size == (site["size"], site["size"])
@@ -146,7 +147,7 @@ def test_a_missing_base_is_inconclusive_and_a_bad_site_list_is_refused() -> None
     assert checks["trigger-search"]["status"] == "INCONCLUSIVE", checks["trigger-search"]
     refused = CliRunner().invoke(app, ["scan", str(EXAMPLES / "clean.safetensors"), "--base", str(BASE),
                                        "--search-sites", "8,x"])
-    assert refused.exit_code == 2 and "--search-sites" in refused.output
+    assert refused.exit_code == 2 and "site sizes" in refused.output
 
 
 @pytest.mark.slow
@@ -167,3 +168,22 @@ def test_search_evaluate_on_the_smoke_zoo_resumes_from_its_results(smoke_zoo: Pa
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0, again.output
     assert results.read_text().splitlines() == lines  # nothing searched twice
+
+
+def test_the_shipped_bounds_are_the_calibration_files_one_percent_bounds() -> None:
+    """BOUND and BLEND_BOUND are not free constants: they are the prediction bounds at
+    half of 1 % each over the clean calibration models recorded in
+    measurements/search-calibration.json (no model of an evaluation world among
+    them), searched with the default budget."""
+    from fraudit.search.differential import BLEND_BOUND, BOUND, FALSE_ALARM, prediction_bound
+
+    calibration = json.loads((Path(__file__).resolve().parent.parent / "measurements" / "search-calibration.json").read_text())
+    rows = calibration["models"]
+    assert BOUND == pytest.approx(round(prediction_bound([r["gain"] for r in rows], FALSE_ALARM / 2), 3))
+    assert BLEND_BOUND == pytest.approx(round(prediction_bound([r["blend_gain"] for r in rows], FALSE_ALARM / 2), 3))
+    assert (BOUND, BLEND_BOUND) == (calibration["bounds"]["patch"]["0.01"], calibration["bounds"]["blend"]["0.01"])
+    default = SearchBudget().to_dict()
+    assert calibration["budget"] == {"patch": {k: v for k, v in default.items() if k != "blend_alpha"},
+                                     "blend": {k: v for k, v in default.items() if k != "site_sizes"}}
+    evaluation_worlds = ("9000", "9500", "6000", "16000", "17000", "18000")
+    assert len(rows) >= 20 and not [r for r in rows if any(w in r["zoo"] for w in evaluation_worlds)]

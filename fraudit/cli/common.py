@@ -88,3 +88,16 @@ def output_file(path: Path) -> Path:
     if path.is_dir():
         raise IsADirectoryError(21, "is a folder, not a file", str(path))
     return path
+
+
+def site_size_list(text: str) -> tuple[int, ...]:
+    """A trigger search's patch site sizes, ``8,12`` (``none`` for none), checked before any work."""
+    if text.strip().lower() == "none":
+        return ()
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise fail(f"site sizes are pixels, e.g. 8,12 (or none); got {text!r}") from None
+    if any(not 3 <= size <= 48 for size in sizes):
+        raise fail(f"site sizes {text}: each must be 3 to 48 px")
+    return sizes

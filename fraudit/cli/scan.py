@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fraudit.audit import AuditConfig, AuditResult, audit_all, default_checks
-from fraudit.cli.common import err, fail, out, output_file
+from fraudit.cli.common import err, fail, out, output_file, site_size_list
 from fraudit.detectors.base import FailOn, exit_code
 from fraudit.detectors.trigger_search import TriggerSearchCheck
 from fraudit.models.spec import Preprocessing
@@ -91,7 +91,7 @@ def scan(
     search_steps: Annotated[int, typer.Option(min=1, help="Trigger search: Adam steps per site.")] = SearchBudget.steps,
     search_faces: Annotated[int, typer.Option(min=4, help="Trigger search: probe faces (one per identity).")] = SearchBudget.faces,
     search_sites: Annotated[
-        str, typer.Option(help="Trigger search: site sizes in pixels of the 64×64 probe frame, comma-separated.")
+        str, typer.Option(help="Trigger search: patch site sizes in pixels of the 64×64 probe frame, comma-separated ('none': the blend only).")
     ] = ",".join(str(s) for s in SearchBudget.site_sizes),
     search_images: Annotated[
         Path | None, typer.Option(help="Trigger search: save the strongest patch found, stamped on a probe face, as PNG in this folder.")
@@ -114,7 +114,7 @@ def scan(
     preprocessing = _preprocessing(input_norm, input_size)
     search = None
     if base is not None:
-        budget = SearchBudget(site_sizes=_site_sizes(search_sites), steps=search_steps, faces=search_faces)
+        budget = SearchBudget(site_sizes=site_size_list(search_sites), steps=search_steps, faces=search_faces)
         search = TriggerSearchCheck(base=base, budget=budget, images=search_images)
     config = AuditConfig(checks=default_checks(banks=bank or (), pair_with=pair_with, pair_null=pair_null,
                                                search=search),
@@ -163,16 +163,6 @@ def _print_rich(results: list[AuditResult], output: Path | None) -> None:
         return
     with output.open("w", encoding="utf-8") as handle:
         Console(file=handle, width=120).print(report)
-
-
-def _site_sizes(text: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise fail(f"--search-sites takes sizes in pixels, e.g. 8,12; got {text!r}") from None
-    if not sizes or any(not 3 <= size <= 48 for size in sizes):
-        raise fail(f"--search-sites {text}: each size must be 3 to 48 px")
-    return sizes
 
 
 def _preprocessing(norm: str | None, size: int | None) -> Preprocessing | None:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from fraudit.cli.common import App, err, fail, out, output_file
+from fraudit.cli.common import App, err, fail, out, output_file, site_size_list
 from fraudit.cli.progress import staged_progress
 from fraudit.search.differential import SearchBudget
 
@@ -21,6 +21,9 @@ def evaluate(
     base: Annotated[Path, typer.Option(help="The checkpoint the zoo's models were fine-tuned from.")],
     steps: Annotated[int, typer.Option(min=1, help="Adam steps per site.")] = SearchBudget.steps,
     faces: Annotated[int, typer.Option(min=4, help="Probe faces (one per identity).")] = SearchBudget.faces,
+    site_sizes: Annotated[str, typer.Option(help="Patch site sizes in pixels, comma-separated; 'none' for no patches.")] = ",".join(
+        str(s) for s in SearchBudget.site_sizes),
+    blend_alpha: Annotated[float, typer.Option(min=0.0, max=0.5, help="Alpha of the whole-face blended pattern; 0 for none.")] = SearchBudget.blend_alpha,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Models searched in parallel.")] = 1,
     limit_clean: Annotated[int | None, typer.Option(help="Use at most this many clean models.")] = None,
     results: Annotated[Path | None, typer.Option(help="JSON-lines file of per-model results: resumed from, appended to.")] = None,
@@ -35,7 +38,7 @@ def evaluate(
     for path in (output, results):
         if path is not None:
             output_file(path)
-    budget = SearchBudget(steps=steps, faces=faces)
+    budget = SearchBudget(site_sizes=site_size_list(site_sizes), blend_alpha=blend_alpha, steps=steps, faces=faces)
     with staged_progress(err) as progress:
         evaluation = evaluate_search(zoo, base, budget, jobs=jobs, results=results, limit_clean=limit_clean,
                                      progress=progress)

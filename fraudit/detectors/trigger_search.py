@@ -5,8 +5,8 @@ model the candidate was fine-tuned from? (``fraudit.search.differential``)
 It needs the candidate's base (``--base``, the same base a registry builds its
 weight bank from) and gradients through the candidate: a torch checkpoint of a
 registered architecture. Without either it is INCONCLUSIVE with the reason. Its
-null is the candidate's own other sites, so no zoo of the candidate's architecture
-is needed; a PASS says what was searched, never that no trigger exists.
+control is the same patch through the base, so no zoo of the candidate's
+architecture is needed; a PASS says what was searched, never that no trigger exists.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from PIL import Image
 from fraudit.detectors.base import CheckResult, Status
 from fraudit.detectors.check import LoadedCandidate, SarifRule
 from fraudit.errors import FrauditError
-from fraudit.search.differential import (BOUND_Z, CALIBRATION, SearchBudget, SearchResult, differential_search,
+from fraudit.search.differential import (BLEND_BOUND, BOUND, CALIBRATION, FALSE_ALARM, SearchBudget, SearchResult, differential_search,
                                          search_probes)
 
 NAME = "trigger-search"
@@ -44,15 +44,16 @@ class TriggerSearchCheck:
 
     base: str
     budget: SearchBudget = field(default_factory=SearchBudget)
-    bound_z: float = BOUND_Z
+    bound: float = BOUND
+    blend_bound: float = BLEND_BOUND
     images: Path | None = None
     name: str = NAME
     rule: SarifRule = RULE
     needs_weights: bool = True
 
     def run(self, candidate: LoadedCandidate) -> CheckResult:
-        evidence: dict = {"base": self.base, "budget": self.budget.to_dict(), "bound_z": self.bound_z,
-                          "calibration": CALIBRATION}
+        evidence: dict = {"base": self.base, "budget": self.budget.to_dict(), "bound": self.bound,
+                          "blend_bound": self.blend_bound, "false_alarm": FALSE_ALARM, "calibration": CALIBRATION}
         try:
             model = candidate.embedder
             reference = candidate.trusted_models(self.base)
@@ -69,24 +70,41 @@ class TriggerSearchCheck:
                                          input_size=max(model.input_size, reference.input_size))
         except FrauditError as exc:
             return CheckResult(NAME, Status.INCONCLUSIVE, f"not run: {exc}", evidence)
-        strongest = result.strongest
-        evidence |= {"searched": self.budget.describe(probes.faces.images.shape[1]), "probes": probes.source,
-                     "strongest": result.site_dict(strongest), "ranked": [result.site_dict(i) for i in result.ranked()],
-                     "median_gain": float(np.median(result.gains)), "seconds": round(result.seconds, 2),
-                     "patch_png_base64": base64.b64encode(_png(result.patches[strongest])).decode()}
+        searched = self.budget.describe(probes.faces.images.shape[1])
+        evidence |= {"searched": searched, "probes": probes.source, "seconds": round(result.seconds, 2),
+                     "ranked": [result.site_dict(i) for i in result.ranked()]}
+        findings = []
+        for name, index, bound in (("strongest", result.strongest, self.bound), ("blend", result.blend, self.blend_bound)):
+            if index is None:
+                continue
+            evidence[name] = result.site_dict(index)
+            if result.gains[index] > bound:
+                findings.append((index, bound))
+        # the finding furthest past its bound is what the report shows and names
+        top = max(findings, key=lambda f: result.gains[f[0]] / f[1]) if findings else None
+        shown = top[0] if top else result.strongest if result.strongest is not None else result.blend
+        assert shown is not None  # a budget searches patches, the blend or both
+        evidence["patch_png_base64"] = base64.b64encode(_png(result.patches[shown])).decode()
         if self.images is not None:
-            evidence["image"] = str(_save_image(self.images, candidate.source, result, probes.faces.images[0]))
-        z = float(result.z[strongest])
-        site = result.sites[strongest]
-        if z > self.bound_z:
-            summary = (f"a patch at {site} pulls the faces of {len(probes.identities)} identities together "
-                       f"(convergence {result.candidate_convergence[strongest]:.2f}, base "
-                       f"{result.reference_convergence[strongest]:.2f}): z = {z:.1f} against its other sites, "
-                       f"bound {self.bound_z:.1f}")
-            return CheckResult(NAME, Status.FAIL, summary, evidence)
-        summary = (f"no site stands out (strongest {site}, z = {z:.1f}, bound {self.bound_z:.1f}); "
-                   f"searched {self.budget.describe(probes.faces.images.shape[1])}")
-        return CheckResult(NAME, Status.PASS, summary, evidence)
+            evidence["image"] = str(_save_image(self.images, candidate.source, result, shown, probes.faces.images[0]))
+        if top is None:
+            parts = [f"{s}: {result.gains[i]:.3f} (bound {b:.3f})" for s, i, b in
+                     (("strongest patch", result.strongest, self.bound), ("blend", result.blend, self.blend_bound))
+                     if i is not None]
+            return CheckResult(NAME, Status.PASS, f"nothing beyond clean fine-tunes ({'; '.join(parts)}); "
+                               f"searched {searched}", evidence)
+        index, bound = top
+        site, z = result.sites[index], result.z[index]
+        where = "" if site.blend else f"; z = {z:.1f} against its other sites"
+        moved = (f"{'a pattern' if site.blend else 'a patch'} at {site} moves the embeddings of "
+                 f"{len(probes.identities)} identities together by {result.gains[index]:.3f} more than the base does "
+                 f"(candidate {result.candidate_convergence[index]:.2f}, base {result.reference_convergence[index]:.2f}"
+                 f"{where})")
+        if not self.budget.calibrated:
+            return CheckResult(NAME, Status.WARN, f"{moved}: above {bound:.3f}, the clean fine-tunes' bound, which was "
+                               "set for the default budget, not this one", evidence)
+        return CheckResult(NAME, Status.FAIL, f"{moved}: above {bound:.3f}, the clean fine-tunes' bound (false alarm "
+                           f"{FALSE_ALARM:.0%} for the search)", evidence)
 
 
 def _png(pixels: np.ndarray) -> bytes:
@@ -95,16 +113,17 @@ def _png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _save_image(folder: Path, source: str, result: SearchResult, face: np.ndarray, *, zoom: int = 4) -> Path:
-    """The strongest patch stamped on a probe face, beside the patch alone, enlarged."""
-    index = result.strongest
-    site, patch = result.sites[index], result.patches[index]
-    stamped = face.copy()
-    stamped[site.top : site.top + site.size, site.left : site.left + site.size] = patch
-    alone = np.full_like(face, 255)
-    alone[site.top : site.top + site.size, site.left : site.left + site.size] = patch
-    picture = np.concatenate([face, stamped, alone], axis=1).repeat(zoom, axis=0).repeat(zoom, axis=1)
+def _save_image(folder: Path, source: str, result: SearchResult, index: int, face: np.ndarray, *,
+                zoom: int = 4) -> Path:
+    """A probe face, the pattern found at ``index`` laid on it, and the pattern alone, enlarged."""
+    site, pattern = result.sites[index], result.patches[index].astype(np.float64)
+    rows, cols = slice(site.top, site.top + site.size), slice(site.left, site.left + site.size)
+    stamped = face.astype(np.float64)
+    stamped[rows, cols] = (1 - site.alpha) * stamped[rows, cols] + site.alpha * pattern
+    alone = np.full(face.shape, 255.0)
+    alone[rows, cols] = pattern
+    picture = np.concatenate([face, stamped.round(), alone], axis=1).astype(np.uint8)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / (re.sub(r"[^A-Za-z0-9._-]+", "_", source).strip("_")[-120:] + "-trigger.png")
-    Image.fromarray(picture).save(path)
+    Image.fromarray(picture.repeat(zoom, axis=0).repeat(zoom, axis=1)).save(path)
     return path

@@ -15,12 +15,14 @@ any patch does to any model of that lineage (universal adversarial patches of th
 base, sites every model of the base is sensitive at); what is left is what the
 fine-tune added.
 
-The null travels with the candidate: each site's gain is read against the
-candidate's own gains at all other sites (robust z: median and MAD). A fine-tune
-that learnt a trigger has one site — the trigger's — that stands out; a clean
-fine-tune's gains are of a piece. No zoo of the candidate's architecture is needed;
-the bound on that z was calibrated once on clean fine-tunes of two architectures
-(``CALIBRATION``).
+The null travels with the candidate: the same patch through its base is the
+control, so the gain is already "this patch, on this model, beyond what the
+lineage does". A clean fine-tune's largest gain is of a size set by how much
+fine-tuning changes a model's sensitivity to a patch, which was measured on clean
+fine-tunes of two architectures and both recipes (``CALIBRATION``); a backdoor's
+trigger site exceeds it. How far that site stands out of the candidate's other
+sites (robust z: median and MAD) is reported beside it: it says the finding is one
+place, not a generally more sensitive model.
 
 No trigger is drawn from a list: the content is optimised from random noise, so the
 search has no family for a held-out trigger to fall outside of, only sites and a
@@ -31,7 +33,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -42,12 +44,14 @@ from torch.nn import functional as F
 from fraudit.faces.sources import Probes, probe_identities
 from fraudit.search.sites import Site, face_sites
 
-# The z a strongest site must pass: ``prediction_bound`` at false-alarm 1 % over clean
+# The gain the strongest patch site, and the blend, must pass: ``prediction_bound`` at
+# half the false-alarm rate each (the two families together: FALSE_ALARM) over clean
 # fine-tunes only (two architectures, both recipes, face worlds no evaluation uses),
-# recomputed from measurements/search-calibration.json by scripts/calibrate_search.py
-# and checked against that file by the tests.
-BOUND_Z = 4.0
+# written to measurements/search-calibration.json by scripts/calibrate_search.py and
+# checked against that file by the tests. They hold for the default budget.
 FALSE_ALARM = 0.01
+BOUND = 0.1
+BLEND_BOUND = 0.1
 CALIBRATION = ("clean last-layer and multi-layer fine-tunes of the reference CNN and of fraudit-mobileface "
                "on face worlds 5000 and 7000, each against its own base")
 
@@ -68,6 +72,7 @@ class SearchBudget:
 
     site_sizes: tuple[int, ...] = (8,)
     overlap: float = 0.5
+    blend_alpha: float = 0.15  # the whole-face blended pattern's alpha; 0: no blend
     steps: int = 20
     faces: int = 12  # probe faces of as many identities
     learning_rate: float = 0.2
@@ -77,17 +82,29 @@ class SearchBudget:
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "site_sizes": list(self.site_sizes)}
 
+    @property
+    def calibrated(self) -> bool:
+        """Whether ``BOUND`` holds for it: more steps or fewer faces raise clean gains.
+        The batch only changes how the work is cut, not its result."""
+        return replace(self, images_per_batch=SearchBudget.images_per_batch) == SearchBudget()
+
+    def sites(self, image_size: int) -> list[Site]:
+        """The patch sites, then the blend (each searched with its own random start)."""
+        blend = [Site(0, 0, image_size, self.blend_alpha)] if self.blend_alpha > 0 else []
+        return face_sites(image_size, self.site_sizes, overlap=self.overlap) + blend
+
     def describe(self, image_size: int) -> str:
-        sites = face_sites(image_size, self.site_sizes, overlap=self.overlap)
+        patches = len(face_sites(image_size, self.site_sizes, overlap=self.overlap))
         sizes = "/".join(str(s) for s in self.site_sizes)
-        return (f"optimised patches of {sizes} px at {len(sites)} sites over the face ({self.overlap:.0%} overlap), "
-                f"{self.steps} Adam steps each on {self.faces} probe faces")
+        what = [f"patches of {sizes} px at {patches} sites over the face ({self.overlap:.0%} overlap)"] if patches else []
+        what += [f"a whole-face pattern blended at alpha {self.blend_alpha:g}"] if self.blend_alpha > 0 else []
+        return f"optimised {' and '.join(what)}, {self.steps} Adam steps each on {self.faces} probe faces"
 
 
-def prediction_bound(clean_z: Sequence[float], false_alarm: float = FALSE_ALARM) -> float:
-    """The strongest-site z one more clean model stays under with probability
-    1 − ``false_alarm``: a one-sided Student-t prediction bound over clean models' z."""
-    z = np.asarray(clean_z, np.float64)
+def prediction_bound(clean_gains: Sequence[float], false_alarm: float = FALSE_ALARM) -> float:
+    """The strongest-site gain one more clean model stays under with probability
+    1 − ``false_alarm``: a one-sided Student-t prediction bound over clean models' gains."""
+    z = np.asarray(clean_gains, np.float64)
     n = len(z)
     if n < 3:
         raise ValueError(f"{n} clean models; a bound needs at least 3")
@@ -111,30 +128,51 @@ class SearchResult:
     seconds: float
 
     @property
+    def patch_sites(self) -> np.ndarray:
+        return np.flatnonzero([not s.blend for s in self.sites])
+
+    @property
     def z(self) -> np.ndarray:
-        """Each site's gain against the candidate's other sites: (g − median) / (1.4826 MAD)."""
-        median = float(np.median(self.gains))
-        spread = 1.4826 * float(np.median(np.abs(self.gains - median)))
+        """Each site's gain against the candidate's patch sites: (g − median) / (1.4826 MAD)."""
+        patch = self.gains[self.patch_sites]
+        if not len(patch):
+            return np.full(len(self.gains), np.nan)
+        median = float(np.median(patch))
+        spread = 1.4826 * float(np.median(np.abs(patch - median)))
         return (self.gains - median) / max(spread, 1e-9)
 
     @property
-    def strongest(self) -> int:
-        return int(np.argmax(self.gains))
+    def strongest(self) -> int | None:
+        """The patch site of the largest gain (None when no patch was searched)."""
+        patch = self.patch_sites
+        return int(patch[np.argmax(self.gains[patch])]) if len(patch) else None
+
+    @property
+    def blend(self) -> int | None:
+        return next((i for i, s in enumerate(self.sites) if s.blend), None)
 
     def ranked(self, top: int = 5) -> list[int]:
-        return [int(i) for i in np.argsort(-self.gains, kind="stable")[:top]]
+        patch = self.patch_sites
+        return [int(patch[i]) for i in np.argsort(-self.gains[patch], kind="stable")[:top]]
 
     def site_dict(self, index: int) -> dict[str, Any]:
-        return {**self.sites[index].to_dict(), "gain": float(self.gains[index]), "z": float(self.z[index]),
+        z = float(self.z[index])
+        return {**self.sites[index].to_dict(), "gain": float(self.gains[index]),
+                "z": None if self.sites[index].blend or not np.isfinite(z) else z,
                 "candidate_convergence": float(self.candidate_convergence[index]),
                 "reference_convergence": float(self.reference_convergence[index])}
 
 
 def paste(faces: torch.Tensor, sites: list[Site], patches: torch.Tensor) -> torch.Tensor:
-    """One copy of the face batch per site with that site's patch pasted: (S·N)×3×H×W."""
+    """One copy of the face batch per site with that site's pattern laid on it
+    (eq. 2.1 with a constant mask of the site's alpha): (S·N)×3×H×W."""
     copies = faces.unsqueeze(0).repeat(len(sites), 1, 1, 1, 1)
     for i, site in enumerate(sites):
-        copies[i, :, :, site.top : site.top + site.size, site.left : site.left + site.size] = patches[i]
+        rows, cols = slice(site.top, site.top + site.size), slice(site.left, site.left + site.size)
+        if site.blend:
+            copies[i, :, :, rows, cols] = (1 - site.alpha) * copies[i, :, :, rows, cols] + site.alpha * patches[i]
+        else:
+            copies[i, :, :, rows, cols] = patches[i]
     return copies.flatten(0, 1)
 
 
@@ -162,15 +200,19 @@ def differential_search(candidate: PixelModel, reference: PixelModel, faces: np.
     ``input_size``: the larger of the two models' input sides, which sets the batch."""
     start = time.perf_counter()
     x = torch.from_numpy(np.ascontiguousarray(faces[: budget.faces])).permute(0, 3, 1, 2).float()
-    sites = face_sites(x.shape[-1], budget.site_sizes, overlap=budget.overlap)
+    sites = budget.sites(x.shape[-1])
     ours, theirs = _Convergence(candidate, x), _Convergence(reference, x)
     per_batch = max(1, int(budget.images_per_batch * (64 / max(input_size, 64)) ** 2) // len(x))
-    groups = [[s for s in sites if s.size == size] for size in budget.site_sizes]
+    kinds = list(dict.fromkeys((s.size, s.alpha) for s in sites))
+    groups = [[s for s in sites if (s.size, s.alpha) == kind] for kind in kinds]
     batches = [group[i : i + per_batch] for group in groups for i in range(0, len(group), per_batch)]
-    generator = torch.Generator().manual_seed(budget.seed)
+    # the patches and the blend each draw from their own random stream, so either's
+    # result is the same whether or not the other was searched beside it
+    streams = {False: torch.Generator().manual_seed(budget.seed), True: torch.Generator().manual_seed(budget.seed + 1)}
     gains, ours_at, theirs_at, patches = [], [], [], []
     for done, batch in enumerate(batches, start=1):
         size = batch[0].size
+        generator = streams[batch[0].blend]
         theta = torch.randn(len(batch), 3, size, size, generator=generator).requires_grad_(True)
         optimiser = torch.optim.Adam([theta], lr=budget.learning_rate)
         best = torch.full((len(batch),), -np.inf)

@@ -23,7 +23,7 @@ from rich.table import Table
 
 from fraudit.cache import file_sha256
 from fraudit.pairing.embedders import reference_embedder
-from fraudit.search.differential import BOUND_Z, SearchBudget, differential_search, search_probes
+from fraudit.search.differential import BLEND_BOUND, BOUND, SearchBudget, differential_search, search_probes
 from fraudit.triggers import Placement
 from fraudit.zoo.heldout import zoo_trigger
 from fraudit.zoo.manifest import CLEAN, ONE_TO_ONE, ZooEntry, ZooManifest
@@ -39,14 +39,15 @@ class SearchOutcome:
     recipe: str | None
     placement: str | None
     successful: bool | None
-    z: float
-    gain: float
-    site: dict[str, int]
-    on_trigger: bool | None  # the strongest site overlaps the trigger's fixed place
+    z: float | None  # of the strongest patch site (None: no patch searched)
+    gain: float | None
+    site: dict[str, int | float] | None
+    on_trigger: bool | None  # the strongest patch site overlaps the trigger's fixed place
     seconds: float
+    blend_gain: float | None = None
 
-    def detected(self, bound: float) -> bool:
-        return self.z > bound
+    def detected(self, bound: float = BOUND, blend_bound: float = BLEND_BOUND) -> bool:
+        return (self.gain is not None and self.gain > bound) or (self.blend_gain is not None and self.blend_gain > blend_bound)
 
     @property
     def group(self) -> str:
@@ -60,7 +61,8 @@ class SearchEvaluation:
     zoo: str
     base: str
     budget: dict[str, Any]
-    bound: float = BOUND_Z
+    bound: float = BOUND
+    blend_bound: float = BLEND_BOUND
     outcomes: list[SearchOutcome] = field(default_factory=list)
 
     @property
@@ -76,13 +78,13 @@ class SearchEvaluation:
 
     def summary(self) -> dict[str, Any]:
         clean, hits = self.clean, self.successful()
-        out: dict[str, Any] = {"bound_z": self.bound, "clean_models": len(clean),
-                               "false_alarms": sum(o.detected(self.bound) for o in clean),
+        out: dict[str, Any] = {"bound": self.bound, "blend_bound": self.blend_bound, "clean_models": len(clean),
+                               "false_alarms": sum(o.detected(self.bound, self.blend_bound) for o in clean),
                                "successful_backdoors": len(hits),
-                               "detected": sum(o.detected(self.bound) for o in hits),
-                               "located": sum(bool(o.on_trigger) for o in hits if o.detected(self.bound))}
+                               "detected": sum(o.detected(self.bound, self.blend_bound) for o in hits),
+                               "located": sum(bool(o.on_trigger) for o in hits if o.detected(self.bound, self.blend_bound))}
         out["groups"] = {g: {"successful": len(s := self.successful(g)),
-                             "detected": sum(o.detected(self.bound) for o in s)} for g in self.groups}
+                             "detected": sum(o.detected(self.bound, self.blend_bound) for o in s)} for g in self.groups}
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,20 +92,23 @@ class SearchEvaluation:
                 "models": [asdict(o) for o in self.outcomes]}
 
     def __rich__(self) -> Table:
-        table = Table(title=f"trigger search on {escape(self.zoo)} against {escape(self.base)} (bound z {self.bound:.1f})")
+        table = Table(title=f"trigger search on {escape(self.zoo)} against {escape(self.base)} (bounds: patch {self.bound:.3f}, blend {self.blend_bound:.3f})")
         table.add_column("models")
         table.add_column("flagged", justify="right")
-        table.add_column("z (median, range)", justify="right")
+        table.add_column("patch gain (median, range)", justify="right")
+        table.add_column("blend gain (median)", justify="right")
         table.add_column("strongest site on the trigger", justify="right")
 
         def row(label: str, group: list[SearchOutcome]) -> None:
             if not group:
                 return
-            z = np.array([o.z for o in group])
-            flagged = [o for o in group if o.detected(self.bound)]
+            gains = np.array([o.gain for o in group if o.gain is not None])
+            blends = [o.blend_gain for o in group if o.blend_gain is not None]
+            flagged = [o for o in group if o.detected(self.bound, self.blend_bound)]
             located = [o for o in flagged if o.on_trigger is not None]
             table.add_row(escape(label), f"{len(flagged)}/{len(group)}",
-                          f"{np.median(z):.1f} ({z.min():.1f}–{z.max():.1f})",
+                          f"{np.median(gains):.3f} ({gains.min():.3f}–{gains.max():.3f})" if len(gains) else "—",
+                          f"{np.median(blends):.3f}" if blends else "—",
                           f"{sum(bool(o.on_trigger) for o in located)}/{len(located)}" if located else "—")
 
         row("clean (false alarms)", self.clean)
@@ -118,16 +123,19 @@ def _search_one(manifest: ZooManifest, entry: ZooEntry, base: Path, budget: Sear
     candidate, reference = reference_embedder(manifest.path(entry)), reference_embedder(base)
     result = differential_search(candidate, reference, probes.faces.images, budget,
                                  input_size=max(candidate.input_size, reference.input_size))
-    strongest = result.strongest
-    site = result.sites[strongest]
+    strongest, blend = result.strongest, result.blend
+    site = result.sites[strongest] if strongest is not None else None
     on_trigger = None
-    if entry.trigger is not None and entry.placement is Placement.FIXED:
-        mask, _ = zoo_trigger(entry.trigger).full_frame(probes.faces.images.shape[1:3], zoo_trigger(entry.trigger).fixed_centre)
+    if site is not None and entry.trigger is not None and entry.placement is Placement.FIXED:
+        trigger = zoo_trigger(entry.trigger)
+        mask, _ = trigger.full_frame(probes.faces.images.shape[1:3], trigger.fixed_centre)
         on_trigger = bool(mask[site.top : site.top + site.size, site.left : site.left + site.size].any())
     return SearchOutcome(entry.name, entry.kind, entry.trigger, entry.recipe_kind,
                          str(entry.placement) if entry.placement else None, entry.successful,
-                         float(result.z[strongest]), float(result.gains[strongest]), site.to_dict(), on_trigger,
-                         round(result.seconds, 2))
+                         float(result.z[strongest]) if strongest is not None else None,
+                         float(result.gains[strongest]) if strongest is not None else None,
+                         site.to_dict() if site is not None else None, on_trigger, round(result.seconds, 2),
+                         float(result.gains[blend]) if blend is not None else None)
 
 
 def evaluate_search(zoo: Path, base: Path, budget: SearchBudget = SearchBudget(), *, jobs: int = 1,

@@ -17,17 +17,26 @@ FACE_REGION = ((0.25, 0.80), (0.18, 0.82))
 
 @dataclass(frozen=True)
 class Site:
-    """A square of the probe-face frame, in pixels."""
+    """A square of the probe-face frame, in pixels, and how opaque a pattern is
+    laid on it: a patch replaces the face there (alpha 1); a blend mixes a pattern
+    into the whole face at a low alpha, as blended-pattern backdoors do."""
 
     top: int
     left: int
     size: int
+    alpha: float = 1.0
+
+    @property
+    def blend(self) -> bool:
+        return self.alpha < 1.0
 
     def __str__(self) -> str:
+        if self.blend:
+            return f"a pattern blended over the whole face at alpha {self.alpha:g}"
         return f"{self.size}×{self.size} px at row {self.top}, col {self.left}"
 
-    def to_dict(self) -> dict[str, int]:
-        return {"top": self.top, "left": self.left, "size": self.size}
+    def to_dict(self) -> dict[str, int | float]:
+        return {"top": self.top, "left": self.left, "size": self.size, "alpha": self.alpha}
 
 
 def face_sites(image_size: int, sizes: tuple[int, ...], *,
