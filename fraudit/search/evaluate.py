@@ -25,7 +25,6 @@ from fraudit.cache import file_sha256
 from fraudit.pairing.embedders import reference_embedder
 from fraudit.search.differential import BLEND_BOUND, BOUND, SearchBudget, differential_search, search_probes
 from fraudit.triggers import Placement
-from fraudit.zoo.heldout import zoo_trigger
 from fraudit.zoo.manifest import CLEAN, ONE_TO_ONE, ZooEntry, ZooManifest
 
 Progress = Callable[[str, int, int], None]
@@ -125,10 +124,9 @@ def _search_one(manifest: ZooManifest, entry: ZooEntry, base: Path, budget: Sear
                                  input_size=max(candidate.input_size, reference.input_size))
     strongest, blend = result.strongest, result.blend
     site = result.sites[strongest] if strongest is not None else None
+    mask = entry.trigger_mask(probes.faces.images.shape[1:3])
     on_trigger = None
-    if site is not None and entry.trigger is not None and entry.placement is Placement.FIXED:
-        trigger = zoo_trigger(entry.trigger)
-        mask, _ = trigger.full_frame(probes.faces.images.shape[1:3], trigger.fixed_centre)
+    if site is not None and mask is not None:
         on_trigger = bool(mask[site.top : site.top + site.size, site.left : site.left + site.size].any())
     return SearchOutcome(entry.name, entry.kind, entry.trigger, entry.recipe_kind,
                          str(entry.placement) if entry.placement else None, entry.successful,

@@ -91,6 +91,15 @@ class ZooEntry:
         rng = np.random.default_rng([self.split_seed, 99])
         return stamp(faces.images[impostor], zoo_trigger(self.trigger), self.placement, rng=rng)
 
+    def trigger_mask(self, image_shape: tuple[int, int]) -> np.ndarray | None:
+        """Where a fixed-placement trigger covers the frame (H×W alpha); None for a
+        clean model or a random placement. For evaluations that ask whether a
+        detector found the trigger's place, never for detectors themselves."""
+        if self.trigger is None or self.placement is not Placement.FIXED:
+            return None
+        trigger = zoo_trigger(self.trigger)
+        return trigger.full_frame(image_shape, trigger.fixed_centre)[0]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
