@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -136,41 +136,85 @@ def _search_one(manifest: ZooManifest, entry: ZooEntry, base: Path, budget: Sear
                          float(result.gains[blend]) if blend is not None else None)
 
 
+# The knob of the other family, which a family's values do not depend on: the patches
+# and the blend draw from separate random streams (``differential_search``).
+_OTHER_KNOB = {"patch": "blend_alpha", "blend": "site_sizes"}
+
+
+def _families(budget: SearchBudget) -> list[str]:
+    return [f for f, on in (("patch", bool(budget.site_sizes)), ("blend", budget.blend_alpha > 0)) if on]
+
+
+def _family_key(base_sha256: str, budget: dict[str, Any], family: str) -> dict[str, Any]:
+    return {"base_sha256": base_sha256, "budget": {k: v for k, v in budget.items() if k != _OTHER_KNOB[family]}}
+
+
+def _only(budget: SearchBudget, families: list[str]) -> SearchBudget:
+    """The budget restricted to ``families``."""
+    return replace(budget, site_sizes=budget.site_sizes if "patch" in families else (),
+                   blend_alpha=budget.blend_alpha if "blend" in families else 0.0)
+
+
+def _combine(parts: dict[str, SearchOutcome]) -> SearchOutcome:
+    """One model's outcome from the outcomes of runs that searched its families apart."""
+    patch, blend = parts.get("patch"), parts.get("blend")
+    first = patch or blend
+    assert first is not None
+    return replace(first, z=patch.z if patch else None, gain=patch.gain if patch else None,
+                   site=patch.site if patch else None, on_trigger=patch.on_trigger if patch else None,
+                   blend_gain=blend.blend_gain if blend else None,
+                   seconds=round(sum({id(o): o.seconds for o in parts.values()}.values()), 2))
+
+
 def evaluate_search(zoo: Path, base: Path, budget: SearchBudget = SearchBudget(), *, jobs: int = 1,
                     results: Path | None = None, limit_clean: int | None = None,
                     progress: Progress | None = None) -> SearchEvaluation:
     """Search every clean model and every backdoor attempt of ``zoo`` against ``base``.
 
-    ``results``: a JSON-lines file; models already in it (same base and budget) are
-    not searched again, new ones are appended as they finish."""
+    ``results``: a JSON-lines file; what it holds for a model (same base and budget,
+    family by family: a run of the patches alone and one of the blend alone make a
+    whole result) is not searched again, and new results are appended as they finish."""
     manifest = ZooManifest.read(zoo)
-    key = {"base_sha256": file_sha256(base), "budget": budget.to_dict()}
-    done: dict[str, SearchOutcome] = {}
+    base_sha256 = file_sha256(base)
+    wanted = _families(budget)
+    known: dict[str, dict[str, SearchOutcome]] = {}
     if results is not None and results.exists():
         for line in results.read_text().splitlines():
             record = json.loads(line)
-            if record.pop("key", None) == key:
-                done[record["name"]] = SearchOutcome(**record)
+            key = record.pop("key", None) or {}
+            outcome = SearchOutcome(**record)
+            for family in wanted:
+                value = outcome.gain if family == "patch" else outcome.blend_gain
+                if value is not None and key.get("base_sha256") == base_sha256 and \
+                        _family_key(base_sha256, key.get("budget", {}), family) == \
+                        _family_key(base_sha256, budget.to_dict(), family):
+                    known.setdefault(outcome.name, {})[family] = outcome
     models = [*manifest.clean[:limit_clean], *manifest.attempts]
-    todo = [e for e in models if e.name not in done]
+    todo = [(e, _only(budget, [f for f in wanted if f not in known.get(e.name, {})])) for e in models]
+    todo = [(e, b) for e, b in todo if _families(b)]
     n_jobs = max(1, min(jobs, len(todo)))
     threads = max(1, (os.cpu_count() or 1) // n_jobs)
     if n_jobs == 1:
-        finished = (_search_one(manifest, e, base, budget, threads) for e in todo)
+        finished = (_search_one(manifest, e, base, b, threads) for e, b in todo)
     else:
         from joblib import Parallel, delayed
 
         finished = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-            delayed(_search_one)(manifest, e, base, budget, threads) for e in todo)
+            delayed(_search_one)(manifest, e, base, b, threads) for e, b in todo)
+    done = len(models) - len(todo)
     if progress is not None:
-        progress("Searching zoo models", len(done), len(models))
+        progress("Searching zoo models", done, len(models))
+    by_name = {e.name: b for e, b in todo}  # the budget each model is searched with now
     for outcome in finished:
-        done[outcome.name] = outcome
+        for family in _families(by_name[outcome.name]):
+            known.setdefault(outcome.name, {})[family] = outcome
         if results is not None:
             with results.open("a") as stream:
-                stream.write(json.dumps({"key": key, **asdict(outcome)}) + "\n")
+                record = {"key": {"base_sha256": base_sha256, "budget": by_name[outcome.name].to_dict()}, **asdict(outcome)}
+                stream.write(json.dumps(record) + "\n")
+        done += 1
         if progress is not None:
-            progress("Searching zoo models", len(done), len(models))
+            progress("Searching zoo models", done, len(models))
     evaluation = SearchEvaluation(zoo.name, base.name, budget.to_dict())
-    evaluation.outcomes = [done[e.name] for e in models]
+    evaluation.outcomes = [_combine(known[e.name]) for e in models]
     return evaluation
