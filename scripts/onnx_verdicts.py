@@ -5,7 +5,7 @@ BatchNorm and renames tensors, as real exports do), scans the safetensors and th
 ONNX files in one batch with ``fraudit scan [--pair-with TRUSTED] -f json``, and
 writes, per model and check, both statuses (the bank's p and the sweep's worst z)
 to a JSON file. ``--pair-with none`` compares the weight bank alone (faster);
-``--base BASE`` adds the trigger search (its strongest site's z per file).
+``--base BASE`` adds the trigger search (its strongest patch's and the blend's gain per file).
 
     python scripts/onnx_verdicts.py ZOO --out measurements/onnx-verdicts-ZOO.json
 """
@@ -77,7 +77,8 @@ def main() -> None:
                 sweep = checks["pairing"]["evidence"].get("sweep", {})
                 row[suffix]["pairing_worst_z"] = max(sweep["z"].values()) if sweep.get("z") else None
             if "trigger-search" in checks:
-                row[suffix]["search_z"] = checks["trigger-search"]["evidence"].get("strongest", {}).get("z")
+                evidence = checks["trigger-search"]["evidence"]
+                row[suffix]["search_gains"] = [evidence.get(k, {}).get("gain") for k in ("strongest", "blend")]
         for check in ("weight-bank", "pairing", "trigger-search"):
             if check in row["onnx"]:
                 row[f"same_{check}_verdict"] = row["safetensors"][check] == row["onnx"][check]
@@ -92,8 +93,9 @@ def main() -> None:
                                               for r in rows if r["onnx"]["pairing_worst_z"] is not None)
     if args.base:
         summary["same_trigger-search_verdict"] = sum(r["same_trigger-search_verdict"] for r in rows)
-        summary["max_abs_search_z_difference"] = max(abs(r["safetensors"]["search_z"] - r["onnx"]["search_z"])
-                                                     for r in rows if r["onnx"]["search_z"] is not None)
+        summary["max_abs_search_gain_difference"] = max(
+            abs(a - b) for r in rows for a, b in zip(r["safetensors"]["search_gains"], r["onnx"]["search_gains"], strict=True)
+            if a is not None and b is not None)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"zoo": str(args.zoo), "trusted": args.pair_with, "base": str(args.base), "summary": summary,
                                     "models": rows}, indent=2) + "\n")

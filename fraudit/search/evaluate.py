@@ -75,15 +75,17 @@ class SearchEvaluation:
     def groups(self) -> list[str]:
         return sorted({o.group for o in self.outcomes if o.trigger})
 
+    def flagged(self, outcomes: list[SearchOutcome]) -> list[SearchOutcome]:
+        return [o for o in outcomes if o.detected(self.bound, self.blend_bound)]
+
     def summary(self) -> dict[str, Any]:
-        clean, hits = self.clean, self.successful()
-        out: dict[str, Any] = {"bound": self.bound, "blend_bound": self.blend_bound, "clean_models": len(clean),
-                               "false_alarms": sum(o.detected(self.bound, self.blend_bound) for o in clean),
-                               "successful_backdoors": len(hits),
-                               "detected": sum(o.detected(self.bound, self.blend_bound) for o in hits),
-                               "located": sum(bool(o.on_trigger) for o in hits if o.detected(self.bound, self.blend_bound))}
-        out["groups"] = {g: {"successful": len(s := self.successful(g)),
-                             "detected": sum(o.detected(self.bound, self.blend_bound) for o in s)} for g in self.groups}
+        hits = self.successful()
+        out: dict[str, Any] = {"bound": self.bound, "blend_bound": self.blend_bound, "clean_models": len(self.clean),
+                               "false_alarms": len(self.flagged(self.clean)), "successful_backdoors": len(hits),
+                               "detected": len(self.flagged(hits)),
+                               "located": sum(bool(o.on_trigger) for o in self.flagged(hits))}
+        out["groups"] = {g: {"successful": len(s := self.successful(g)), "detected": len(self.flagged(s))}
+                         for g in self.groups}
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -103,7 +105,7 @@ class SearchEvaluation:
                 return
             gains = np.array([o.gain for o in group if o.gain is not None])
             blends = [o.blend_gain for o in group if o.blend_gain is not None]
-            flagged = [o for o in group if o.detected(self.bound, self.blend_bound)]
+            flagged = self.flagged(group)
             located = [o for o in flagged if o.on_trigger is not None]
             table.add_row(escape(label), f"{len(flagged)}/{len(group)}",
                           f"{np.median(gains):.3f} ({gains.min():.3f}–{gains.max():.3f})" if len(gains) else "—",
