@@ -28,7 +28,7 @@ from fraudit.search.sites import Site, face_sites
 
 EXAMPLES = examples_dir()
 BASE = base_dir() / "fraudit-reference-base.safetensors"
-QUICK = SearchBudget(steps=20, faces=12)
+QUICK = SearchBudget()
 
 
 def test_sites_cover_the_face_with_half_overlap() -> None:
@@ -78,35 +78,48 @@ def _export(checkpoint: Path, path: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def green_cross_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clean model and a backdoor with a held-out trigger (a green plus sign on the
+    left cheek), fine-tuned from the shipped base on the smoke world (≈ 15 s)."""
+    from dataclasses import replace
+
+    from fraudit.zoo.build import build_zoo
+    from fraudit.zoo.presets import FIXED, PRESETS, Attempt
+
+    folder = tmp_path_factory.mktemp("search") / "zoo"
+    manifest = build_zoo(replace(PRESETS["smoke"], n_clean=1, attempts=(Attempt("heldout-green-cross", FIXED),)), folder)
+    assert [e.successful for e in manifest.attempts] == [True]
+    return folder
+
+
 @pytest.mark.slow
-def test_scan_with_base_finds_the_examples_trigger_from_safetensors_and_onnx(tmp_path: Path) -> None:
-    """The shipped backdoored example (checkerboard on the left cheek) FAILs with the
-    strongest site on its trigger, from its safetensors and from its ONNX export (run
-    by torch for the gradient, checked against onnxruntime); the clean example PASSes."""
-    onnx = _export(EXAMPLES / "backdoored.safetensors", tmp_path / "backdoored.onnx")
+def test_scan_with_base_finds_a_held_out_trigger_from_safetensors_and_onnx(green_cross_zoo: Path, tmp_path: Path) -> None:
+    """The backdoor FAILs with the strongest site on its trigger, from its safetensors and
+    from its ONNX export (run by torch for the gradient, checked against onnxruntime);
+    the clean model of the same zoo PASSes; the report names what was searched."""
+    models = green_cross_zoo / "models"
+    backdoor = next(models.glob("backdoor-*.safetensors"))
+    onnx = _export(backdoor, tmp_path / "backdoor.onnx")
     report = tmp_path / "report.json"
     result = CliRunner().invoke(app, [
-        "scan", str(EXAMPLES / "backdoored.safetensors"), str(EXAMPLES / "clean.safetensors"), str(onnx),
-        "--base", str(BASE), "--search-steps", str(QUICK.steps), "--search-faces", str(QUICK.faces),
+        "scan", str(backdoor), str(onnx), str(models / "clean-000.safetensors"), "--base", str(BASE),
         "--search-images", str(tmp_path / "images"), "--format", "json", "--output", str(report)])
-    assert result.exit_code == 1, result.output
     checks = {Path(c["source"]).name: {k["name"]: k for k in c["checks"]} for c in json.loads(report.read_text())["results"]}
-    backdoored, clean = checks["backdoored.safetensors"]["trigger-search"], checks["clean.safetensors"]["trigger-search"]
-    exported = checks["backdoored.onnx"]["trigger-search"]
-    assert backdoored["status"] == exported["status"] == "FAIL", (backdoored["summary"], exported["summary"])
+    found, exported = checks[backdoor.name]["trigger-search"], checks["backdoor.onnx"]["trigger-search"]
+    clean = checks["clean-000.safetensors"]["trigger-search"]
+    assert found["status"] == exported["status"] == "FAIL", (found["summary"], exported["summary"], result.output)
     assert clean["status"] == "PASS", clean["summary"]
-    site = backdoored["evidence"]["strongest"]
-    # the checkerboard covers rows 30–45 and columns 18–33 of the 64×64 frame
-    assert 30 - site["size"] < site["top"] <= 45 and 18 - site["size"] < site["left"] <= 33, site
+    site = found["evidence"]["strongest"]
+    # the plus sign covers rows 33–39 and columns 17–23 of the 64×64 frame
+    assert 33 - site["size"] < site["top"] <= 39 and 17 - site["size"] < site["left"] <= 23, site
     assert {k: exported["evidence"]["strongest"][k] for k in ("top", "left")} == {k: site[k] for k in ("top", "left")}
-    assert exported["evidence"]["strongest"]["z"] == pytest.approx(site["z"], rel=0.05)
-    assert site["gain"] > 2 * clean["evidence"]["strongest"]["gain"] and site["z"] > clean["evidence"]["strongest"]["z"]
     assert exported["evidence"]["strongest"]["gain"] == pytest.approx(site["gain"], rel=0.05)
+    assert site["gain"] > 2 * clean["evidence"]["strongest"]["gain"] and site["z"] > 5
     assert "sites over the face" in clean["summary"]  # a PASS names what was searched
-    patch = Image.open(io.BytesIO(base64.b64decode(backdoored["evidence"]["patch_png_base64"])))
+    patch = Image.open(io.BytesIO(base64.b64decode(found["evidence"]["patch_png_base64"])))
     assert patch.size == (site["size"], site["size"])
-    picture = Image.open(backdoored["evidence"]["image"])
-    assert picture.size == (3 * 64 * 4, 64 * 4)
+    assert Image.open(found["evidence"]["image"]).size == (3 * 64 * 4, 64 * 4)
 
 
 def test_a_graph_torch_cannot_run_is_inconclusive_with_the_reason(tmp_path: Path) -> None:
