@@ -179,5 +179,10 @@ class OnnxGraphModule(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         values: dict[str, Any] = {**self.constants, self.input_name: x, "": None}
         for op, inputs, outputs, attributes in self.nodes:
-            values[outputs[0]] = OPS[op]([values[name] for name in inputs], attributes)
+            try:
+                values[outputs[0]] = OPS[op]([values[name] for name in inputs], attributes)
+            except (RuntimeError, KeyError, IndexError, TypeError, ValueError) as exc:
+                # e.g. a Reshape to a batch size fixed at export: the graph, not fraudit, limits it
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise UnsupportedFormatError(f"torch cannot run the graph's {op} node on this input ({first})") from exc
         return values[self.output_name]
