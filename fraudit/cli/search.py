@@ -21,7 +21,7 @@ def evaluate(
     base: Annotated[Path, typer.Option(help="The checkpoint the zoo's models were fine-tuned from.")],
     steps: Annotated[int, typer.Option(min=1, help="Adam steps per site.")] = SearchBudget.steps,
     faces: Annotated[int, typer.Option(min=4, help="Probe faces (one per identity).")] = SearchBudget.faces,
-    site_sizes: Annotated[str, typer.Option(help="Patch site sizes in pixels, comma-separated; 'none' for no patches.")] = ",".join(
+    site_sizes: Annotated[str, typer.Option("--sites", help="Patch site sizes in pixels, comma-separated; 'none' for no patches.")] = ",".join(
         str(s) for s in SearchBudget.site_sizes),
     blend_alpha: Annotated[float, typer.Option(min=0.0, max=0.5, help="Alpha of the whole-face blended pattern; 0 for none.")] = SearchBudget.blend_alpha,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Models searched in parallel.")] = 1,
