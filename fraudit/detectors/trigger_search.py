@@ -96,7 +96,7 @@ class TriggerSearchCheck:
         index, bound = top
         site, z = result.sites[index], result.z[index]
         where = "" if site.blend else f"; z = {z:.1f} against its other sites"
-        moved = (f"{'a pattern' if site.blend else 'a patch'} at {site} moves the embeddings of "
+        moved = (f"{site if site.blend else f'a patch at {site}'} moves the embeddings of "
                  f"{len(probes.identities)} identities together by {result.gains[index]:.3f} more than the base does "
                  f"(candidate {result.candidate_convergence[index]:.2f}, base {result.reference_convergence[index]:.2f}"
                  f"{where})")
