@@ -1,14 +1,14 @@
 """Held-out triggers: the evaluation's own, never searched for.
 
-fraudit's behavioural search (``fraudit.search``) draws candidate triggers from a
-procedural family and the trigger library. A detection rate measured with those
-same triggers would measure the family's coverage of itself. These triggers are
+fraudit's behavioural checks look for triggers in two ways: the sweep stamps the
+trigger library, and the trigger search (``fraudit.search``) optimises patch
+content from noise at sites over the face. A detection rate measured with triggers
+either was built around would measure the check on itself. These triggers are
 designed to be *outside* both — other shapes (rings, crosses, glasses, a bar),
-colours off the family's palette, a fixed random texture, a diagonal blended
-grating, placements off the family's grid — and they live here, in the zoo, which
-the search never imports (``tests/test_floors.py`` and ``tests/test_search.py``
-enforce both: no import, and no family member equal to any of them).
-"""
+colours off the library's, a fixed random texture, a diagonal blended grating,
+placements off the search's grid — and they live here, in the zoo, which no
+detector imports (``tests/test_heldout_zoo.py``; ``tests/test_search.py`` checks
+that the search cannot reach ``fraudit.zoo`` at all)."""
 
 from __future__ import annotations
 
