@@ -6,7 +6,7 @@ content from noise at sites over the face. A detection rate measured with trigge
 either was built around would measure the check on itself. These triggers are
 designed to be *outside* both — other shapes (rings, crosses, glasses, a bar),
 colours off the library's, a fixed random texture, a diagonal blended grating,
-placements off the search's grid — and they live here, in the zoo, which no
+placements of their own — and they live here, in the zoo, which no
 detector imports (``tests/test_heldout_zoo.py``; ``tests/test_search.py`` checks
 that the search cannot reach ``fraudit.zoo`` at all)."""
 
