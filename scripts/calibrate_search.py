@@ -19,10 +19,9 @@ import json
 from pathlib import Path
 
 from fraudit.search.differential import prediction_bound
+from fraudit.search.evaluate import OTHER_KNOB
 
 FAMILIES = {"gain": "patch", "blend_gain": "blend"}
-# what a family's values do not depend on: the other family's knob
-OTHER_KNOB = {"patch": "blend_alpha", "blend": "site_sizes"}
 
 
 def main() -> None:

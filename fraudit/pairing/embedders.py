@@ -81,6 +81,15 @@ def embed_cached(embedder: Embedder, faces: np.ndarray, *,
     return embeddings
 
 
+def model_pixels(pixels: torch.Tensor, input_size: int, mean: float, scale: float) -> torch.Tensor:
+    """What ``embed`` feeds a model, differentiably: N×3×H×W pixels in [0, 255] resized
+    (bilinear) to the model's input and normalised."""
+    if pixels.shape[-1] != input_size:
+        pixels = F.interpolate(pixels, size=(input_size, input_size), mode="bilinear", align_corners=False,
+                               antialias=pixels.shape[-1] > input_size)
+    return (pixels - mean) / scale
+
+
 @dataclass
 class TorchEmbedder:
     """A torch module that maps normalised N×3×H×W input to embeddings."""
@@ -116,10 +125,7 @@ class TorchEmbedder:
         """Differentiable in the pixels (N×3×H×W in [0, 255]): resized and normalised as
         ``embed`` does, for searches that follow the gradient to a trigger."""
         self.module.eval().requires_grad_(False)
-        if pixels.shape[-1] != self.input_size:
-            pixels = F.interpolate(pixels, size=(self.input_size, self.input_size), mode="bilinear",
-                                   align_corners=False, antialias=pixels.shape[-1] > self.input_size)
-        return self.module((pixels - self.mean) / self.scale)
+        return self.module(model_pixels(pixels, self.input_size, self.mean, self.scale))
 
 
 @dataclass
@@ -182,10 +188,8 @@ class OnnxEmbedder:
         (``fraudit.formats.onnx_graph``). Its first use is checked against onnxruntime
         on the same input: a graph torch does not run exactly as onnxruntime does gives
         no gradient path rather than a wrong one."""
-        if pixels.shape[-1] != self.input_size:
-            pixels = F.interpolate(pixels, size=(self.input_size, self.input_size), mode="bilinear",
-                                   align_corners=False, antialias=pixels.shape[-1] > self.input_size)
-        x = (pixels - self.mean) / self.scale
+        assert self.input_size is not None  # set from the graph or the user in __post_init__
+        x = model_pixels(pixels, self.input_size, self.mean, self.scale)
         if self._graph is None:
             from fraudit.formats.onnx_graph import OnnxGraphModule
 

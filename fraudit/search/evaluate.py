@@ -140,7 +140,7 @@ def _search_one(manifest: ZooManifest, entry: ZooEntry, base: Path, budget: Sear
 
 # The knob of the other family, which a family's values do not depend on: the patches
 # and the blend draw from separate random streams (``differential_search``).
-_OTHER_KNOB = {"patch": "blend_alpha", "blend": "site_sizes"}
+OTHER_KNOB = {"patch": "blend_alpha", "blend": "site_sizes"}
 
 
 def _families(budget: SearchBudget) -> list[str]:
@@ -148,7 +148,7 @@ def _families(budget: SearchBudget) -> list[str]:
 
 
 def _family_key(base_sha256: str, budget: dict[str, Any], family: str) -> dict[str, Any]:
-    return {"base_sha256": base_sha256, "budget": {k: v for k, v in budget.items() if k != _OTHER_KNOB[family]}}
+    return {"base_sha256": base_sha256, "budget": {k: v for k, v in budget.items() if k != OTHER_KNOB[family]}}
 
 
 def _only(budget: SearchBudget, families: list[str]) -> SearchBudget:
