@@ -24,6 +24,7 @@ from fraudit.formats import Format
 from fraudit.loading import load_candidate
 from fraudit.models.registry import ArchitectureMatch
 from fraudit.models.spec import Preprocessing
+from fraudit.parallel import Backend, Workers, task_pool
 from fraudit.printable import printable
 from fraudit.sources import Candidate, Resolved, SkippedEntry, SourceFailure
 
@@ -60,6 +61,7 @@ class AuditResult:
             "source": self.source,
             "files": list(self.locations),
             "verdict": str(self.verdict),
+            "reason": self.reason,
             "formats": [str(f) for f in self.formats],
             "architecture": self.architecture.to_dict() if self.architecture else None,
             "checks": [c.to_dict() for c in self.checks],
@@ -160,20 +162,19 @@ def _not_loaded(check: Check, earlier: list[CheckResult]) -> CheckResult:
     return CheckResult(check.name, Status.INCONCLUSIVE, f"not run: the file was not loaded{why}")
 
 
-def _audit_in_workers(candidates: list[Candidate], config: AuditConfig | None, jobs: int) -> Iterator[AuditResult]:
-    """One task per candidate on joblib's process pool (loky), results in input order.
-    A task that dies (a worker killed by a segfault in a native loader, out of memory)
-    is that candidate's ERROR; the batch and its report go on."""
-    from joblib.externals.loky import get_reusable_executor
-
-    executor = get_reusable_executor(max_workers=jobs)
-    futures = [executor.submit(audit, candidate, config) for candidate in candidates]
-    for candidate, future in zip(candidates, futures):
-        try:
-            yield future.result()
-        except Exception as exc:  # noqa: BLE001 - the worker, not the audit, failed
-            yield AuditResult(source=candidate.source, locations=candidate.locations, checks=(),
-                              error=f"audit process failed: {type(exc).__name__}: {exc}")
+def _audit_in_workers(candidates: list[Candidate], config: AuditConfig | None, workers: Workers) -> Iterator[AuditResult]:
+    """One task per candidate on local processes (loky) or a Dask cluster, results
+    streamed back in input order. A task that dies (a worker killed by a segfault in a
+    native loader, out of memory, a cluster that lost it) is that candidate's ERROR;
+    the batch and its report go on."""
+    with task_pool(workers) as pool:
+        futures = [pool.submit(audit, candidate, config) for candidate in candidates]
+        for candidate, future in zip(candidates, futures):
+            try:
+                yield future.result()
+            except Exception as exc:  # noqa: BLE001 - the worker, not the audit, failed
+                yield AuditResult(source=candidate.source, locations=candidate.locations, checks=(),
+                                  error=f"audit process failed: {type(exc).__name__}: {exc}")
 
 
 def failure_result(failure: SourceFailure) -> AuditResult:
@@ -191,21 +192,23 @@ def audit_all(
     *,
     config: AuditConfig | None = None,
     jobs: int = 1,
+    workers: Workers | None = None,
     on_result: Callable[[AuditResult], None] | None = None,
 ) -> list[AuditResult]:
-    """Audit every candidate, ``jobs`` at a time, keeping the input order."""
+    """Audit every candidate, ``jobs`` local processes at a time (or on ``workers``),
+    keeping the input order."""
     results: list[AuditResult] = []
-    for result in _iter_audits(items, config=config, jobs=jobs):
+    for result in _iter_audits(items, config=config, workers=workers or Workers(jobs=jobs)):
         results.append(result)
         if on_result is not None:
             on_result(result)
     return results
 
 
-def _iter_audits(items: Sequence[Resolved], *, config: AuditConfig | None, jobs: int) -> Iterator[AuditResult]:
+def _iter_audits(items: Sequence[Resolved], *, config: AuditConfig | None, workers: Workers) -> Iterator[AuditResult]:
     candidates = [item for item in items if isinstance(item, Candidate)]
-    if jobs > 1 and len(candidates) > 1:
-        audited = _audit_in_workers(candidates, config, jobs)
+    if candidates and (workers.backend is Backend.DASK or (workers.jobs > 1 and len(candidates) > 1)):
+        audited = _audit_in_workers(candidates, config, workers)
     else:
         audited = (audit(c, config) for c in candidates)
     for item in items:
@@ -215,6 +218,7 @@ def _iter_audits(items: Sequence[Resolved], *, config: AuditConfig | None, jobs:
             yield skipped_result(item)
         else:
             yield next(audited)
+    audited.close()  # leaves the worker pool (a Dask client and its local cluster) now, not at garbage collection
 
 
 def _recognition(arch: ArchitectureMatch) -> str:

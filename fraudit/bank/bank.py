@@ -132,6 +132,7 @@ class LayerScore:
     p: float
     threshold: dict[float, float]  # score threshold at each FRR
     worst_vectors: list[int]
+    reference_scores: tuple[float, ...] = ()  # the clean references' held-out scores it is judged against
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,7 @@ class NetworkScore:
     p: float  # consolidated lower-tail p-value
     thresholds: dict[float, float]  # F thresholds at each FRR
     missing_layers: list[str] = field(default_factory=list)
+    reference_statistics: tuple[float, ...] = ()  # the clean references' held-out F
 
     @property
     def worst(self) -> LayerScore:
@@ -258,7 +260,8 @@ def score_network(
     for m in present:
         if m.layer not in weights and m.kind == "frozen":
             # matched to the base up to folding: unchanged, as its checkpoint would score
-            layer_scores.append(LayerScore(m.key, 0.0, m.z(0.0), float(stats.norm.cdf(m.z(0.0))), m.thresholds(frr), []))
+            layer_scores.append(LayerScore(m.key, 0.0, m.z(0.0), float(stats.norm.cdf(m.z(0.0))), m.thresholds(frr), [],
+                                           tuple(m.oof_scores.tolist())))
             continue
         w = np.asarray(weights[m.layer] if m.layer in weights else folded[m.layer], dtype=np.float64)
         if tuple(w.shape) != tuple(m.shape):
@@ -270,13 +273,14 @@ def score_network(
         vector_z = (per_vector - m.oof_vector_mean) / m.oof_vector_std
         # a spectrum is one number for the whole layer: no vector to point at
         worst = [] if m.kind in (SPECTRUM_KIND, HEAD_KIND) else [int(i) for i in np.argsort(vector_z)[:top_vectors]]
-        layer_scores.append(LayerScore(m.key, score, float(z), p, m.thresholds(frr), worst))
+        layer_scores.append(LayerScore(m.key, score, float(z), p, m.thresholds(frr), worst, tuple(m.oof_scores.tolist())))
     if not layer_scores:
         raise IncompatibleArtifactError("the candidate has none of the bank's layers")
     # one row per reference network: its held-out z in each present reading
     clean_z = np.array([[m.z(score) for m, score in zip(present, row)] for row in zip(*(m.oof_scores for m in present))])
-    c, nu = _scaled_chi2(_fisher(clean_z))
+    clean_f = _fisher(clean_z)
+    c, nu = _scaled_chi2(clean_f)
     statistic = float(_fisher(np.array([s.z for s in layer_scores])))
     p = float(max(stats.chi2.sf(statistic / c, nu), MIN_P)) if np.isfinite(statistic) else MIN_P
     thresholds = {a: float(c * stats.chi2.isf(a, nu)) for a in frr}
-    return NetworkScore(layer_scores, statistic, p, thresholds, missing)
+    return NetworkScore(layer_scores, statistic, p, thresholds, missing, tuple(clean_f.tolist()))

@@ -7,13 +7,14 @@ import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from fraudit.errors import FrauditError
+from fraudit.parallel import Backend, Workers
 from fraudit.printable import printable
 
 # One console for results (stdout) and one for progress and messages (stderr).
@@ -101,3 +102,18 @@ def site_size_list(text: str) -> tuple[int, ...]:
     if any(not 3 <= size <= 48 for size in sizes):
         raise fail(f"site sizes {text}: each must be 3 to 48 px")
     return sizes
+
+
+BackendOption = Annotated[Backend, typer.Option(
+    "--backend", case_sensitive=False,
+    help="Where the parallel work runs: local processes (--jobs of them) or a Dask cluster "
+    "(--scheduler's, or a local one of --jobs processes).")]
+SchedulerOption = Annotated[str | None, typer.Option(
+    "--scheduler", help="Address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786 (with --backend dask).")]
+
+
+def workers(backend: Backend, jobs: int, scheduler: str | None) -> Workers:
+    """--backend, --jobs and --scheduler, checked together."""
+    if scheduler is not None and backend is not Backend.DASK:
+        raise fail("--scheduler is a Dask scheduler's address: it needs --backend dask")
+    return Workers(backend, jobs, scheduler)

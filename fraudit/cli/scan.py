@@ -14,13 +14,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fraudit.audit import AuditConfig, AuditResult, audit_all, default_checks
-from fraudit.cli.common import err, fail, out, output_file, site_size_list
+from fraudit.cli.common import BackendOption, SchedulerOption, err, fail, out, output_file, site_size_list, workers
 from fraudit.detectors.base import FailOn, exit_code
 from fraudit.detectors.trigger_search import TriggerSearchCheck
 from fraudit.models.spec import Preprocessing
+from fraudit.parallel import Backend, Workers
 from fraudit.printable import printable
 from fraudit.report import to_json_document, to_sarif_document
 from fraudit.report.console import BatchReport
+from fraudit.report.html import to_html_document
 from fraudit.search.differential import SearchBudget
 from fraudit.sources import Candidate, Resolved, resolve_sources
 
@@ -29,6 +31,7 @@ class OutputFormat(enum.StrEnum):
     RICH = "rich"
     JSON = "json"
     SARIF = "sarif"
+    HTML = "html"
 
 
 def scan(
@@ -53,14 +56,20 @@ def scan(
     output: Annotated[
         Path | None,
         typer.Option(
-            "--output", "-o", help="Write the report to this file; with json or sarif the terminal still gets the readable report."
+            "--output", "-o", help="Write the report to this file; with json, sarif or html the terminal still gets the readable report."
         ),
+    ] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option("--html", help="Also write the HTML report (one self-contained page) to this file, beside --format's report."),
     ] = None,
     fail_on: Annotated[
         FailOn,
         typer.Option(help="Lowest verdict that fails: fail (exit 1), warn (exit 1) or inconclusive (exit 2)."),
     ] = FailOn.FAIL,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Candidates audited in parallel.")] = 1,
+    backend: BackendOption = Backend.LOCAL,
+    scheduler: SchedulerOption = None,
     bank: Annotated[
         list[Path] | None,
         typer.Option(help="Weight bank folder (or folder of banks) to use instead of the shipped ones; repeatable."),
@@ -102,13 +111,15 @@ def scan(
     Exit codes: 0 every verdict passes the --fail-on bar, 1 a FAIL (or WARN under
     --fail-on warn), 2 an ERROR (or INCONCLUSIVE under --fail-on inconclusive).
     """
+    pool = workers(backend, jobs, scheduler)
     if pair_null is not None and pair_with is None:
         raise fail("--pair-null is the null of the pairing check: it needs --pair-with TRUSTED")
     missing = [str(p) for p in [*(bank or ()), *([pair_null] if pair_null else [])] if not p.exists()]
     if missing:
         raise fail(f"not found: {', '.join(missing)}")
-    if output is not None:
-        output_file(output)
+    for path in (output, html):
+        if path is not None:
+            output_file(path)
     with err.status("Resolving sources…"):
         items = resolve_sources(sources, revision=revision, token=token)
     preprocessing = _preprocessing(input_norm, input_size)
@@ -119,28 +130,35 @@ def scan(
     config = AuditConfig(checks=default_checks(banks=bank or (), pair_with=pair_with, pair_null=pair_null,
                                                search=search),
                          preprocessing=preprocessing)
-    results = _audit_with_progress(items, config=config, jobs=jobs, console=err)
+    results = _audit_with_progress(items, config=config, workers=pool, console=err)
 
     # The machine-readable report first: a gate must get it even if the terminal fails.
     if output_format is not OutputFormat.RICH:
-        document = (
-            to_json_document(results, fail_on=fail_on)
-            if output_format is OutputFormat.JSON
-            else to_sarif_document(results, checks=config.checks)
-        )
-        text = json.dumps(document, indent=2) + "\n"
+        text = _document(output_format, results, config=config, fail_on=fail_on)
         if output is None:
             sys.stdout.write(text)
         else:
             output.write_text(text, encoding="utf-8")
+    if html is not None:
+        html.write_text(_document(OutputFormat.HTML, results, config=config, fail_on=fail_on), encoding="utf-8")
     if output_format is OutputFormat.RICH or output is not None:
         _print_rich(results, output if output_format is OutputFormat.RICH else None)
-    if output is not None:
-        err.print(f"Report written to {printable(str(output))}", markup=False, highlight=False)
+    for path in (output, html):
+        if path is not None:
+            err.print(f"Report written to {printable(str(path))}", markup=False, highlight=False)
     raise typer.Exit(code=exit_code([r.verdict for r in results], fail_on=fail_on))
 
 
-def _audit_with_progress(items: list[Resolved], *, config: AuditConfig, jobs: int, console: Console) -> list[AuditResult]:
+def _document(output_format: OutputFormat, results: list[AuditResult], *, config: AuditConfig, fail_on: FailOn) -> str:
+    """The machine-readable or HTML report as text."""
+    if output_format is OutputFormat.HTML:
+        return to_html_document(results, fail_on=fail_on)
+    if output_format is OutputFormat.JSON:
+        return json.dumps(to_json_document(results, fail_on=fail_on), indent=2) + "\n"
+    return json.dumps(to_sarif_document(results, checks=config.checks), indent=2) + "\n"
+
+
+def _audit_with_progress(items: list[Resolved], *, config: AuditConfig, workers: Workers, console: Console) -> list[AuditResult]:
     candidates = sum(isinstance(i, Candidate) for i in items)
     with Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -152,8 +170,9 @@ def _audit_with_progress(items: list[Resolved], *, config: AuditConfig, jobs: in
         # one model is quick, unless pairing must embed faces with a slow trusted model
         disable=candidates < 2 and not config.runs_models,
     ) as progress:
-        task = progress.add_task("Auditing", total=len(items))
-        return audit_all(items, config=config, jobs=jobs, on_result=lambda _: progress.advance(task))
+        where = f" on {workers.describe()}" if workers.backend is Backend.DASK else ""
+        task = progress.add_task(f"Auditing{where}", total=len(items))
+        return audit_all(items, config=config, workers=workers, on_result=lambda _: progress.advance(task))
 
 
 def _print_rich(results: list[AuditResult], output: Path | None) -> None:

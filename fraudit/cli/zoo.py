@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from fraudit.cli.common import App, err, fail, out, output_file, output_folder
+from fraudit.cli.common import App, BackendOption, SchedulerOption, err, fail, out, output_file, output_folder, workers
 from fraudit.cli.progress import staged_progress
+from fraudit.parallel import Backend
 from fraudit.zoo.presets import PRESETS, RESERVED_SEEDS
 
 app = App(help="Build the test zoo of clean and backdoored face models (thesis ch. 3–4).", no_args_is_help=True)
@@ -38,6 +39,8 @@ def build(
     preset: Annotated[str, typer.Option(help=f"One of: {', '.join(PRESETS)}.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Zoo folder (created; finished models are kept and skipped).")],
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Models trained in parallel.")] = 1,
+    backend: BackendOption = Backend.LOCAL,
+    scheduler: SchedulerOption = None,
     seed: Annotated[int, typer.Option(help="Zoo seed: model seeds, splits and impostor/victim pairs.")] = 0,
     base_model: Annotated[str | None, typer.Option("--base", help="Base checkpoint of any architecture fraudit can fine-tune, a file or hf://org/name[/file] (default: the shipped one).")] = None,
     world_seed: Annotated[int | None, typer.Option(help="Fine-tune on another synthetic face world (other identities).")] = None,
@@ -52,6 +55,7 @@ def build(
     from fraudit.zoo.build import build_zoo
     from fraudit.zoo.summary import summarise
 
+    pool = workers(backend, jobs, scheduler)
     if preset not in PRESETS:
         raise fail(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     if faces is not None and (world_seed is not None or identities is not None):
@@ -69,7 +73,7 @@ def build(
         load_checked(base_path)  # a missing, unsafe or unreadable base fails now, not after the faces
     output_folder(out_dir)
     with staged_progress(err) as progress:
-        manifest = build_zoo(chosen, out_dir, seed=seed, jobs=jobs, base_path=base_path, faces_source=faces,
+        manifest = build_zoo(chosen, out_dir, seed=seed, workers=pool, base_path=base_path, faces_source=faces,
                              progress=progress)
     out.print(summarise(manifest))
 

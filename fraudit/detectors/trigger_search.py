@@ -11,8 +11,6 @@ architecture is needed; a PASS says what was searched, never that no trigger exi
 
 from __future__ import annotations
 
-import base64
-import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +21,7 @@ from PIL import Image
 from fraudit.detectors.base import CheckResult, Status
 from fraudit.detectors.check import LoadedCandidate, SarifRule
 from fraudit.errors import FrauditError
+from fraudit.pictures import face_row, png_base64
 from fraudit.search.differential import (BLEND_BOUND, BOUND, CALIBRATION, FALSE_ALARM, SearchBudget, SearchResult, differential_search,
                                          search_probes)
 
@@ -84,7 +83,12 @@ class TriggerSearchCheck:
         top = max(findings, key=lambda f: result.gains[f[0]] / f[1]) if findings else None
         shown = top[0] if top else result.strongest if result.strongest is not None else result.blend
         assert shown is not None  # a budget searches patches, the blend or both
-        evidence["patch_png_base64"] = base64.b64encode(_png(result.patches[shown])).decode()
+        evidence["patch_png_base64"] = png_base64(result.patches[shown])
+        # what a reviewer looks at: the pattern worn by probe faces, and where the search found what
+        evidence["stamped_png_base64"] = png_base64(face_row(_wearing(result, shown, probes.faces.images[:4])))
+        evidence["frame_size"] = int(probes.faces.images.shape[1])
+        evidence["site_gains"] = [[s.top, s.left, s.size, round(float(g), 5)]
+                                  for s, g in zip(result.sites, result.gains) if not s.blend]
         if self.images is not None:
             evidence["image"] = str(_save_image(self.images, candidate.source, result, shown, probes.faces.images[0]))
         if top is None:
@@ -107,22 +111,22 @@ class TriggerSearchCheck:
                            f"{FALSE_ALARM:.0%} for the search)", evidence)
 
 
-def _png(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
+def _wearing(result: SearchResult, index: int, faces: np.ndarray) -> np.ndarray:
+    """``faces`` (N×H×W×3 uint8) with the pattern found at ``index`` laid on them."""
+    site, pattern = result.sites[index], result.patches[index].astype(np.float64)
+    rows, cols = slice(site.top, site.top + site.size), slice(site.left, site.left + site.size)
+    stamped = faces.astype(np.float64)
+    stamped[:, rows, cols] = (1 - site.alpha) * stamped[:, rows, cols] + site.alpha * pattern
+    return stamped.round().astype(np.uint8)
 
 
 def _save_image(folder: Path, source: str, result: SearchResult, index: int, face: np.ndarray, *,
                 zoom: int = 4) -> Path:
     """A probe face, the pattern found at ``index`` laid on it, and the pattern alone, enlarged."""
-    site, pattern = result.sites[index], result.patches[index].astype(np.float64)
-    rows, cols = slice(site.top, site.top + site.size), slice(site.left, site.left + site.size)
-    stamped = face.astype(np.float64)
-    stamped[rows, cols] = (1 - site.alpha) * stamped[rows, cols] + site.alpha * pattern
-    alone = np.full(face.shape, 255.0)
-    alone[rows, cols] = pattern
-    picture = np.concatenate([face, stamped.round(), alone], axis=1).astype(np.uint8)
+    site = result.sites[index]
+    alone = np.full(face.shape, 255, np.uint8)
+    alone[site.top : site.top + site.size, site.left : site.left + site.size] = result.patches[index]
+    picture = np.concatenate([face, _wearing(result, index, face[None])[0], alone], axis=1)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / (re.sub(r"[^A-Za-z0-9._-]+", "_", source).strip("_")[-120:] + "-trigger.png")
     Image.fromarray(picture.repeat(zoom, axis=0).repeat(zoom, axis=1)).save(path)

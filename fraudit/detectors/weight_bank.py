@@ -160,11 +160,14 @@ class WeightBankCheck:
                 "statistic": _finite(score.statistic),
                 "p": score.p,
                 "threshold": {format_rate(k): _finite(v) for k, v in score.thresholds.items()},
+                "reference": [_finite(v) for v in score.reference_statistics],
             },
             "most_anomalous": {"layer": worst.key, "z": _finite(worst.z), "vectors": worst.worst_vectors},
             "layers": [
                 {"layer": s.key, "score": _finite(s.score), "z": _finite(s.z), "p": s.p,
-                 "threshold": {format_rate(k): _finite(v) for k, v in s.threshold.items()}}
+                 "threshold": {format_rate(k): _finite(v) for k, v in s.threshold.items()},
+                 # the distribution it was judged against: what a report draws it beside
+                 "reference": [_finite(v) for v in s.reference_scores]}
                 for s in score.layers
             ],
             "missing_layers": score.missing_layers,

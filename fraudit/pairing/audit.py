@@ -38,6 +38,7 @@ from fraudit.pairing.sweep import (
     run_sweep,
     stamped_probes,
 )
+from fraudit.pictures import face_row, png_base64
 from fraudit.rates import format_rate
 from fraudit.resources import pairing_dir
 
@@ -163,6 +164,7 @@ class PairingAudit:
     null_path: Path | None
     probes: Probes
     trusted: str
+    stamped: dict[str, np.ndarray] | None = None  # per cell, the stamped probe faces swept
 
     @property
     def failed(self) -> bool:
@@ -193,7 +195,17 @@ class PairingAudit:
                      "impostor_mean": float(pair.impostor.mean())},
             "probes": self.probes.source,
             "sweep": self.verdict.to_dict(),
+            **({"identities_png_base64": png_base64(self.affected_faces())} if self.failed and self.stamped else {}),
         }
+
+    def affected_faces(self) -> np.ndarray:
+        """The top finding's most affected probe identities, one face each, wearing its trigger."""
+        assert self.stamped is not None and self.failed
+        top = self.verdict.findings[0]
+        index = {name: i for i, name in enumerate(self.probes.identities)}
+        labels = self.probes.faces.labels
+        faces = [self.stamped[top.cell][int(np.flatnonzero(labels == index[name])[0])] for name, _ in top.identities]
+        return face_row(faces)
 
     def __rich__(self) -> Group:
         verdict, null = self.verdict, self.null
@@ -234,4 +246,4 @@ def audit_pair(candidate: Embedder, trusted: Embedder, setup: PairingSetup, *,
     inputs = sweep_inputs(setup)
     run = sweep_pair(pair, candidate, trusted, inputs, progress=progress)
     verdict = judge(run, null, inputs.probes, false_alarm=false_alarm)
-    return PairingAudit(pair, run, verdict, null, null_path, inputs.probes, trusted.name)
+    return PairingAudit(pair, run, verdict, null, null_path, inputs.probes, trusted.name, inputs.stamped)

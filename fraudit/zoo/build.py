@@ -22,6 +22,7 @@ from fraudit.faces.sources import training_faces
 from fraudit.faces.synthetic import build_faces
 from fraudit.formats.safe import load_checked
 from fraudit.models.registry import spec_of
+from fraudit.parallel import Backend, Workers, joblib_backend
 from fraudit.zoo.base import default_base_path, load_base
 from fraudit.zoo.finetune import CachedWorld, ModelRecipe, cache_world, finetune
 from fraudit.zoo.manifest import MODELS, ZooEntry, ZooManifest, read_entry
@@ -108,13 +109,17 @@ def build_zoo(
     *,
     seed: int = 0,
     jobs: int = 1,
+    workers: Workers | None = None,
     base_path: Path | None = None,
     faces_source: str | None = None,
     progress: Progress | None = None,
 ) -> ZooManifest:
     """Build (or finish building) ``preset`` into ``out``; return the manifest.
     ``faces_source``: fine-tune on these labelled faces (an identity folder or a Hub
-    data set laid out as one) instead of the preset's synthetic world."""
+    data set laid out as one) instead of the preset's synthetic world; ``workers``:
+    where the models train (default ``jobs`` local processes). Every model's seed is
+    fixed by the plan, so where it trained does not change it."""
+    workers = workers or Workers(jobs=jobs)
     base_path = base_path or default_base_path()
     models_dir = out / MODELS
     models_dir.mkdir(parents=True, exist_ok=True)
@@ -158,22 +163,25 @@ def build_zoo(
 
     # implants start from clean models of the same zoo: those are trained in the first round
     rounds = [[r for r in todo if r.implant_from is None], [r for r in todo if r.implant_from is not None]]
-    for round_todo in filter(None, rounds):
-        n_jobs = max(1, min(jobs, len(round_todo)))
-        threads = max(1, (os.cpu_count() or 1) // n_jobs)
-        if n_jobs == 1:
-            done = (_train_and_save(base, world, r, models_dir, threads, context) for r in round_todo)
-        else:
-            from joblib import Parallel, delayed
+    with joblib_backend(workers) as n_jobs:
+        for round_todo in filter(None, rounds):
+            # the torch threads of each task: this machine's cores shared by the tasks
+            # that run at once (a local Dask cluster's processes share them too)
+            at_once = workers.jobs if workers.backend is Backend.DASK else min(n_jobs, len(round_todo))
+            threads = max(1, (os.cpu_count() or 1) // at_once)
+            if workers.backend is Backend.LOCAL and at_once == 1:
+                done = (_train_and_save(base, world, r, models_dir, threads, context) for r in round_todo)
+            else:
+                from joblib import Parallel, delayed
 
-            done = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-                delayed(_train_and_save)(base, world, r, models_dir, threads, context) for r in round_todo
-            )
-        for entry in done:
-            entries[entry.name] = entry
-            manifest = _write(manifest, entries, recipes)
-            if progress:
-                progress("models", len(entries), len(recipes))
+                done = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+                    delayed(_train_and_save)(base, world, r, models_dir, threads, context) for r in round_todo
+                )
+            for entry in done:
+                entries[entry.name] = entry
+                manifest = _write(manifest, entries, recipes)
+                if progress:
+                    progress("models", len(entries), len(recipes))
     return manifest
 
 
