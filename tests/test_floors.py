@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "fraudit"
 # Lowest first. A module may import from its own floor or any floor below.
 FLOORS: tuple[tuple[str, ...], ...] = (
     ("fraudit", "fraudit.errors", "fraudit.resources", "fraudit.cache", "fraudit.rates", "fraudit.artifacts",
-     "fraudit.printable"),
+     "fraudit.printable", "fraudit.pictures", "fraudit.parallel"),
     ("fraudit.models",),
     ("fraudit.formats", "fraudit.sources"),
     ("fraudit.faces", "fraudit.triggers"),
