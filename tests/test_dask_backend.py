@@ -21,7 +21,11 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def scheduler() -> Iterator[str]:
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+    import dask
+
+    # a task whose worker dies is not retried on another: one crash is the candidate's ERROR
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         yield cluster.scheduler_address
 
 
@@ -48,6 +52,25 @@ def test_a_batch_scan_on_dask_matches_the_local_one(scheduler: str, tmp_path: Pa
     assert _verdicts(reports["dask"]) == _verdicts(reports["local"])
     verdicts = [r["verdict"] for r in reports["dask"]["results"]]
     assert verdicts.count("FAIL") == 3 and verdicts.count("PASS") == 3 and verdicts.count("ERROR") == 2
+
+
+@pytest.mark.parametrize("backend", ["local", "dask"])
+def test_a_worker_that_dies_is_that_candidates_error(backend: str, scheduler: str, tmp_path: Path) -> None:
+    from helpers.crashing_check import CrashingCheck
+
+    from fraudit.audit import AuditConfig, audit_all
+    from fraudit.detectors.file_safety import FileSafetyCheck
+    from fraudit.parallel import Backend, Workers
+    from fraudit.sources import resolve_sources
+
+    for name in ("a-ok", "b-crash", "c-ok"):
+        shutil.copy(EXAMPLES / "clean.safetensors", tmp_path / f"{name}.safetensors")
+    workers = Workers(jobs=2) if backend == "local" else Workers(Backend.DASK, 2, scheduler)
+    results = audit_all(resolve_sources([str(tmp_path)]), workers=workers,
+                        config=AuditConfig(checks=(FileSafetyCheck(), CrashingCheck())))
+    assert [Path(r.source).stem for r in results] == ["a-ok", "b-crash", "c-ok"]
+    assert [str(r.verdict) for r in results] == ["PASS", "ERROR", "PASS"]
+    assert results[1].error is not None and results[1].error.startswith("audit process failed")
 
 
 def test_a_local_dask_cluster_is_started_when_no_scheduler_is_named(tmp_path: Path) -> None:
