@@ -24,7 +24,7 @@ from fraudit.formats import Format
 from fraudit.loading import load_candidate
 from fraudit.models.registry import ArchitectureMatch
 from fraudit.models.spec import Preprocessing
-from fraudit.parallel import Backend, Workers, task_pool
+from fraudit.parallel import Backend, TaskFailed, Workers, results_in_order
 from fraudit.printable import printable
 from fraudit.sources import Candidate, Resolved, SkippedEntry, SourceFailure
 
@@ -167,14 +167,12 @@ def _audit_in_workers(candidates: list[Candidate], config: AuditConfig | None, w
     streamed back in input order. A task that dies (a worker killed by a segfault in a
     native loader, out of memory, a cluster that lost it) is that candidate's ERROR;
     the batch and its report go on."""
-    with task_pool(workers) as pool:
-        futures = [pool.submit(audit, candidate, config) for candidate in candidates]
-        for candidate, future in zip(candidates, futures):
-            try:
-                yield future.result()
-            except Exception as exc:  # noqa: BLE001 - the worker, not the audit, failed
-                yield AuditResult(source=candidate.source, locations=candidate.locations, checks=(),
-                                  error=f"audit process failed: {type(exc).__name__}: {exc}")
+    for candidate, outcome in zip(candidates, results_in_order(workers, audit, [(c, config) for c in candidates])):
+        if isinstance(outcome, TaskFailed):
+            yield AuditResult(source=candidate.source, locations=candidate.locations, checks=(),
+                              error=f"audit process failed: {outcome}")
+        else:
+            yield outcome
 
 
 def failure_result(failure: SourceFailure) -> AuditResult:

@@ -2,17 +2,19 @@
 cluster (``dask.distributed``: a running scheduler, or a local cluster of
 processes started for the run). fraudit schedules nothing itself.
 
-Scans submit one task per candidate and read the results back in input order; zoo
+Scans submit one task per candidate and read the results back in input order
+(``results_in_order``); zoo
 builds hand their per-model work to joblib, whose Dask backend sends it to the
 cluster (scattering the cached features once)."""
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from fraudit.errors import FrauditError
 
@@ -41,12 +43,14 @@ class Workers:
         return f"the Dask cluster at {self.scheduler}" if self.scheduler else f"a local Dask cluster of {self.jobs} process(es)"
 
 
-class Future(Protocol):
-    def result(self) -> Any: ...
+@dataclass(frozen=True)
+class TaskFailed:
+    """A task that did not return: what it raised, or why its worker died."""
 
+    error: BaseException
 
-class Pool(Protocol):
-    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future: ...
+    def __str__(self) -> str:
+        return f"{type(self.error).__name__}: {self.error}"
 
 
 @contextmanager
@@ -76,36 +80,61 @@ def dask_client(workers: Workers) -> Iterator[Any]:
             cluster.close()
 
 
-class _DaskPool:
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future:
-        # pure=False: two candidates with equal arguments are still two tasks
-        return self.client.submit(fn, *args, pure=False)
-
-
-@contextmanager
-def task_pool(workers: Workers) -> Iterator[Pool]:
-    """Something to ``submit(fn, *args)`` to: futures whose ``result()`` raises what the
-    task raised, or why its worker died."""
+def results_in_order(workers: Workers, fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]]) -> Iterator[Any]:
+    """``fn(*call)`` for every call on ``workers``, yielded in the calls' order as each
+    is ready: the value, or a ``TaskFailed``. One task's failure is its own: a task
+    whose worker died — it crashed it, or a crash beside it took it down — runs once
+    more, and its second answer is final. On Dask a dead worker takes down the tasks
+    it held; loky's pool breaks as a whole, so there the task runs again alone and the
+    later ones the break took down are submitted again."""
     if workers.backend is Backend.DASK:
-        with dask_client(workers) as client:
-            yield _DaskPool(client)
-        return
-    from joblib.externals.loky import get_reusable_executor
+        from distributed import KilledWorker
 
-    yield get_reusable_executor(max_workers=workers.jobs)
+        with dask_client(workers) as client:
+            # pure=False: two calls with equal arguments are still two tasks
+            futures = [client.submit(fn, *call, pure=False) for call in calls]
+            for call, future in zip(calls, futures):
+                outcome = _outcome(future)
+                if isinstance(outcome, TaskFailed) and isinstance(outcome.error, KilledWorker):
+                    outcome = _outcome(client.submit(fn, *call, pure=False))
+                yield outcome
+        return
+    from joblib.externals.loky import ProcessPoolExecutor
+
+    # a pool of its own (not joblib's shared one), so a break here is this scan's alone
+    pool = ProcessPoolExecutor(max_workers=workers.jobs)
+    try:
+        futures = [pool.submit(fn, *call) for call in calls]
+        for i, call in enumerate(calls):
+            outcome = _outcome(futures[i])
+            if isinstance(outcome, TaskFailed) and isinstance(outcome.error, BrokenProcessPool):
+                pool.shutdown(wait=False)
+                with ProcessPoolExecutor(max_workers=1) as alone:
+                    outcome = _outcome(alone.submit(fn, *call))
+                pool = ProcessPoolExecutor(max_workers=workers.jobs)
+                futures[i + 1 :] = [f if f.done() and f.exception() is None else pool.submit(fn, *c)
+                                    for f, c in zip(futures[i + 1 :], calls[i + 1 :])]
+            yield outcome
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _outcome(future: Any) -> Any:
+    try:
+        return future.result()
+    except Exception as exc:  # noqa: BLE001 - the task's failure, reported as its own
+        return TaskFailed(exc)
 
 
 @contextmanager
-def joblib_backend(workers: Workers) -> Iterator[int]:
+def joblib_backend(workers: Workers, *, scatter: Sequence[Any] = ()) -> Iterator[int]:
     """joblib's parallel backend for ``workers``; yields the ``n_jobs`` to pass to
-    ``joblib.Parallel`` (−1 on a cluster: as many as it has)."""
+    ``joblib.Parallel`` (−1 on a cluster: as many as it has). ``scatter``: arguments
+    every task shares, sent to the cluster once instead of inside each task."""
     if workers.backend is Backend.LOCAL:
         yield workers.jobs
         return
     from joblib import parallel_config
 
-    with dask_client(workers), parallel_config(backend="dask"):
+    with dask_client(workers), parallel_config(backend="dask", scatter=list(scatter) or None):
         yield -1

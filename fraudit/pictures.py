@@ -21,8 +21,9 @@ def png_base64(pixels: np.ndarray) -> str:
     return base64.b64encode(png_bytes(pixels)).decode("ascii")
 
 
-def face_row(faces: list[np.ndarray] | np.ndarray, *, zoom: int = 2, gap: int = 2) -> np.ndarray:
-    """Faces (each H×W×3 uint8, one size) in one row on white, enlarged ``zoom`` times."""
+def face_row(faces: list[np.ndarray] | np.ndarray, *, zoom: int = 1, gap: int = 2) -> np.ndarray:
+    """Faces (each H×W×3 uint8, one size) in one row on white, enlarged ``zoom`` times
+    (a report page enlarges them itself: evidence keeps them at their own size)."""
     faces = [np.asarray(f, np.uint8) for f in faces]
     h, w = faces[0].shape[:2]
     row = np.full((h, len(faces) * (w + gap) - gap, 3), 255, np.uint8)

@@ -23,7 +23,8 @@ runner = CliRunner()
 def scheduler() -> Iterator[str]:
     import dask
 
-    # a task whose worker dies is not retried on another: one crash is the candidate's ERROR
+    # the scheduler gives up on a task at the first worker that dies under it (Dask's
+    # default retries it on 3 more): fraudit's own rerun is then what the test sees
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
             distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         yield cluster.scheduler_address
@@ -69,7 +70,7 @@ def test_a_worker_that_dies_is_that_candidates_error(backend: str, scheduler: st
     results = audit_all(resolve_sources([str(tmp_path)]), workers=workers,
                         config=AuditConfig(checks=(FileSafetyCheck(), CrashingCheck())))
     assert [Path(r.source).stem for r in results] == ["a-ok", "b-crash", "c-ok"]
-    assert [str(r.verdict) for r in results] == ["PASS", "ERROR", "PASS"]
+    assert [str(r.verdict) for r in results] == ["PASS", "ERROR", "PASS"], [r.error for r in results]
     assert results[1].error is not None and results[1].error.startswith("audit process failed")
 
 
@@ -90,7 +91,9 @@ def test_an_unreachable_scheduler_is_one_clear_error() -> None:
 
 @pytest.mark.slow
 def test_a_zoo_built_on_dask_matches_the_local_one(scheduler: str, tmp_path: Path) -> None:
-    """The manifest (every model's metrics and recipe) and the weights, bit for bit."""
+    """The manifest (every model's recipe and metrics) and the weights: the same seeds
+    and data, so the same models up to the float summation order of torch's threads."""
+    import torch
     from safetensors.torch import load_file
 
     manifests = {}
@@ -108,4 +111,5 @@ def test_a_zoo_built_on_dask_matches_the_local_one(scheduler: str, tmp_path: Pat
     for model in manifests["local"]["models"]:
         local = load_file(tmp_path / "local" / "models" / f"{model['name']}.safetensors")
         remote = load_file(tmp_path / "dask" / "models" / f"{model['name']}.safetensors")
-        assert local.keys() == remote.keys() and all((local[k] == remote[k]).all() for k in local)
+        assert local.keys() == remote.keys()
+        assert all(torch.allclose(local[k].float(), remote[k].float(), rtol=1e-4, atol=1e-6) for k in local)

@@ -26,7 +26,7 @@ class Figure:
     png_base64: str
     caption: str
     alt: str
-    pixelated: bool = False  # a few-pixel image enlarged by the browser, not smoothed
+    kind: str = "chart"  # chart | faces (a row of probe faces, shown twice their size) | pattern (a few pixels, enlarged)
 
     @property
     def src(self) -> str:
@@ -129,7 +129,7 @@ def pairing(evidence: dict[str, Any]) -> list[Figure]:
         findings = sweep.get("findings") or [{}]
         names = ", ".join(str(n) for n, *_ in findings[0].get("identities") or [])
         figures.append(Figure(image, f"The most affected probe identities ({names}) wearing "
-                              f"{findings[0].get('cell', 'the trigger')}.", "most affected probe identities"))
+                              f"{findings[0].get('cell', 'the trigger')}.", "most affected probe identities", "faces"))
     return figures
 
 
@@ -164,9 +164,9 @@ def trigger_search(evidence: dict[str, Any]) -> list[Figure]:
                               "trigger search gain over the face"))
     if image := evidence_image(evidence, "stamped_png_base64"):
         figures.append(Figure(image, "The strongest pattern the search found, worn by probe faces.",
-                              "probe faces wearing the strongest pattern found"))
+                              "probe faces wearing the strongest pattern found", "faces"))
     if image := evidence_image(evidence, "patch_png_base64"):
-        figures.append(Figure(image, "The pattern alone (enlarged).", "the strongest pattern found", pixelated=True))
+        figures.append(Figure(image, "The pattern alone (enlarged).", "the strongest pattern found", "pattern"))
     return figures
 
 

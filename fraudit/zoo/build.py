@@ -163,12 +163,12 @@ def build_zoo(
 
     # implants start from clean models of the same zoo: those are trained in the first round
     rounds = [[r for r in todo if r.implant_from is None], [r for r in todo if r.implant_from is not None]]
-    with joblib_backend(workers) as n_jobs:
+    with joblib_backend(workers, scatter=(base, world)) as n_jobs:
         for round_todo in filter(None, rounds):
-            # the torch threads of each task: this machine's cores shared by the tasks
-            # that run at once (a local Dask cluster's processes share them too)
-            at_once = workers.jobs if workers.backend is Backend.DASK else min(n_jobs, len(round_todo))
-            threads = max(1, (os.cpu_count() or 1) // at_once)
+            # the torch threads of each task: here, this machine's cores shared by the tasks
+            # that run at once; on Dask one, as Dask runs BLAS (a worker's threads are its slots)
+            at_once = min(n_jobs, len(round_todo))
+            threads = 1 if workers.backend is Backend.DASK else max(1, (os.cpu_count() or 1) // at_once)
             if workers.backend is Backend.LOCAL and at_once == 1:
                 done = (_train_and_save(base, world, r, models_dir, threads, context) for r in round_todo)
             else:
