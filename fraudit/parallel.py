@@ -3,9 +3,9 @@ cluster (``dask.distributed``: a running scheduler, or a local cluster of
 processes started for the run). fraudit schedules nothing itself.
 
 Scans submit one task per candidate and read the results back in input order
-(``results_in_order``); zoo
-builds hand their per-model work to joblib, whose Dask backend sends it to the
-cluster (scattering the cached features once)."""
+(``results_in_order``); zoo builds hand their per-model work to joblib, whose Dask
+backend sends it to the cluster (the base and cached features scattered once per
+round, ``joblib_backend``)."""
 
 from __future__ import annotations
 
