@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from fraudit.detectors.base import CheckResult, Status
 from fraudit.detectors.check import LoadedCandidate, SarifRule
 from fraudit.errors import FrauditError
-from fraudit.pictures import face_row, png_base64
+from fraudit.pictures import face_row, png_base64, png_bytes
 from fraudit.search.differential import (BLEND_BOUND, BOUND, CALIBRATION, FALSE_ALARM, SearchBudget, SearchResult, differential_search,
                                          search_probes)
+from fraudit.triggers import poison
 
 NAME = "trigger-search"
 RULE = SarifRule(
@@ -112,12 +112,12 @@ class TriggerSearchCheck:
 
 
 def _wearing(result: SearchResult, index: int, faces: np.ndarray) -> np.ndarray:
-    """``faces`` (N×H×W×3 uint8) with the pattern found at ``index`` laid on them."""
-    site, pattern = result.sites[index], result.patches[index].astype(np.float64)
-    rows, cols = slice(site.top, site.top + site.size), slice(site.left, site.left + site.size)
-    stamped = faces.astype(np.float64)
-    stamped[:, rows, cols] = (1 - site.alpha) * stamped[:, rows, cols] + site.alpha * pattern
-    return stamped.round().astype(np.uint8)
+    """``faces`` (N×H×W×3 uint8) with the pattern found at ``index`` laid on them (eq. 2.1)."""
+    site = result.sites[index]
+    mask, frame = np.zeros(faces.shape[1:3], np.float32), np.zeros(faces.shape[1:], np.uint8)
+    mask[site.top : site.top + site.size, site.left : site.left + site.size] = site.alpha
+    frame[site.top : site.top + site.size, site.left : site.left + site.size] = result.patches[index]
+    return poison(faces, mask, frame)
 
 
 def _save_image(folder: Path, source: str, result: SearchResult, index: int, face: np.ndarray, *,
@@ -126,8 +126,8 @@ def _save_image(folder: Path, source: str, result: SearchResult, index: int, fac
     site = result.sites[index]
     alone = np.full(face.shape, 255, np.uint8)
     alone[site.top : site.top + site.size, site.left : site.left + site.size] = result.patches[index]
-    picture = np.concatenate([face, _wearing(result, index, face[None])[0], alone], axis=1)
+    picture = face_row([face, _wearing(result, index, face[None])[0], alone], zoom=zoom, gap=0)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / (re.sub(r"[^A-Za-z0-9._-]+", "_", source).strip("_")[-120:] + "-trigger.png")
-    Image.fromarray(picture.repeat(zoom, axis=0).repeat(zoom, axis=1)).save(path)
+    path.write_bytes(png_bytes(picture))
     return path
