@@ -50,7 +50,7 @@ def test_the_page_is_self_contained_and_says_what_the_json_says(example_reports:
     for alt in ("weight-bank readings against the clean references", "trigger search gain over the face",
                 "probe faces wearing the strongest pattern found"):
         assert page.count(f'alt="{alt}"') == 2, alt
-    # the same document renders the same page, but for the creation time
+    # the page is the JSON document rendered: one run, one creation time
     assert render_html(document) == page
 
 

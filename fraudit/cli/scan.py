@@ -7,7 +7,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -22,7 +22,7 @@ from fraudit.parallel import Backend, Workers
 from fraudit.printable import printable
 from fraudit.report import to_json_document, to_sarif_document
 from fraudit.report.console import BatchReport
-from fraudit.report.html import to_html_document
+from fraudit.report.html import render_html
 from fraudit.search.differential import SearchBudget
 from fraudit.sources import Candidate, Resolved, resolve_sources
 
@@ -131,16 +131,18 @@ def scan(
                                                search=search),
                          preprocessing=preprocessing)
     results = _audit_with_progress(items, config=config, workers=pool, console=err)
+    # one document for the JSON and the page, so both carry the same creation time
+    document = to_json_document(results, fail_on=fail_on)
 
     # The machine-readable report first: a gate must get it even if the terminal fails.
     if output_format is not OutputFormat.RICH:
-        text = _document(output_format, results, config=config, fail_on=fail_on)
+        text = _document(output_format, results, document, config=config)
         if output is None:
             sys.stdout.write(text)
         else:
             output.write_text(text, encoding="utf-8")
     if html is not None:
-        html.write_text(_document(OutputFormat.HTML, results, config=config, fail_on=fail_on), encoding="utf-8")
+        html.write_text(render_html(document), encoding="utf-8")
     if output_format is OutputFormat.RICH or output is not None:
         _print_rich(results, output if output_format is OutputFormat.RICH else None)
     for path in (output, html):
@@ -149,12 +151,13 @@ def scan(
     raise typer.Exit(code=exit_code([r.verdict for r in results], fail_on=fail_on))
 
 
-def _document(output_format: OutputFormat, results: list[AuditResult], *, config: AuditConfig, fail_on: FailOn) -> str:
-    """The machine-readable or HTML report as text."""
+def _document(output_format: OutputFormat, results: list[AuditResult], document: dict[str, Any], *,
+              config: AuditConfig) -> str:
+    """The machine-readable or HTML report as text; ``document`` is the JSON report's."""
     if output_format is OutputFormat.HTML:
-        return to_html_document(results, fail_on=fail_on)
+        return render_html(document)
     if output_format is OutputFormat.JSON:
-        return json.dumps(to_json_document(results, fail_on=fail_on), indent=2) + "\n"
+        return json.dumps(document, indent=2) + "\n"
     return json.dumps(to_sarif_document(results, checks=config.checks), indent=2) + "\n"
 
 

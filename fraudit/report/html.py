@@ -9,23 +9,15 @@ and hubs arrive already made printable."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from fraudit.audit import AuditResult
-from fraudit.detectors.base import FailOn
 from fraudit.printable import printable
 from fraudit.report.figures import figures_for
-from fraudit.report.json_report import to_json_document
 
 # evidence fields shown as pictures, not as base64 text
 _PICTURES = {"patch_png_base64", "stamped_png_base64", "identities_png_base64"}
-
-
-def to_html_document(results: Sequence[AuditResult], *, fail_on: FailOn) -> str:
-    return render_html(to_json_document(results, fail_on=fail_on))
 
 
 def render_html(document: dict[str, Any]) -> str:
