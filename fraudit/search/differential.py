@@ -74,6 +74,8 @@ class SearchBudget:
     overlap: float = 0.5
     blend_alpha: float = 0.15  # the whole-face blended pattern's alpha; 0: no blend
     steps: int = 20
+    scout_steps: int = 5  # every patch site gets these; then only the finalists carry on to ``steps``
+    finalists: int = 8
     faces: int = 12  # probe faces of as many identities
     learning_rate: float = 0.2
     images_per_batch: int = 96  # at 64×64, scaled down for larger inputs: small batches run faster per image on CPU
@@ -98,7 +100,12 @@ class SearchBudget:
         sizes = "/".join(str(s) for s in self.site_sizes)
         what = [f"patches of {sizes} px at {patches} sites over the face ({self.overlap:.0%} overlap)"] if patches else []
         what += [f"a whole-face pattern blended at alpha {self.blend_alpha:g}"] if self.blend_alpha > 0 else []
-        return f"optimised {' and '.join(what)}, {self.steps} Adam steps each on {self.faces} probe faces"
+        if patches > self.finalists and self.scout_steps < self.steps:
+            steps = (f"{self.scout_steps} Adam steps at every site, {self.steps} for the {self.finalists} strongest"
+                     f"{' and the blend' if self.blend_alpha > 0 else ''}")
+        else:
+            steps = f"{self.steps} Adam steps each"
+        return f"optimised {' and '.join(what)}, {steps}, on {self.faces} probe faces"
 
 
 def prediction_bound(clean_gains: Sequence[float], false_alarm: float = FALSE_ALARM) -> float:
@@ -191,10 +198,60 @@ class _Convergence:
         return (unit.view(n_sites, *self.clean_unit.shape) - self.clean_unit).mean(dim=1).norm(dim=1)
 
 
+class _Patterns:
+    """Patterns being optimised at a few sites of one kind (size and alpha): their
+    parameters, Adam's state, and the best each has reached so far."""
+
+    def __init__(self, sites: list[Site], theta: torch.Tensor, learning_rate: float) -> None:
+        self.sites = sites
+        self.theta = theta.detach().clone().requires_grad_(True)
+        self.optimiser = torch.optim.Adam([self.theta], lr=learning_rate)
+        self.best = torch.full((len(sites),), -np.inf)
+        self.best_ours, self.best_theirs = torch.zeros(len(sites)), torch.zeros(len(sites))
+        self.best_theta = self.theta.detach().clone()
+
+    def run(self, steps: int, faces: torch.Tensor, ours: _Convergence, theirs: _Convergence) -> None:
+        for _ in range(steps):
+            stamped = paste(faces, self.sites, torch.sigmoid(self.theta) * 255)
+            a, b = ours(stamped, len(self.sites)), theirs(stamped, len(self.sites))
+            gain = a - b
+            with torch.no_grad():
+                better = gain > self.best
+                self.best = torch.where(better, gain, self.best)
+                self.best_ours = torch.where(better, a, self.best_ours)
+                self.best_theirs = torch.where(better, b, self.best_theirs)
+                self.best_theta[better] = self.theta[better]
+            self.optimiser.zero_grad()
+            (-gain.sum()).backward()
+            self.optimiser.step()
+
+    @classmethod
+    def gather(cls, picks: list[tuple[_Patterns, int]], learning_rate: float) -> _Patterns:
+        """The picked sites' patterns, each carried on where it stopped (its Adam
+        state too), so a site's result does not depend on the company it is run in."""
+        rows = lambda get: torch.stack([get(p)[i] for p, i in picks])  # noqa: E731
+        gathered = cls([p.sites[i] for p, i in picks], rows(lambda p: p.theta.detach()), learning_rate)
+        states = [p.optimiser.state.get(p.theta) for p, _ in picks]
+        if all(states):
+            gathered.optimiser.state[gathered.theta] = {
+                key: torch.stack([s[key][i] for s, (_, i) in zip(states, picks)]) if value.ndim else value.clone()
+                for key, value in states[0].items()}
+        gathered.best, gathered.best_theta = rows(lambda p: p.best), rows(lambda p: p.best_theta)
+        gathered.best_ours, gathered.best_theirs = rows(lambda p: p.best_ours), rows(lambda p: p.best_theirs)
+        return gathered
+
+
 def differential_search(candidate: PixelModel, reference: PixelModel, faces: np.ndarray,
                         budget: SearchBudget = SearchBudget(), *, input_size: int = 64,
                         progress: Callable[[int, int], None] | None = None) -> SearchResult:
-    """Optimise a patch at every site for candidate-minus-reference convergence.
+    """Optimise a pattern at every site for candidate-minus-reference convergence.
+
+    Coarse to fine: every patch site gets ``budget.scout_steps`` steps, then the
+    ``budget.finalists`` sites of the largest gain so far carry on to ``budget.steps``
+    (the blend, one site, always gets them all). A site's optimisation is its own, so
+    a finalist ends where a full search of every site would have ended it, and the
+    strongest gain is never above the full search's: a bound set on full searches of
+    clean models stays a bound.
 
     ``faces``: uint8 N×H×W×3 probe faces (one per identity, the budget's number used);
     ``input_size``: the larger of the two models' input sides, which sets the batch."""
@@ -205,39 +262,41 @@ def differential_search(candidate: PixelModel, reference: PixelModel, faces: np.
     per_batch = max(1, int(budget.images_per_batch * (64 / max(input_size, 64)) ** 2) // len(x))
     kinds = list(dict.fromkeys((s.size, s.alpha) for s in sites))
     groups = [[s for s in sites if (s.size, s.alpha) == kind] for kind in kinds]
-    batches = [group[i : i + per_batch] for group in groups for i in range(0, len(group), per_batch)]
     # the patches and the blend each draw from their own random stream, so either's
     # result is the same whether or not the other was searched beside it
     streams = {False: torch.Generator().manual_seed(budget.seed), True: torch.Generator().manual_seed(budget.seed + 1)}
-    gains, ours_at, theirs_at, patches = [], [], [], []
-    for done, batch in enumerate(batches, start=1):
-        size = batch[0].size
-        generator = streams[batch[0].blend]
-        theta = torch.randn(len(batch), 3, size, size, generator=generator).requires_grad_(True)
-        optimiser = torch.optim.Adam([theta], lr=budget.learning_rate)
-        best = torch.full((len(batch),), -np.inf)
-        best_ours, best_theirs = torch.zeros(len(batch)), torch.zeros(len(batch))
-        best_theta = theta.detach().clone()
-        for _ in range(budget.steps):
-            stamped = paste(x, batch, torch.sigmoid(theta) * 255)
-            a, b = ours(stamped, len(batch)), theirs(stamped, len(batch))
-            gain = a - b
-            with torch.no_grad():
-                better = gain > best
-                best = torch.where(better, gain, best)
-                best_ours = torch.where(better, a, best_ours)
-                best_theirs = torch.where(better, b, best_theirs)
-                best_theta[better] = theta[better]
-            optimiser.zero_grad()
-            (-gain.sum()).backward()
-            optimiser.step()
-        gains.append(best.numpy())
-        ours_at.append(best_ours.numpy())
-        theirs_at.append(best_theirs.numpy())
-        content = (torch.sigmoid(best_theta) * 255).round().byte().permute(0, 2, 3, 1).numpy()
-        patches.extend(list(content))
+    starts = [torch.randn(len(g), 3, g[0].size, g[0].size, generator=streams[g[0].blend]) for g in groups]
+    batches = [_Patterns(group[i : i + per_batch], theta[i : i + per_batch], budget.learning_rate)
+               for group, theta in zip(groups, starts) for i in range(0, len(group), per_batch)]
+    patch_batches = [b for b in batches if not b.sites[0].blend]
+    n_patches = sum(len(b.sites) for b in patch_batches)
+    scout = budget.steps if budget.finalists >= n_patches else min(budget.scout_steps, budget.steps)
+    total = sum(len(b.sites) for b in batches) * budget.steps - (n_patches - min(budget.finalists, n_patches)) * (budget.steps - scout)
+    done = 0
+
+    def advance(patterns: _Patterns, steps: int) -> None:
+        nonlocal done
+        patterns.run(steps, x, ours, theirs)
+        done += steps * len(patterns.sites)
         if progress is not None:
-            progress(done, len(batches))
-    ordered = [s for group in groups for s in group]
-    return SearchResult(ordered, np.concatenate(gains).astype(np.float64), np.concatenate(ours_at).astype(np.float64),
-                        np.concatenate(theirs_at).astype(np.float64), patches, time.perf_counter() - start)
+            progress(done, total)
+
+    for batch in batches:
+        advance(batch, budget.steps if batch.sites[0].blend else scout)
+    if scout < budget.steps:
+        ranked = sorted(((b, i) for b in patch_batches for i in range(len(b.sites))), key=lambda p: -float(p[0].best[p[1]]))
+        finalists = ranked[: budget.finalists]
+        for kind in kinds:
+            picks = [p for p in finalists if (p[0].sites[p[1]].size, p[0].sites[p[1]].alpha) == kind]
+            for i in range(0, len(picks), per_batch):
+                refined = _Patterns.gather(picks[i : i + per_batch], budget.learning_rate)
+                advance(refined, budget.steps - scout)
+                for (batch, j), best, ours_at, theirs_at, theta in zip(
+                        picks[i : i + per_batch], refined.best, refined.best_ours, refined.best_theirs, refined.best_theta):
+                    batch.best[j], batch.best_ours[j], batch.best_theirs[j], batch.best_theta[j] = best, ours_at, theirs_at, theta
+    return SearchResult([s for b in batches for s in b.sites],
+                        torch.cat([b.best for b in batches]).numpy().astype(np.float64),
+                        torch.cat([b.best_ours for b in batches]).numpy().astype(np.float64),
+                        torch.cat([b.best_theirs for b in batches]).numpy().astype(np.float64),
+                        [p for b in batches for p in (torch.sigmoid(b.best_theta) * 255).round().byte().permute(0, 2, 3, 1).numpy()],
+                        time.perf_counter() - start)
