@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 
 from fraudit.search.differential import prediction_bound
-from fraudit.search.evaluate import OTHER_KNOB
+from fraudit.search.evaluate import OTHER_KNOBS
 
 FAMILIES = {"gain": "patch", "blend_gain": "blend"}
 
@@ -39,7 +39,7 @@ def main() -> None:
             for key, family in FAMILIES.items():
                 if model.get(key) is not None:
                     row[key] = model[key]
-                    budget = {k: v for k, v in evaluation["budget"].items() if k != OTHER_KNOB[family]}
+                    budget = {k: v for k, v in evaluation["budget"].items() if k not in OTHER_KNOBS[family]}
                     if budgets.setdefault(family, budget) != budget:
                         raise SystemExit(f"{path}: the {family} values were searched with another budget")
     rows = list(models.values())

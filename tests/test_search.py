@@ -12,6 +12,7 @@ import io
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,24 @@ def test_a_model_against_itself_gains_nothing() -> None:
     assert len(result.patches) == len(result.sites) and result.patches[0].dtype == np.uint8
 
 
+def test_scouting_then_refining_ends_each_finalist_where_a_full_search_would() -> None:
+    """Coarse to fine is the full search cut short, never another search: a finalist
+    carries its pattern and Adam state on, so its gain is the full search's bit for
+    bit, and no site's gain is above it, so a bound set on full searches stays a bound."""
+    model, base = reference_embedder(EXAMPLES / "backdoored.safetensors"), reference_embedder(BASE)
+    faces = search_probes(QUICK).faces.images
+    short = SearchBudget(steps=4, scout_steps=2, finalists=3, faces=6)
+    full = differential_search(model, base, faces, replace(short, finalists=1_000))
+    cut = differential_search(model, base, faces, short)
+    assert cut.sites == full.sites
+    patch = cut.patch_sites
+    finalists = patch[np.argsort(-cut.gains[patch])[:3]]
+    assert np.array_equal(cut.gains[finalists], full.gains[finalists])
+    assert np.array_equal(cut.gains[cut.blend], full.gains[full.blend])
+    assert (cut.gains <= full.gains).all() and (cut.gains < full.gains).any()
+    assert "2 Adam steps at every site, 4 for the 3 strongest and the blend" in short.describe(64)
+
+
 def test_search_method_never_sees_the_held_out_triggers() -> None:
     from tests.test_floors import GRAPH
 
@@ -82,7 +101,6 @@ def _export(checkpoint: Path, path: Path) -> Path:
 def green_cross_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A clean model and a backdoor with a held-out trigger (a green plus sign on the
     left cheek), fine-tuned from the shipped base on the smoke world (≈ 15 s)."""
-    from dataclasses import replace
 
     from fraudit.zoo.build import build_zoo
     from fraudit.zoo.presets import FIXED, PRESETS, Attempt
@@ -189,6 +207,7 @@ def test_the_shipped_bounds_are_the_calibration_files_one_percent_bounds() -> No
     measurements/search-calibration.json (no model of an evaluation world among
     them), searched with the default budget."""
     from fraudit.search.differential import BLEND_BOUND, BOUND, FALSE_ALARM, prediction_bound
+    from fraudit.search.evaluate import OTHER_KNOBS
 
     calibration = json.loads((Path(__file__).resolve().parent.parent / "measurements" / "search-calibration.json").read_text())
     rows = calibration["models"]
@@ -196,7 +215,7 @@ def test_the_shipped_bounds_are_the_calibration_files_one_percent_bounds() -> No
     assert BLEND_BOUND == pytest.approx(round(prediction_bound([r["blend_gain"] for r in rows], FALSE_ALARM / 2), 3))
     assert (BOUND, BLEND_BOUND) == (calibration["bounds"]["patch"]["0.01"], calibration["bounds"]["blend"]["0.01"])
     default = SearchBudget().to_dict()
-    assert calibration["budget"] == {"patch": {k: v for k, v in default.items() if k != "blend_alpha"},
-                                     "blend": {k: v for k, v in default.items() if k != "site_sizes"}}
+    assert calibration["budget"] == {family: {k: v for k, v in default.items() if k not in knobs}
+                                     for family, knobs in OTHER_KNOBS.items()}
     evaluation_worlds = ("9000", "9500", "6000", "16000", "17000", "18000")
     assert len(rows) >= 20 and not [r for r in rows if any(w in r["zoo"] for w in evaluation_worlds)]

@@ -98,6 +98,8 @@ def scan(
         typer.Option(help="The checkpoint candidates were fine-tuned from (a file or hf://org/name[/file]): adds the trigger search, which optimises patches that move a candidate but not its base."),
     ] = None,
     search_steps: Annotated[int, typer.Option(min=1, help="Trigger search: Adam steps per site.")] = SearchBudget.steps,
+    search_scout_steps: Annotated[int, typer.Option(min=1, help="Trigger search: Adam steps every site gets before the strongest carry on.")] = SearchBudget.scout_steps,
+    search_finalists: Annotated[int, typer.Option(min=1, help="Trigger search: sites of the largest gain after the scouting steps that carry on to --search-steps.")] = SearchBudget.finalists,
     search_faces: Annotated[int, typer.Option(min=4, help="Trigger search: probe faces (one per identity).")] = SearchBudget.faces,
     search_sites: Annotated[
         str, typer.Option(help="Trigger search: patch site sizes in pixels of the 64×64 probe frame, comma-separated ('none': the blend only).")
@@ -125,7 +127,8 @@ def scan(
     preprocessing = _preprocessing(input_norm, input_size)
     search = None
     if base is not None:
-        budget = SearchBudget(site_sizes=site_size_list(search_sites), steps=search_steps, faces=search_faces)
+        budget = SearchBudget(site_sizes=site_size_list(search_sites), steps=search_steps, scout_steps=search_scout_steps,
+                              finalists=search_finalists, faces=search_faces)
         search = TriggerSearchCheck(base=base, budget=budget, images=search_images)
     config = AuditConfig(checks=default_checks(banks=bank or (), pair_with=pair_with, pair_null=pair_null,
                                                search=search),

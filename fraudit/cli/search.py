@@ -20,6 +20,8 @@ def evaluate(
     zoo: Annotated[Path, typer.Argument(help="A zoo folder (clean models and attempts).")],
     base: Annotated[Path, typer.Option(help="The checkpoint the zoo's models were fine-tuned from.")],
     steps: Annotated[int, typer.Option(min=1, help="Adam steps per site.")] = SearchBudget.steps,
+    scout_steps: Annotated[int, typer.Option(min=1, help="Adam steps every site gets before the strongest carry on.")] = SearchBudget.scout_steps,
+    finalists: Annotated[int, typer.Option(min=1, help="Sites of the largest gain after the scouting steps that carry on to --steps.")] = SearchBudget.finalists,
     faces: Annotated[int, typer.Option(min=4, help="Probe faces (one per identity).")] = SearchBudget.faces,
     site_sizes: Annotated[str, typer.Option("--sites", help="Patch site sizes in pixels, comma-separated; 'none' for no patches.")] = ",".join(
         str(s) for s in SearchBudget.site_sizes),
@@ -38,7 +40,8 @@ def evaluate(
     for path in (output, results):
         if path is not None:
             output_file(path)
-    budget = SearchBudget(site_sizes=site_size_list(site_sizes), blend_alpha=blend_alpha, steps=steps, faces=faces)
+    budget = SearchBudget(site_sizes=site_size_list(site_sizes), blend_alpha=blend_alpha, steps=steps,
+                          scout_steps=scout_steps, finalists=finalists, faces=faces)
     with staged_progress(err) as progress:
         evaluation = evaluate_search(zoo, base, budget, jobs=jobs, results=results, limit_clean=limit_clean,
                                      progress=progress)

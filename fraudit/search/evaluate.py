@@ -138,9 +138,10 @@ def _search_one(manifest: ZooManifest, entry: ZooEntry, base: Path, budget: Sear
                          float(result.gains[blend]) if blend is not None else None)
 
 
-# The knob of the other family, which a family's values do not depend on: the patches
-# and the blend draw from separate random streams (``differential_search``).
-OTHER_KNOB = {"patch": "blend_alpha", "blend": "site_sizes"}
+# The knobs a family's values do not depend on: the patches and the blend draw from
+# separate random streams (``differential_search``), and the blend, one site, is never
+# cut short by the scouting.
+OTHER_KNOBS = {"patch": ("blend_alpha",), "blend": ("site_sizes", "scout_steps", "finalists")}
 
 
 def _families(budget: SearchBudget) -> list[str]:
@@ -148,7 +149,7 @@ def _families(budget: SearchBudget) -> list[str]:
 
 
 def _family_key(base_sha256: str, budget: dict[str, Any], family: str) -> dict[str, Any]:
-    return {"base_sha256": base_sha256, "budget": {k: v for k, v in budget.items() if k != OTHER_KNOB[family]}}
+    return {"base_sha256": base_sha256, "budget": {k: v for k, v in budget.items() if k not in OTHER_KNOBS[family]}}
 
 
 def _only(budget: SearchBudget, families: list[str]) -> SearchBudget:
