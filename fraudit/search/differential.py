@@ -26,7 +26,8 @@ place, not a generally more sensitive model.
 
 No trigger is drawn from a list: the content is optimised from random noise, so the
 search has no family for a held-out trigger to fall outside of, only sites and a
-budget (``SearchBudget``), which every report states.
+budget (``SearchBudget``), which every report states. The budget is spent coarse to
+fine: a few steps at every site, the rest on the sites that gained most.
 """
 
 from __future__ import annotations
@@ -140,7 +141,9 @@ class SearchResult:
 
     @property
     def z(self) -> np.ndarray:
-        """Each site's gain against the candidate's patch sites: (g − median) / (1.4826 MAD)."""
+        """Each site's gain against the candidate's patch sites: (g − median) / (1.4826 MAD).
+        Most sites end after the scouting steps, so the median is theirs: the z is
+        reported beside a finding, never decided on."""
         patch = self.gains[self.patch_sites]
         if not len(patch):
             return np.full(len(self.gains), np.nan)
