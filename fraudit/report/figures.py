@@ -160,7 +160,8 @@ def trigger_search(evidence: dict[str, Any]) -> list[Figure]:
         ax.set_title("gain over the base, per place", fontsize=9)
         fig.tight_layout()
         figures.append(Figure(_png(fig), "How much more the best patch at each place moves the candidate than its "
-                              "base (the cyan line on the scale is the clean fine-tunes' bound).",
+                              "base, after the steps that place got (the strongest places get the whole budget: "
+                              "see what was searched); the cyan line on the scale is the clean fine-tunes' bound.",
                               "trigger search gain over the face"))
     if image := evidence_image(evidence, "stamped_png_base64"):
         figures.append(Figure(image, "The strongest pattern the search found, worn by probe faces.",
