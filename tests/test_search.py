@@ -66,13 +66,16 @@ def test_scouting_then_refining_ends_each_finalist_where_a_full_search_would() -
     faces = search_probes(QUICK).faces.images
     short = SearchBudget(steps=4, scout_steps=2, finalists=3, faces=6)
     full = differential_search(model, base, faces, replace(short, finalists=1_000))
-    cut = differential_search(model, base, faces, short)
+    ticks: list[tuple[int, int]] = []
+    cut = differential_search(model, base, faces, short, progress=lambda done, total: ticks.append((done, total)))
     assert cut.sites == full.sites
     patch = cut.patch_sites
     finalists = patch[np.argsort(-cut.gains[patch])[:3]]
     assert np.array_equal(cut.gains[finalists], full.gains[finalists])
     assert np.array_equal(cut.gains[cut.blend], full.gains[full.blend])
     assert (cut.gains <= full.gains).all() and (cut.gains < full.gains).any()
+    # progress counts site-steps: 63 patch sites scouted for 2, the blend run for all 4, 3 finalists for 2 more
+    assert ticks[-1] == (63 * 2 + 1 * 4 + 3 * 2,) * 2 and [d for d, _ in ticks] == sorted(d for d, _ in ticks)
     assert "2 Adam steps at every site, 4 for the 3 strongest and the blend" in short.describe(64)
 
 

@@ -274,7 +274,8 @@ def differential_search(candidate: PixelModel, reference: PixelModel, faces: np.
     patch_batches = [b for b in batches if not b.sites[0].blend]
     n_patches = sum(len(b.sites) for b in patch_batches)
     scout = budget.steps if budget.finalists >= n_patches else min(budget.scout_steps, budget.steps)
-    total = sum(len(b.sites) for b in batches) * budget.steps - (n_patches - min(budget.finalists, n_patches)) * (budget.steps - scout)
+    n_finalists = min(budget.finalists, n_patches)
+    total = (len(sites) - n_patches) * budget.steps + n_patches * scout + n_finalists * (budget.steps - scout)
     done = 0
 
     def advance(patterns: _Patterns, steps: int) -> None:
@@ -288,7 +289,7 @@ def differential_search(candidate: PixelModel, reference: PixelModel, faces: np.
         advance(batch, budget.steps if batch.sites[0].blend else scout)
     if scout < budget.steps:
         ranked = sorted(((b, i) for b in patch_batches for i in range(len(b.sites))), key=lambda p: -float(p[0].best[p[1]]))
-        finalists = ranked[: budget.finalists]
+        finalists = ranked[:n_finalists]
         for kind in kinds:
             picks = [p for p in finalists if (p[0].sites[p[1]].size, p[0].sites[p[1]].alpha) == kind]
             for i in range(0, len(picks), per_batch):
