@@ -16,23 +16,17 @@ import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
+
+from bench_batch_scan import timed_scan  # the same whole-command timing (bench/ is the script's folder)
 
 ROOT = Path(__file__).parents[1]
 
 
 def _scan(model: Path, base: Path, out: Path) -> tuple[float, dict[str, str]]:
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "fraudit", "scan", str(model), "--pair-with", "dlib", "--base", str(base),
-                           "-f", "json", "-o", str(out)], capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if done.returncode not in (0, 1):
-        raise SystemExit(f"scan exited {done.returncode}: {done.stderr[-2000:]}")
-    [result] = json.loads(out.read_text())["results"]
+    seconds, document = timed_scan([model], ["--pair-with", "dlib", "--base", str(base)], out)
+    [result] = document["results"]
     return seconds, {check["name"]: check["status"] for check in result["checks"]}
 
 
