@@ -151,6 +151,27 @@ def test_help_lists_the_commands() -> None:
         assert name in result.stdout
 
 
+def _commands(command: object, path: list[str]) -> list[list[str]]:
+    found = [path]
+    for name, sub in sorted(getattr(command, "commands", {}).items()):
+        found += _commands(sub, [*path, name])
+    return found
+
+
+def test_every_command_prints_its_help() -> None:
+    """Rich renders option help as markup: a bracket in a help text (``hf://org/name[/file]``)
+    once made ``scan --help`` a traceback."""
+    import typer
+
+    paths = _commands(typer.main.get_command(app), [])
+    assert len(paths) > 10
+    for path in paths:
+        result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, (path, result.output, result.exception)
+    scan_help = runner.invoke(app, ["scan", "--help"], env={"COLUMNS": "200"}).stdout
+    assert "hf://org/name[/file]" in scan_help
+
+
 def test_real_subprocess_rich_report(batch: Path) -> None:
     env = {**os.environ, "COLUMNS": "160"}
     proc = subprocess.run(

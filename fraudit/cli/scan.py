@@ -95,7 +95,7 @@ def scan(
     ] = None,
     base: Annotated[
         str | None,
-        typer.Option(help="The checkpoint candidates were fine-tuned from (a file or hf://org/name[/file]): adds the trigger search, which optimises patches that move a candidate but not its base."),
+        typer.Option(help="The checkpoint candidates were fine-tuned from (a file or hf://org/name\\[/file]): adds the trigger search, which optimises patches that move a candidate but not its base."),
     ] = None,
     search_steps: Annotated[int, typer.Option(min=1, help="Trigger search: Adam steps per site.")] = SearchBudget.steps,
     search_scout_steps: Annotated[int, typer.Option(min=1, help="Trigger search: Adam steps every site gets before the strongest carry on.")] = SearchBudget.scout_steps,

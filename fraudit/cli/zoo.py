@@ -42,7 +42,7 @@ def build(
     backend: BackendOption = Backend.LOCAL,
     scheduler: SchedulerOption = None,
     seed: Annotated[int, typer.Option(help="Zoo seed: model seeds, splits and impostor/victim pairs.")] = 0,
-    base_model: Annotated[str | None, typer.Option("--base", help="Base checkpoint of any architecture fraudit can fine-tune, a file or hf://org/name[/file] (default: the shipped one).")] = None,
+    base_model: Annotated[str | None, typer.Option("--base", help="Base checkpoint of any architecture fraudit can fine-tune, a file or hf://org/name\\[/file] (default: the shipped one).")] = None,
     world_seed: Annotated[int | None, typer.Option(help="Fine-tune on another synthetic face world (other identities).")] = None,
     identities: Annotated[int | None, typer.Option(min=20, help="Identities of that world (default: the preset's).")] = None,
     clean_only: Annotated[bool, typer.Option(help="Build only the preset's clean models.")] = False,
