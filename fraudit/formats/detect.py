@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fraudit.errors import CorruptFileError, UnsupportedFormatError
+from fraudit.formats.dlib_dnn import looks_like_dlib_dnn
 from fraudit.formats.pickle_walk import Limits, PickleWalk, walk_pickle
 
 
@@ -28,6 +29,8 @@ class Format(enum.StrEnum):
     ONNX = "onnx"
     # .npy / .npz holding object arrays: their payload is a pickle, read by np.load(allow_pickle=True)
     NUMPY_OBJECT = "numpy-object"
+    # dlib's own serialisation of a DNN (``dlib::serialize(net)``), read by fraudit's parser
+    DLIB_DNN = "dlib-dnn"
 
     @property
     def is_pickle(self) -> bool:
@@ -88,6 +91,8 @@ def detect_format(path: Path) -> Format:
         return Format.SAFETENSORS
     if head.startswith(_TORCH_LEGACY_MAGIC):
         return Format.TORCH_LEGACY
+    if looks_like_dlib_dnn(head):
+        return Format.DLIB_DNN
     if head[:1] == b"\x80" and len(head) > 1 and head[1] <= 5:
         return Format.PICKLE
     if head.startswith(_NUMPY_MAGIC):
@@ -103,7 +108,7 @@ def detect_format(path: Path) -> Format:
     if parses_as_pickle(path):
         return Format.PICKLE
     raise UnsupportedFormatError(
-        f"{path.name}: not safetensors, a PyTorch checkpoint, a pickle or ONNX "
+        f"{path.name}: not safetensors, a PyTorch checkpoint, a pickle, ONNX or a dlib network "
         f"(first bytes {head[:8].hex(' ')})",
         path=path,
     )

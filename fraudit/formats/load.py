@@ -11,6 +11,7 @@ import torch
 
 from fraudit.errors import CorruptFileError, UnsafeLocationError, UnsupportedFormatError
 from fraudit.formats.detect import Format
+from fraudit.formats.dlib_dnn import read_dlib_dnn
 
 # Wrappers under which training code nests a state dict, tried in this order.
 _NESTING_KEYS = ("state_dict", "model_state_dict", "model", "net", "network", "params")
@@ -26,6 +27,8 @@ def load_tensors(path: Path, fmt: Format) -> dict[str, torch.Tensor]:
         tensors = _load_safetensors(path)
     elif fmt is Format.ONNX:
         tensors = load_onnx_initialisers(path)
+    elif fmt is Format.DLIB_DNN:
+        tensors = read_dlib_dnn(path)
     elif fmt.is_pickle:
         tensors = _load_torch(path, fmt)
     else:  # pragma: no cover - Format is closed

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fraudit.errors import IncompatibleArtifactError, UnsupportedFormatError
-from fraudit.models import facenet, iresnet, mobileface, reference
+from fraudit.models import dlib_resnet, facenet, iresnet, mobileface, reference
 from fraudit.models.spec import (
     ArchitectureMatch,
     ArchitectureSpec,
@@ -39,7 +39,7 @@ ONNX_EMBEDDER = "onnx-embedder"
 ONNX_MEAN, ONNX_SCALE = 127.5, 127.5
 
 # More specific architectures first: the first match wins.
-_REGISTRY: list[ArchitectureSpec] = [reference.SPEC, mobileface.SPEC, facenet.SPEC, *iresnet.SPECS]
+_REGISTRY: list[ArchitectureSpec] = [reference.SPEC, mobileface.SPEC, facenet.SPEC, *iresnet.SPECS, dlib_resnet.SPEC]
 
 
 def register(spec: ArchitectureSpec) -> ArchitectureSpec:

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 Shapes = Mapping[str, tuple[int, ...]]
 
-_BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
+# Buffers, not learnt weights: BatchNorm statistics, and an input layer's pixel means (dlib).
+_BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked", "input_mean")
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,9 @@ class ArchitectureMatch:
         text = f"input {self.input_size}×{self.input_size}"
         if self.normalisation is not None:
             mean, scale = self.normalisation
-            text += f", (x − {mean:g}) / {scale:g}" + {"assumed": " (assumed)", "option": " (as given)"}.get(
+            # dlib's network normalises inside (its input layer holds the channel means)
+            pixels = "raw 0–255 pixels" if (mean, scale) == (0.0, 1.0) else f"(x − {mean:g}) / {scale:g}"
+            text += f", {pixels}" + {"assumed": " (assumed)", "option": " (as given)"}.get(
                 self.normalisation_source or "", "")
         return text
 
