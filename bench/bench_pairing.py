@@ -1,6 +1,7 @@
 """Pairing: translator fit time on 10 k embedding pairs (each translator, side by
 side in one run) and trigger-sweep throughput (faces/s for a reference-architecture
-candidate and for dlib), medians of repeated runs.
+candidate, for dlib, and for dlib's file read by fraudit and run in torch — with the
+largest difference between the two dlibs), medians of repeated runs.
 
     python bench/bench_pairing.py [--pairs 10000] [--repeats 3] [--faces 512]
 """
@@ -46,20 +47,30 @@ def throughput(n_faces: int, repeats: int) -> list[dict]:
 
     from fraudit.faces.synthetic import unlabelled_faces
     from fraudit.errors import EmbedderUnavailableError
-    from fraudit.pairing.embedders import DlibEmbedder, reference_embedder
+    from fraudit.formats.dlib_dnn import read_dlib_dnn
+    from fraudit.pairing.embedders import DlibEmbedder, dlib_model_path, reference_embedder, torch_embedder
 
     faces = unlabelled_faces(seed=77, n=n_faces)
     base = Path(__file__).resolve().parents[1] / "reference_models" / "examples" / "clean.safetensors"
     models = [reference_embedder(base)]
     try:
         models.append(DlibEmbedder())
+        path = dlib_model_path()
+        parse_s = _median_seconds(lambda: read_dlib_dnn(path), repeats)
+        models.append(torch_embedder("dlib .dat in torch", read_dlib_dnn(path)))
     except EmbedderUnavailableError as exc:
         print(f"dlib skipped: {exc}")
     rows = []
+    dlib_sample = faces[: max(32, n_faces // 8)]
     for model in models:
-        sample = faces if model.architecture != "dlib-resnet-v1" else faces[: max(32, n_faces // 8)]
+        sample = faces if model.architecture != "dlib-resnet-v1" else dlib_sample
         seconds = _median_seconds(lambda: model.embed(sample), repeats)
         rows.append({"embedder": model.name, "faces": len(sample), "faces_per_s_median": round(len(sample) / seconds, 1)})
+    if len(models) == 3:
+        dlib, port = (model.embed(dlib_sample) for model in models[1:])
+        rows.append({"dlib_file_parse_s_median": round(parse_s, 4),
+                     "port_vs_dlib_max_abs_difference": float(np.abs(dlib - port).max()),
+                     "dlib_descriptor_norm_median": float(np.median(np.linalg.norm(dlib, axis=1)))})
     return rows
 
 

@@ -75,9 +75,12 @@ def test_a_broken_or_other_dlib_network_is_refused_with_a_reason(tmp_path: Path,
 
 
 def test_scan_reads_a_dlib_network_as_the_dlib_resnet(tmp_path: Path, state: dict[str, torch.Tensor]) -> None:
+    """In a folder, a .dat is a candidate when its bytes are a dlib network, not for its name."""
     path = write_dlib_resnet(tmp_path / "face_model.dat", state)
-    result = runner.invoke(app, ["scan", str(path), "--format", "json"])
-    report = json.loads(result.stdout)["results"][0]
+    (tmp_path / "landmarks.dat").write_bytes(b"\x01\x02 not a network")
+    result = runner.invoke(app, ["scan", str(tmp_path), "--format", "json"])
+    [report] = json.loads(result.stdout)["results"]
+    assert report["source"] == str(path)
     checks = {c["name"]: c for c in report["checks"]}
     assert checks["file-safety"]["status"] == "PASS"
     assert report["formats"] == ["dlib-dnn"]

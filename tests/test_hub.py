@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from functools import cache
+
 from helpers import malicious
+from helpers.dlib_files import random_state, write_dlib_resnet
 from helpers.hub_server import FakeRepo, HubServer
 from helpers.models import reference_state_dict
 from safetensors.torch import save
@@ -24,6 +27,11 @@ from fraudit.sources import Candidate, SourceFailure, resolve_sources
 
 V1 = hashlib.sha1(b"v1").hexdigest()
 V2 = hashlib.sha1(b"v2").hexdigest()
+
+
+@cache
+def _dlib_network(folder: Path) -> bytes:
+    return write_dlib_resnet(folder / "net.dat", random_state(seed=5)).read_bytes()
 
 
 @pytest.fixture
@@ -44,6 +52,9 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
             refs={"main": V2, "v1.0": V1},
         ),
         FakeRepo("acme/torch-face", commits={V1: {"weights/face.pth": buffer.getvalue()}}, refs={"main": V1}),
+        # dlib names its networks .dat, like the data files beside them
+        FakeRepo("acme/dlib-face", commits={V1: {"dlib_face_recognition_resnet_model_v1.dat": _dlib_network(
+            tmp_path.parent), "mean_shape.dat": b"0.1 0.2 0.3\n"}}, refs={"main": V1}),
     ]
     cache = tmp_path / "hf-cache"
     with HubServer(repos) as server:
@@ -78,6 +89,15 @@ def test_nested_file_in_repo(hub: HubServer) -> None:
     [candidate] = resolve_sources(["hf://acme/torch-face"], token=False)
     assert isinstance(candidate, Candidate)
     assert candidate.source.endswith("/weights/face.pth")
+
+
+def test_a_dlib_network_is_fetched_and_read_as_one(hub: HubServer) -> None:
+    [candidate] = resolve_sources(["hf://acme/dlib-face"], token=False)
+    assert isinstance(candidate, Candidate)
+    assert candidate.source.endswith("/dlib_face_recognition_resnet_model_v1.dat")
+    [result] = audit_all([candidate])
+    assert result.architecture is not None and result.architecture.id == "dlib-resnet-v1"
+    assert result.checks[0].status is Status.PASS
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,8 @@ from fraudit.errors import SourceNotFoundError, SourceUnavailableError, UnsafeLo
 from fraudit.sources.local import WEIGHT_SUFFIXES
 
 HF_SCHEME = "hf://"
-DOWNLOAD_PATTERNS = sorted(f"*{suffix}" for suffix in WEIGHT_SUFFIXES) + ["*.json"]
+# dlib networks are .dat files; which downloaded .dat is a network, its bytes say.
+DOWNLOAD_PATTERNS = sorted(f"*{suffix}" for suffix in WEIGHT_SUFFIXES) + ["*.dat", "*.json"]
 
 # huggingface_hub's own rule: optional namespace, 1-96 chars of [\w\-.], no '--' or '..'
 _REPO_ID = re.compile(r"^(?:[\w\-.]{1,96}/)?[\w\-.]{1,96}$")

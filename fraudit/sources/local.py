@@ -18,6 +18,7 @@ from pathlib import Path
 
 from fraudit.errors import FrauditError
 from fraudit.formats.detect import CAPS, looks_like_onnx, numpy_object_offset, onnx_external_locations, sniff_pickle
+from fraudit.formats.dlib_dnn import looks_like_dlib_dnn
 
 WEIGHT_SUFFIXES = frozenset(
     {".safetensors", ".pt", ".pth", ".bin", ".ckpt", ".onnx", ".pkl", ".pickle", ".tar", ".model", ".joblib"}
@@ -37,16 +38,17 @@ class Skipped:
 
 def is_weight_file(path: Path) -> bool:
     """By extension, or by the bytes: magic numbers, a safetensors header, an ONNX
-    protobuf, a pickle of any protocol that imports something, an object array."""
+    protobuf, a pickle of any protocol that imports something, an object array, a
+    dlib network (dlib names its files ``.dat``, as countless non-models are named)."""
     if path.suffix.lower() in WEIGHT_SUFFIXES:
         return True
     try:
         with path.open("rb") as f:
-            head = f.read(9)
-            if head.startswith(_WEIGHT_MAGIC):
+            head = f.read(64)
+            if head.startswith(_WEIGHT_MAGIC) or looks_like_dlib_dnn(head):
                 return True
             # safetensors: u64 header length then '{'
-            if len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") <= CAPS.safetensors_header_bytes:
+            if len(head) >= 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") <= CAPS.safetensors_header_bytes:
                 return True
             if head.startswith(b"\x93NUMPY"):
                 return numpy_object_offset(path) is not None
