@@ -109,9 +109,8 @@ class DlibResNet(nn.Module):
 
     def stages(self) -> list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]]:
         """The forward pass as named steps, up to the embedding."""
-        last = str(len(self.blocks) - 1)
-        return [("stem", self.stem), ("trunk", self.blocks[:-1]), (f"blocks.{last}", self.blocks[-1]),
-                ("pool", lambda t: t.mean(dim=(2, 3))), ("fc", self.fc)]
+        return [("stem", self.stem), ("blocks", self.blocks), ("pool", lambda t: t.mean(dim=(2, 3))),
+                ("fc", self.fc)]
 
 
 SPEC = ArchitectureSpec(
@@ -126,5 +125,5 @@ SPEC = ArchitectureSpec(
     mean=0.0,
     scale=1.0,
     # A user's fine-tune of dlib's descriptor retrains the embedding on pooled features.
-    fine_tuned={"last-layer": ("fc",), "multi-layer": (f"blocks.{len(BLOCKS) - 1}", "fc")},
+    fine_tuned={"last-layer": ("fc",)},
 )
