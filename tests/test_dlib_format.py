@@ -90,14 +90,37 @@ def test_scan_reads_a_dlib_network_as_the_dlib_resnet(tmp_path: Path, state: dic
         v.numel() for k, v in state.items() if k != "input_mean")
 
 
-@pytest.mark.skipif(not HAS_DLIB, reason="needs the dlib extra (dlib-bin + face-recognition-models)")
+@pytest.mark.skipif(not HAS_DLIB, reason="needs dlib-bin (test extra) and face-recognition-models (dlib extra)")
 def test_dlibs_own_file_runs_in_torch_as_dlib_runs_it() -> None:
+    """The dlib trusted model is dlib's file run by fraudit: held here to dlib itself."""
+    import dlib
+
+    from fraudit.faces.resize import resize_faces
+    from fraudit.faces.synthetic import unlabelled_faces
     from fraudit.pairing.embedders import DlibEmbedder, dlib_model_path
 
     path = dlib_model_path()
-    embedder = torch_embedder(path.name, read_dlib_dnn(path))
-    assert embedder.architecture == "dlib-resnet-v1" and embedder.input_size == 150
-    faces = np.random.default_rng(0).integers(0, 256, (6, 150, 150, 3), dtype=np.uint8)
-    faces[:, 40:110, 40:110] //= 2  # some structure beside the noise
-    ours, dlibs = embedder.embed(faces), DlibEmbedder().embed(faces)
+    faces = np.concatenate([unlabelled_faces(seed=11, n=4), np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3),
+                                                                                                 dtype=np.uint8)])
+    chips = [np.ascontiguousarray(f) for f in resize_faces(faces, 150)]
+    dlibs = np.asarray([np.asarray(d) for d in dlib.face_recognition_model_v1(str(path)).compute_face_descriptor(chips)])
+    ours = DlibEmbedder().embed(faces)
     assert np.abs(ours - dlibs).max() < 1e-4 * np.abs(dlibs).max()
+    candidate = torch_embedder(path.name, read_dlib_dnn(path))  # the same network as a candidate's embedder
+    assert candidate.architecture == "dlib-resnet-v1" and candidate.input_size == 150
+    assert np.allclose(candidate.embed(faces), ours, atol=1e-6)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("face_recognition_models") is None, reason="needs the dlib extra")
+def test_dlibs_file_given_by_path_is_the_dlib_trusted_model(tmp_path: Path) -> None:
+    """``--pair-with path/to/dlib.dat`` is ``--pair-with dlib`` when it is the same file:
+    same fingerprint, so the shipped nulls and embeddings apply."""
+    import shutil
+
+    from fraudit.loading import load_embedder
+    from fraudit.pairing.embedders import DlibEmbedder, dlib_model_path
+
+    copy = tmp_path / "renamed.dat"
+    shutil.copyfile(dlib_model_path(), copy)
+    by_path, by_name = load_embedder(str(copy)), load_embedder("dlib")
+    assert isinstance(by_path, DlibEmbedder) and by_path.fingerprint == by_name.fingerprint

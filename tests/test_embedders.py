@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers.models import export_onnx
+from helpers.models import export_onnx, require_dlib_model
 
 from fraudit.faces.resize import resize_faces
 from fraudit.pairing.embedders import OnnxEmbedder, TorchEmbedder, reference_embedder
@@ -90,7 +90,7 @@ def test_torch_fingerprint_follows_the_weights() -> None:
 
 
 def test_dlib_embedder_gives_128d_descriptors() -> None:
-    pytest.importorskip("dlib", reason="the dlib extra is installed by .ci/run and the README set-up")
+    require_dlib_model()
     from fraudit.faces.synthetic import unlabelled_faces
     from fraudit.pairing.embedders import DlibEmbedder
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers.models import require_dlib_model
 from typer.testing import CliRunner
 
 from fraudit.cli import app
@@ -72,7 +73,7 @@ def test_examples_in_sarif_and_terminal(tmp_path: Path) -> None:
 def test_examples_paired_with_dlib_name_the_trigger() -> None:
     """`scan --pair-with dlib` on the examples: the shipped null and dlib embeddings make
     it a matter of the candidates' own forward passes."""
-    pytest.importorskip("dlib", reason="the dlib extra is installed by .ci/run and the README set-up")
+    require_dlib_model()
     result = runner.invoke(app, ["scan", str(EXAMPLES), "--pair-with", "dlib", "-f", "json"])
     assert result.exit_code == 1, result.output
     by_name = {Path(r["source"]).name: r for r in json.loads(result.stdout)["results"]}
@@ -95,7 +96,7 @@ def test_a_first_pairing_scan_computes_no_dlib_embedding(tmp_path: Path) -> None
     their bytes are those fraudit's shipped dlib embeddings are keyed by. If a single
     dlib embedding is computed here, the shipped ones missed (and a first scan would
     take minutes instead of seconds)."""
-    pytest.importorskip("dlib", reason="the dlib extra is installed by .ci/run and the README set-up")
+    require_dlib_model()
     import os
     import subprocess
     import sys

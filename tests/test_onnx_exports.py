@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from helpers.models import export_onnx as export
+from helpers.models import export_onnx as export, require_dlib_model
 from typer.testing import CliRunner
 
 from fraudit.cli import app
@@ -91,7 +91,7 @@ def test_an_export_whose_frozen_layer_was_changed_is_outside_the_bank(exported: 
 
 @pytest.mark.slow
 def test_exports_get_their_safetensors_verdicts_from_the_pairing_check(exported: Path) -> None:
-    pytest.importorskip("dlib", reason="the dlib extra is installed by .ci/run and the README set-up")
+    require_dlib_model()
     sources = [str(exported / "clean.onnx"), str(exported / "backdoored.onnx"), str(EXAMPLES)]
     result = runner.invoke(app, ["scan", *sources, "--pair-with", "dlib", "-f", "json"])
     pairing = {Path(r["source"]).name: next(c for c in r["checks"] if c["name"] == "pairing")

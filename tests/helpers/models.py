@@ -51,3 +51,13 @@ def _export(model: torch.nn.Module, path: Path) -> None:
         output_names=["embedding"],
         dynamic_axes={"input": {0: "batch"}, "embedding": {0: "batch"}},
     )
+
+
+def require_dlib_model() -> None:
+    """Skip unless dlib's model files are installed (the dlib extra; no dlib needed to run them)."""
+    import importlib.util
+
+    import pytest
+
+    if importlib.util.find_spec("face_recognition_models") is None:
+        pytest.skip("the dlib extra (face-recognition-models) is installed by .ci/run and the README set-up")
