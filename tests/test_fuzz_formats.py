@@ -90,3 +90,46 @@ def test_a_deeply_nested_pickle_is_bounded(depth: int) -> None:
     data = b"\x80\x04" + b"(" * depth + b"l" * depth + b"."
     walk = walk_bytes(data)
     assert walk.complete  # MARK/LIST nest iteratively, not recursively
+
+
+@pytest.fixture(scope="module")
+def dlib_network(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, list[int]]:
+    """A real dlib network file, and where its structure sits (layer names and what follows)."""
+    import re
+
+    from helpers.dlib_files import random_state, write_dlib_resnet
+
+    data = write_dlib_resnet(tmp_path_factory.mktemp("dlib") / "net.dat", random_state(seed=1)).read_bytes()
+    names = rb"(con_4|affine_|relu_|max_pool_2|avg_pool_2|add_prev_|fc_2|input_rgb_image_sized)"
+    return data, [0] + [m.start() for m in re.finditer(names, data)]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(where=st.lists(st.tuples(st.integers(0, 10_000), st.integers(-8, 60), st.integers(0, 255)), min_size=1,
+                      max_size=4),
+       cut=st.booleans())
+def test_a_damaged_dlib_network_is_refused_by_fraudit_errors_only(
+        tmp_path: Path, dlib_network: tuple[bytes, list[int]], where: list[tuple[int, int, int]], cut: bool) -> None:
+    """Bytes flipped (or cut) in the wrappers, names, settings and lengths: the reader
+    returns weights or raises fraudit's own error, and never allocates what a length claims."""
+    from fraudit.formats.dlib_dnn import read_dlib_dnn
+
+    data, marks = dlib_network
+    damaged = bytearray(data)
+    for mark, offset, value in where:
+        position = max(0, marks[mark % len(marks)] + offset)
+        if cut:
+            del damaged[position : position + 3]
+        else:
+            damaged[position] = value
+    path = tmp_path / "net.dat"
+    path.write_bytes(bytes(damaged))
+    tracemalloc.start()
+    try:
+        read_dlib_dnn(path)
+    except FrauditError:
+        pass
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert peak < 4 * len(data)
