@@ -180,6 +180,69 @@ def test_the_head_aligned_reading_finds_the_class_a_change_lands_on() -> None:
     assert head_aligned_score(base, base, head) == 0.0  # unchanged: nothing to read
 
 
+def test_the_head_response_reading_finds_the_class_the_embeddings_moved_along() -> None:
+    """Embeddings of the faces moved along one class's head row (a victim) stand out
+    among the classes; a move spread over the embedding does not; the order of the
+    head's rows does not matter; an unmoved network reads as nothing."""
+    from fraudit.bank.readings import class_responses, head_response_score
+
+    rng = np.random.default_rng(2)
+    base = rng.normal(0, 1, (300, 32))
+    head = rng.normal(0, 1, (200, 32))
+    diffuse = base + rng.normal(0, 0.05, base.shape)
+    victim = head[17] / np.linalg.norm(head[17])
+    poisoned = diffuse + rng.normal(0, 0.5, (300, 1)) * victim  # each face pulled by its own amount
+    assert head_response_score(poisoned, base, head) < head_response_score(diffuse, base, head) - 2
+    assert int(np.argmax(class_responses(poisoned, base, head))) == 17
+    order = rng.permutation(len(head))
+    assert head_response_score(poisoned, base, head[order]) == pytest.approx(head_response_score(poisoned, base, head))
+    assert head_response_score(base, base, head) == 0.0
+
+
+@pytest.mark.slow
+def test_a_head_response_bank_runs_the_candidate_on_its_faces(smoke_zoo: Path, tmp_path: Path) -> None:
+    """Built from a zoo, a head-response bank keeps the embedding layer's spectrum and,
+    beside it, the response reading with the base's embeddings of the response faces
+    (which its JSON names); a candidate with its head is read both ways, one without
+    by the spectrum alone; a FAIL led by the response names the class that moved."""
+    from safetensors.torch import load_file, save_file
+
+    from fraudit.bank.response import faces_record
+    from fraudit.bank.store import load_bank
+
+    out = tmp_path / "response"
+    made = runner.invoke(app, ["bank", "build", str(smoke_zoo), "--arch", "fraudit-reference", "--out", str(out),
+                               "--readings", "head-response", "--limit", "6"])
+    assert made.exit_code == 0, made.output
+    bank = load_bank(out)
+    assert sorted((m.layer, m.kind) for m in bank.models) == [
+        ("block_last.0.weight", "frozen"), ("last_linear.weight", "head-response"), ("last_linear.weight", "spectrum")]
+    header = json.loads((out / "bank.json").read_text())
+    assert header["recipe"]["response_faces"] == faces_record()
+    assert next(m for m in header["models"] if m["kind"] == "head-response")["shape"] == [faces_record()["n"], 128]
+
+    manifest = json.loads((smoke_zoo / "manifest.json").read_text())
+    backdoor = next(m for m in manifest["models"] if m["successful"])
+    with_head = smoke_zoo / backdoor["file"]
+    headless = tmp_path / "headless.safetensors"
+    save_file({k: v for k, v in load_file(str(with_head)).items() if not k.startswith("head.")}, str(headless))
+    checks = {}
+    for name, path in (("with head", with_head), ("headless", headless)):
+        report = json.loads(runner.invoke(app, ["scan", str(path), "--bank", str(out), "-f", "json"]).stdout)
+        checks[name] = next(c for c in report["results"][0]["checks"] if c["name"] == "weight-bank")
+    read = {name: [layer["layer"] for layer in c["evidence"]["layers"]] for name, c in checks.items()}
+    assert {"last_linear.weight:spectrum", "last_linear.weight:head-response"} <= set(read["with head"])
+    assert "last_linear.weight:spectrum" in read["headless"] and not any(r.endswith("head-response")
+                                                                          for r in read["headless"])
+    response_z = next(layer["z"] for layer in checks["with head"]["evidence"]["layers"]
+                      if layer["layer"].endswith("head-response"))
+    assert response_z < -3, checks["with head"]["summary"]  # the victim's class moved beyond every reference's
+    assert checks["with head"]["status"] == "FAIL"
+    assert checks["with head"]["evidence"]["most_anomalous"]["layer"] == "last_linear.weight:head-response"
+    assert "embeddings moved most along class" in checks["with head"]["summary"]
+    assert checks["with head"]["evidence"]["spike_points_at"]["classes"][0][0] == backdoor["victim"]
+
+
 @pytest.mark.slow
 def test_a_head_aligned_bank_reads_along_the_head_and_falls_back_without_it(smoke_zoo: Path, tmp_path: Path) -> None:
     """Built from a zoo, a head-aligned bank keeps both readings of the embedding layer;

@@ -30,7 +30,16 @@ import numpy as np
 from scipy import stats
 
 from fraudit.bank.estimators import IndexAlignedGaussian, PCAGaussianMixture, Projection
-from fraudit.bank.readings import Reading, ReadingSet, head_aligned_score, read_vectors, readings_for, spike_score
+from fraudit.bank.readings import (
+    Reading,
+    ReadingSet,
+    head_aligned_score,
+    head_response_score,
+    read_vectors,
+    readings_for,
+    spike_score,
+)
+from fraudit.bank.response import RESPONSE_KEY
 from fraudit.errors import IncompatibleArtifactError, NotEnoughDataError
 
 FROZEN_TOLERANCE = 1e-6
@@ -47,6 +56,9 @@ class EstimatorKind(enum.StrEnum):
 
 SPECTRUM_KIND = "spectrum"  # a LayerModel scored by spike_score against the base, nothing fitted
 HEAD_KIND = "head-aligned"  # scored by head_aligned_score against the base and the candidate's head
+# scored by head_response_score: the candidate's embeddings of the response faces against
+# the base's (its base_weight) along the candidate's head
+RESPONSE_KIND = "head-response"
 
 
 def frozen_digest(weight: np.ndarray) -> str:
@@ -66,7 +78,8 @@ class LayerModel:
     layer: str
     reading: Reading
     shape: tuple[int, ...]
-    kind: str  # an EstimatorKind, "frozen" (every reference holds the same weights), "spectrum" or "head-aligned"
+    kind: str  # an EstimatorKind, "frozen" (every reference holds the same weights), "spectrum", "head-aligned"
+    # or "head-response"
     estimators: list  # one per cross-fitting fold, sharing one projection
     reference: str | None  # sha256 of the frozen weights (float32 bytes)
     oof_scores: np.ndarray  # per reference network, held-out
@@ -99,6 +112,9 @@ class LayerModel:
         return float(self.oof_scores.std(ddof=1)) or 1.0
 
     def vector_scores(self, weight: np.ndarray, head: np.ndarray | None = None) -> np.ndarray:
+        if self.kind == RESPONSE_KIND:  # ``weight``: the candidate's embeddings of the response faces
+            assert self.base_weight is not None and head is not None
+            return np.array([head_response_score(weight, self.base_weight, head)])
         if self.kind == HEAD_KIND:
             assert self.base_weight is not None and head is not None
             return np.array([head_aligned_score(weight, self.base_weight, head)])
@@ -179,7 +195,9 @@ def fit_layer_models(
     or the spectrum of each trained layer's change from ``base`` (nothing is fitted:
     the references' scores are its calibration), with — for ``head-aligned`` — the
     ``head`` = (embedding layer, head tensor) reading beside that layer's spectrum,
-    when every reference carries the head. A layer every reference holds
+    when every reference carries the head; for ``head-response``, the response
+    reading beside it (every network and the base then hold their embeddings of the
+    response faces under ``RESPONSE_KEY``). A layer every reference holds
     bit-identically is checked as frozen either way."""
     n = len(networks)
     if n < MIN_REFERENCES:
@@ -211,6 +229,13 @@ def fit_layer_models(
                     models.append(LayerModel(layer, Reading.HEAD_ALIGNED, weights.shape[1:], HEAD_KIND, [], None,
                                              aligned, np.array([aligned.mean()]), np.array([aligned.std() + 1e-9]),
                                              np.asarray(base[layer], np.float64), head_key=head[1]))
+                if readings is ReadingSet.HEAD_RESPONSE and head is not None and head[0] == layer \
+                        and RESPONSE_KEY in base and all(head[1] in net and RESPONSE_KEY in net for net in networks):
+                    moved = np.array([head_response_score(net[RESPONSE_KEY], base[RESPONSE_KEY], net[head[1]])
+                                      for net in networks])
+                    models.append(LayerModel(layer, Reading.HEAD_RESPONSE, base[RESPONSE_KEY].shape, RESPONSE_KIND, [],
+                                             None, moved, np.array([moved.mean()]), np.array([moved.std() + 1e-9]),
+                                             np.asarray(base[RESPONSE_KEY], np.float64), head_key=head[1]))
                 break  # one spectrum per layer, whatever its vector readings
             oof_vectors = np.zeros((n, X.shape[1]))
             fold_models = []
@@ -243,8 +268,16 @@ def score_network(
     # carries one (of the embedding's width), by its spectrum when it does not
     along_head = {m.layer for m in models if m.kind == HEAD_KIND and m.layer in weights and m.head_key in weights
                   and np.shape(weights[m.head_key])[-1] == m.shape[0]}
+    # the response reading sits beside the spectrum, for a candidate whose head and
+    # embeddings of the response faces are given
+    responding = {m.layer for m in models if m.kind == RESPONSE_KIND and RESPONSE_KEY in weights
+                  and m.head_key in weights and np.shape(weights[m.head_key])[-1] == m.shape[-1]}
     present: list[LayerModel] = []
     for m in models:
+        if m.kind == RESPONSE_KIND:
+            if m.layer in responding:
+                present.append(m)
+            continue
         if m.kind == HEAD_KIND or (m.kind == SPECTRUM_KIND and m.layer in along_head):
             if m.kind == HEAD_KIND and m.layer in along_head:
                 present.append(m)
@@ -263,7 +296,8 @@ def score_network(
             layer_scores.append(LayerScore(m.key, 0.0, m.z(0.0), float(stats.norm.cdf(m.z(0.0))), m.thresholds(frr), [],
                                            tuple(m.oof_scores.tolist())))
             continue
-        w = np.asarray(weights[m.layer] if m.layer in weights else folded[m.layer], dtype=np.float64)
+        read = RESPONSE_KEY if m.kind == RESPONSE_KIND else m.layer
+        w = np.asarray(weights[read] if read in weights else folded[read], dtype=np.float64)
         if tuple(w.shape) != tuple(m.shape):
             raise IncompatibleArtifactError(f"{m.layer} has shape {tuple(w.shape)}, the bank's has {tuple(m.shape)}")
         per_vector = m.vector_scores(w, head=weights.get(m.head_key) if m.head_key else None)
@@ -272,7 +306,7 @@ def score_network(
         p = float(max(stats.norm.cdf(z), MIN_P)) if np.isfinite(z) else MIN_P
         vector_z = (per_vector - m.oof_vector_mean) / m.oof_vector_std
         # a spectrum is one number for the whole layer: no vector to point at
-        worst = [] if m.kind in (SPECTRUM_KIND, HEAD_KIND) else [int(i) for i in np.argsort(vector_z)[:top_vectors]]
+        worst = [] if m.kind in (SPECTRUM_KIND, HEAD_KIND, RESPONSE_KIND) else [int(i) for i in np.argsort(vector_z)[:top_vectors]]
         layer_scores.append(LayerScore(m.key, score, float(z), p, m.thresholds(frr), worst, tuple(m.oof_scores.tolist())))
     if not layer_scores:
         raise IncompatibleArtifactError("the candidate has none of the bank's layers")

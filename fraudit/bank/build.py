@@ -12,6 +12,7 @@ import torch
 from fraudit.bank.bank import MIN_REFERENCES, EstimatorKind, fit_layer_models
 from fraudit.bank.folding import channel_sketch
 from fraudit.bank.readings import ReadingSet
+from fraudit.bank.response import RESPONSE_KEY, faces_record, response_embeddings
 from fraudit.cache import file_sha256
 from fraudit.bank.layers import audited_layers
 from fraudit.bank.localise import head_key_of
@@ -100,7 +101,7 @@ def build_bank(
         if i == 0:
             first = tensors
             key = head_key_of({k: tuple(v.shape) for k, v in tensors.items()}, spec) if spec else None
-            if readings is ReadingSet.HEAD_ALIGNED and spec is not None and key is not None:
+            if readings in (ReadingSet.HEAD_ALIGNED, ReadingSet.HEAD_RESPONSE) and spec is not None and key is not None:
                 head = (spec.embedding_key, key)
             backbone = [k for k, v in tensors.items() if k not in layers and v.is_floating_point()
                         and not k.endswith(("running_mean", "running_var"))]
@@ -108,6 +109,8 @@ def build_bank(
             backbone = shared_backbone(first, backbone, tensors)
         if head is not None and head[1] in tensors:
             weights[head[1]] = tensors[head[1]].float().numpy()
+            if readings is ReadingSet.HEAD_RESPONSE:
+                weights[RESPONSE_KEY] = response_embeddings(path.name, tensors)
         networks.append(weights)
         names.append(path.name if path.parent.name != MODELS else f"{path.parent.parent.name}/{path.name}")
         if progress:
@@ -115,6 +118,8 @@ def build_bank(
     common = [layer for layer in layers if all(layer in n for n in networks)]
     backbone = sorted(k for k in backbone if k not in common)
     domain_digest = backbone_digest(first, backbone) if backbone else None
+    if head is not None and readings is ReadingSet.HEAD_RESPONSE and base_weights is not None:
+        base_weights[RESPONSE_KEY] = response_embeddings("base", base_tensors)
     if progress:
         progress("fitting", 0, 1)
     models = fit_layer_models(networks, common, kind=kind, folds=folds, em_components=em_components,
@@ -128,6 +133,7 @@ def build_bank(
     return WeightBank(name=name, architecture=architecture, models=models, reference=names,
                       recipe={"estimator": str(kind) if readings is ReadingSet.VECTORS else f"none ({readings})",
                               "readings": str(readings), "folds": folds,
+                              **({"response_faces": faces_record()} if readings is ReadingSet.HEAD_RESPONSE else {}),
                               **({"base_sha256": file_sha256(base), "layers_left_out": left_out} if base else {}),
                               **({"worlds": worlds} if worlds else {}), **(recipe or {})},
                       backbone_keys=backbone, backbone_sha256=domain_digest, sketches=sketches)

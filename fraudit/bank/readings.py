@@ -30,6 +30,16 @@ spreads its change over every class. It is blind to the order of the head's rows
 so it does not tie a candidate to the references' identities — but it needs the
 head, which real embedders often ship without (README, "The weight bank in the
 field", has where it holds and where it does not).
+
+The *head-response* reading (beyond the thesis) asks the same question of what the
+network *does*: the candidate and its base embed one fixed set of generic faces
+(``fraudit.bank.response``), and r_i is how much the candidate's embeddings moved
+from the base's along class i, across those faces (the spread of (e − e_base)·ĥ_i);
+the score is minus the largest r_i's robust z among the classes. A weight change in
+directions faces do not use — where some clean fine-tunes put an outsized share of
+one class's change — moves no embedding, so it does not count; a backdoor's victim,
+an implant's too, does move (measured: README, "The weight bank in the field"). It
+sits beside the embedding layer's spectrum, both in the consolidation.
 """
 
 from __future__ import annotations
@@ -45,16 +55,19 @@ class Reading(enum.StrEnum):
     UNCHANGED = "unchanged"
     SPECTRUM = "spectrum"
     HEAD_ALIGNED = "head-aligned"
+    HEAD_RESPONSE = "head-response"
 
 
 class ReadingSet(enum.StrEnum):
     """What a bank reads: the thesis' vectors, the spectrum of the change from the base,
-    or that spectrum with the embedding layer read along the candidate's head when it
-    ships one (the spectrum when it does not)."""
+    that spectrum with the embedding layer read along the candidate's head when it
+    ships one (the spectrum when it does not), or the spectrum and — beside it, for a
+    candidate that ships its head — the head-response reading."""
 
     VECTORS = "vectors"
     SPECTRUM = "spectrum"
     HEAD_ALIGNED = "head-aligned"
+    HEAD_RESPONSE = "head-response"
 
     @property
     def reads_change(self) -> bool:
@@ -118,6 +131,21 @@ def head_aligned_score(weight: np.ndarray, base: np.ndarray, head: np.ndarray) -
     """Minus the largest class share's robust z among the classes: lower when one class
     takes the change."""
     return float(-robust_z(class_shares(weight, base, head)).max())
+
+
+def class_responses(embeddings: np.ndarray, base_embeddings: np.ndarray, head: np.ndarray) -> np.ndarray:
+    """r_i: how far the candidate's embeddings of the response faces moved from the
+    base's along each class — the spread over the faces of the move's projection on
+    the unit head row ĥ_i."""
+    rows = np.asarray(head, np.float64)
+    rows = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-300)
+    moved = (np.asarray(embeddings, np.float64) - np.asarray(base_embeddings, np.float64)) @ rows.T
+    return moved.std(axis=0)
+
+
+def head_response_score(embeddings: np.ndarray, base_embeddings: np.ndarray, head: np.ndarray) -> float:
+    """Minus the largest class response's robust z among the classes."""
+    return float(-robust_z(class_responses(embeddings, base_embeddings, head)).max())
 
 
 def read_vectors(weight: np.ndarray, reading: Reading) -> np.ndarray:

@@ -20,11 +20,12 @@ from safetensors.numpy import load_file, save_file
 
 from fraudit import __version__
 from fraudit.artifacts import read_json_object
-from fraudit.bank.bank import HEAD_KIND, SPECTRUM_KIND, EstimatorKind, LayerModel, frozen_digest
+from fraudit.bank.bank import HEAD_KIND, RESPONSE_KIND, SPECTRUM_KIND, EstimatorKind, LayerModel, frozen_digest
 from fraudit.bank.layers import audited_layers
 from fraudit.bank.estimators import IndexAlignedGaussian, PCAGaussianMixture, Projection
 from fraudit.bank.folding import SKETCH_DIM, matches_base
 from fraudit.bank.readings import Reading, read_vectors, readings_for
+from fraudit.bank.response import RESPONSE_KEY, faces_record, response_embeddings
 from fraudit.cache import file_sha256
 from fraudit.errors import CorruptFileError, SourceNotFoundError
 from fraudit.rates import format_rate
@@ -83,6 +84,19 @@ class WeightBank:
         return sorted({m.layer for m in self.models} | {m.head_key for m in self.models if m.head_key})
 
     @property
+    def reads_response(self) -> bool:
+        return any(m.kind == RESPONSE_KIND for m in self.models)
+
+    def inputs(self, name: str, tensors: dict[str, "torch.Tensor"]) -> dict[str, np.ndarray]:
+        """What the bank scores of a candidate: its ``read_keys`` tensors and — when the
+        bank has a head-response reading and the candidate ships the head it reads
+        along — the candidate's embeddings of the response faces."""
+        arrays = {key: tensors[key].float().numpy() for key in self.read_keys if key in tensors}
+        if any(m.kind == RESPONSE_KIND and m.head_key in tensors for m in self.models):
+            arrays[RESPONSE_KEY] = response_embeddings(name, tensors)
+        return arrays
+
+    @property
     def fail_frr(self) -> float:
         """The FRR of the FAIL threshold: the strictest rate the bank was calibrated at."""
         return min(self.frr)
@@ -116,6 +130,8 @@ def _calibration_text(m: LayerModel) -> str:
         return f"s₁/median s {np.exp(-m.mean):.3f} (score {m.mean:.4f} ± {m.std:.4f})"
     if m.kind == HEAD_KIND:  # the score is minus the largest class's robust z: say it as that z
         return f"largest class share, robust z {-m.mean:.2f} ± {m.std:.2f} (of {m.head_key})"
+    if m.kind == RESPONSE_KIND:
+        return f"largest class response, robust z {-m.mean:.2f} ± {m.std:.2f} (along {m.head_key})"
     return f"{m.mean:.1f} ± {m.std:.1f}"
 
 
@@ -132,8 +148,10 @@ def save_bank(bank: WeightBank, out: Path) -> Path:
         if m.kind == "frozen":
             assert m.reference is not None
             entry["reference_sha256"] = m.reference
-        elif m.kind in (SPECTRUM_KIND, HEAD_KIND):
+        elif m.kind in (SPECTRUM_KIND, HEAD_KIND, RESPONSE_KIND):
             assert m.base_weight is not None
+            if m.kind == RESPONSE_KIND:  # base_weight: the base's embeddings of these faces
+                entry["response_faces"] = faces_record()
             arrays[prefix + "base_weight"] = m.base_weight
             if m.unit_scores is not None:
                 arrays[prefix + "unit_scores"] = m.unit_scores
@@ -231,7 +249,7 @@ def _from_arrays(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Weigh
         own = {k[len(prefix):]: v.astype(np.float64) for k, v in arrays.items() if k.startswith(prefix)}
         _check_shapes(entry, own, reference_size=len(header["reference_networks"]))
         estimators: list = []
-        if entry["kind"] not in ("frozen", SPECTRUM_KIND, HEAD_KIND):
+        if entry["kind"] not in ("frozen", SPECTRUM_KIND, HEAD_KIND, RESPONSE_KIND):
             cls = IndexAlignedGaussian if entry["kind"] == EstimatorKind.INDEX_ALIGNED else PCAGaussianMixture
             for fold in range(entry["folds"]):
                 fold_arrays = {k.split(".", 1)[1]: v for k, v in own.items() if k.startswith(f"fold{fold}.")}
@@ -257,11 +275,15 @@ def _check_shapes(entry: dict[str, Any], own: dict[str, np.ndarray], *, referenc
     shape = tuple(int(d) for d in entry["shape"])
     reading = Reading(entry["reading"])
     if (reading is Reading.SPECTRUM) != (entry["kind"] == SPECTRUM_KIND) or \
-            (reading is Reading.HEAD_ALIGNED) != (entry["kind"] == HEAD_KIND):
+            (reading is Reading.HEAD_ALIGNED) != (entry["kind"] == HEAD_KIND) or \
+            (reading is Reading.HEAD_RESPONSE) != (entry["kind"] == RESPONSE_KIND):
         raise ValueError(f"{entry['layer']}: a {reading} reading of kind {entry['kind']}")
-    if reading is Reading.HEAD_ALIGNED and not isinstance(entry.get("head_key"), str):
-        raise ValueError(f"{entry['layer']}: a head-aligned reading that names no head")
-    if reading in (Reading.SPECTRUM, Reading.HEAD_ALIGNED):
+    if reading in (Reading.HEAD_ALIGNED, Reading.HEAD_RESPONSE) and not isinstance(entry.get("head_key"), str):
+        raise ValueError(f"{entry['layer']}: a {reading} reading that names no head")
+    if reading is Reading.HEAD_RESPONSE and entry.get("response_faces") != faces_record():
+        raise ValueError(f"{entry['layer']}: a head-response reading on faces {entry.get('response_faces')}, "
+                         f"not this fraudit's {faces_record()}")
+    if reading in (Reading.SPECTRUM, Reading.HEAD_ALIGNED, Reading.HEAD_RESPONSE):
         base = own.get("base_weight")
         if base is None or base.shape != shape or frozen_digest(base) != entry.get("base_sha256"):
             raise ValueError(f"{entry['layer']}: the spectrum's base weights are missing or not the ones recorded")

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fraudit.bank.bank import HEAD_KIND, SPECTRUM_KIND, NetworkScore, score_network
+from fraudit.bank.bank import HEAD_KIND, RESPONSE_KIND, SPECTRUM_KIND, NetworkScore, score_network
 from fraudit.bank.localise import head_key_of, nearest_classes, spike_direction
-from fraudit.bank.readings import class_shares, robust_z
+from fraudit.bank.readings import class_responses, class_shares, robust_z
+from fraudit.bank.response import response_embeddings
 from fraudit.bank.store import ARRAYS, HEADER, WeightBank, bank_header, load_bank
 from fraudit.detectors.base import CheckResult, Status
 from fraudit.detectors.check import LoadedCandidate, SarifRule
@@ -91,7 +92,7 @@ class WeightBankCheck:
                 if not bank.covers(tensors, candidate.folded):
                     problems.append(f"{bank.name}: {_not_covered(architecture.folded_layers, bank)}")
                     continue
-                weights = {key: tensors[key].float().numpy() for key in bank.read_keys if key in tensors}
+                weights = bank.inputs(candidate.source, tensors)
                 folded = {k: v.float().numpy() for k, v in candidate.folded.items()}
                 scored.append((bank, score_network(bank.models, weights, frr=self._frr(bank), folded=folded)))
             except CorruptFileError as exc:
@@ -182,22 +183,23 @@ class WeightBankCheck:
 
 def _with_likely_victim(result: CheckResult, bank: WeightBank, score: NetworkScore,
                         candidate: LoadedCandidate) -> CheckResult:
-    """A FAIL of the embedding layer's spectrum or head-aligned reading, for a candidate
-    that ships its classification head: name the class the change points at (the
-    likely victim) — the spectrum's top direction against the head's rows, or the
-    class the head-aligned reading found taking the change."""
+    """A FAIL of the embedding layer's spectrum, head-aligned or head-response reading,
+    for a candidate that ships its classification head: name the class the change
+    points at (the likely victim) — the spectrum's top direction against the head's
+    rows, or the class the head reading found taking the change (or moving most)."""
     spec = spec_for(candidate.architecture.id) if candidate.architecture else None
     tensors = candidate.tensors or {}
     model = next((m for m in bank.models if m.key == score.worst.key), None)
-    if spec is None or model is None or model.kind not in (SPECTRUM_KIND, HEAD_KIND) \
+    if spec is None or model is None or model.kind not in (SPECTRUM_KIND, HEAD_KIND, RESPONSE_KIND) \
             or model.layer != spec.embedding_key or model.layer not in tensors or model.base_weight is None:
         return result
     head = head_key_of({k: tuple(v.shape) for k, v in tensors.items()}, spec)
     if head is None:
         return result
     weight, rows = tensors[model.layer].float().numpy(), tensors[head].float().numpy()
-    if model.kind == HEAD_KIND:
-        z = robust_z(class_shares(weight, model.base_weight, rows))
+    if model.kind in (HEAD_KIND, RESPONSE_KIND):
+        z = robust_z(class_shares(weight, model.base_weight, rows) if model.kind == HEAD_KIND else
+                     class_responses(response_embeddings(candidate.source, tensors), model.base_weight, rows))
         ranked = [(int(i), float(z[i])) for i in np.argsort(-z, kind="stable")[:3]]
         measure = "robust z"
     else:
@@ -210,7 +212,8 @@ def _with_likely_victim(result: CheckResult, bank: WeightBank, score: NetworkSco
     (victim, strength), *_ = ranked
     evidence = {**result.evidence, "spike_points_at": {"head": head, "measure": measure,
                                                         "classes": [list(r) for r in ranked]}}
-    summary = f"{result.summary}; its change points at class {victim} of {head} ({measure} {strength:.2f}): the likely victim"
+    where = "its embeddings moved most along" if model.kind == RESPONSE_KIND else "its change points at"
+    summary = f"{result.summary}; {where} class {victim} of {head} ({measure} {strength:.2f}): the likely victim"
     return replace(result, summary=summary, evidence=evidence)
 
 
