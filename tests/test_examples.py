@@ -26,9 +26,10 @@ SHIPPED_BANK = EXAMPLES.parent / "banks" / "fraudit-reference-last-layer"
 
 def test_examples_pass_and_fail_in_json() -> None:
     """The shipped bank never saw the examples' face world: it reads the change from the
-    base through its spectrum, over references from several other worlds."""
+    base through its spectrum and how the embeddings moved along the head, over
+    references from several other worlds."""
     header = json.loads((SHIPPED_BANK / "bank.json").read_text())
-    assert header["recipe"]["readings"] == "spectrum" and len(header["recipe"]["worlds"]) >= 3
+    assert header["recipe"]["readings"] == "head-response" and len(header["recipe"]["worlds"]) >= 3
     assert ZOO_WORLD.seed not in {w["seed"] for w in header["recipe"]["worlds"]}  # the examples' world
     result = runner.invoke(app, ["scan", str(EXAMPLES), "-f", "json"])
     assert result.exit_code == 1
@@ -41,7 +42,9 @@ def test_examples_pass_and_fail_in_json() -> None:
         assert evidence["reference_size"] == header["reference_size"]
         assert evidence["frr"] == {"fail": 0.01, "warn": 0.05}
         assert set(evidence["consolidated"]["threshold"]) == {"1%", "5%"}
-        assert evidence["domain"]["readings"] == "spectrum" and evidence["domain"]["base_sha256"]
+        assert evidence["domain"]["readings"] == "head-response" and evidence["domain"]["base_sha256"]
+        assert {layer["layer"] for layer in evidence["layers"]} >= {"last_linear.weight:spectrum",
+                                                                    "last_linear.weight:head-response"}
         assert "head.weight" in evidence["domain"]["layers_left_out"]
     bad_evidence = _weight_check(bad)["evidence"]
     assert bad_evidence["consolidated"]["p"] < 1e-6

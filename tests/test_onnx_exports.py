@@ -50,21 +50,33 @@ def test_graph_of_an_unregistered_network_is_not_mapped(tmp_path: Path) -> None:
     assert recognise_onnx_export(path, tensors) is None
 
 
-def test_the_bank_scores_an_export_like_its_safetensors(exported: Path) -> None:
+def test_the_bank_scores_an_export_like_its_safetensors(exported: Path, tmp_path: Path) -> None:
     """The shipped bank reads what survives export: the embedding layer exactly, and the
-    frozen convolutions up to the BatchNorm folded into them — same verdict, same p."""
-    sources = [str(exported / "clean.onnx"), str(exported / "backdoored.onnx"), str(EXAMPLES)]
+    frozen convolutions up to the BatchNorm folded into them. An export of the embedder
+    carries no classification head, so it has no head-response reading: it gets the p of
+    its safetensors without the head, and here the same verdict as with it."""
+    from safetensors.torch import save_file
+
+    headless = tmp_path / "headless"
+    headless.mkdir()
+    for name in ("clean", "backdoored"):
+        tensors = load_file(str(EXAMPLES / f"{name}.safetensors"))
+        save_file({k: v for k, v in tensors.items() if not k.startswith("head.")}, str(headless / f"{name}.safetensors"))
+    sources = [str(exported / "clean.onnx"), str(exported / "backdoored.onnx"), str(EXAMPLES), str(headless)]
     result = runner.invoke(app, ["scan", *sources, "-f", "json"])
-    reports = {Path(r["source"]).name: r for r in json.loads(result.stdout)["results"]}
+    reports = {("headless-" if "headless" in r["source"] else "") + Path(r["source"]).name: r
+               for r in json.loads(result.stdout)["results"]}
     architecture = reports["clean.onnx"]["architecture"]
     assert architecture["id"] == "fraudit-reference"
     assert architecture["recognised_from"] == "ONNX graph topology"
     assert architecture["normalisation"] == {"mean": 127.5, "scale": 128.0, "source": "architecture"}
     bank = {name: next(c for c in r["checks"] if c["name"] == "weight-bank") for name, r in reports.items()}
     for name in ("clean", "backdoored"):
-        onnx, original = bank[f"{name}.onnx"], bank[f"{name}.safetensors"]
-        assert onnx["status"] == original["status"], onnx["summary"]
-        assert onnx["evidence"]["consolidated"]["p"] == pytest.approx(original["evidence"]["consolidated"]["p"], rel=1e-6)
+        onnx, original, without_head = bank[f"{name}.onnx"], bank[f"{name}.safetensors"], bank[f"headless-{name}.safetensors"]
+        assert onnx["status"] == original["status"] == without_head["status"], onnx["summary"]
+        assert onnx["evidence"]["consolidated"]["p"] == pytest.approx(without_head["evidence"]["consolidated"]["p"], rel=1e-6)
+        assert "last_linear.weight:head-response" in {layer["layer"] for layer in original["evidence"]["layers"]}
+        assert "last_linear.weight:head-response" not in {layer["layer"] for layer in onnx["evidence"]["layers"]}
         assert onnx["evidence"]["frozen_check"] == "up to BatchNorm folding (7 layers)"
         assert original["evidence"]["frozen_check"] == "bit for bit"
     assert bank["backdoored.onnx"]["status"] == "FAIL" and bank["clean.onnx"]["status"] == "PASS"

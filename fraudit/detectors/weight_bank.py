@@ -239,6 +239,7 @@ def _worlds_phrase(bank: WeightBank) -> str:
     worlds = bank.recipe.get("worlds")
     if not worlds:
         return ""
+    worlds = sorted(worlds, key=lambda w: (0, w["seed"]) if "seed" in w else (1, str(w.get("source"))))
     if all("seed" in w for w in worlds):
         named = "seed " + ", ".join(str(w["seed"]) for w in worlds)
     else:  # a zoo fine-tuned on the user's own faces names its source
