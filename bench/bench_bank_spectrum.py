@@ -1,7 +1,8 @@
-"""Weight bank: the spectrum and head-aligned readings against the index-aligned vector
-readings, side by side in one run on the same reference networks, at full scale (no
-cropping): time to build a bank (fit + cross-fitted calibration) and to score one
-candidate.
+"""Weight bank: the spectrum, head-aligned and head-response readings against the
+index-aligned vector readings, side by side in one run on the same reference networks,
+at full scale (no cropping): time to build a bank (fit + cross-fitted calibration; for
+head-response also every reference's and the base's embeddings of the response faces)
+and to score one candidate (for head-response, with its embeddings of those faces).
 
     python bench/bench_bank_spectrum.py ZOO [ZOO ...] --base BASE.safetensors [--networks 20] [--runs 5]
 
@@ -21,6 +22,8 @@ import numpy as np
 from fraudit.bank.bank import EstimatorKind, fit_layer_models, score_network
 from fraudit.bank.build import read_layers
 from fraudit.bank.readings import ReadingSet
+from fraudit.bank.response import RESPONSE_KEY, response_embeddings, response_faces
+from fraudit.formats.safe import load_checked
 from fraudit.zoo.manifest import clean_checkpoints
 
 LAYER = "last_linear.weight"
@@ -57,11 +60,34 @@ def main() -> None:
             "build_s": _median_seconds(lambda: fit_layer_models(references, [LAYER], **options), args.runs),
             "score_s": _median_seconds(lambda: score_network(models, candidate, frr=(0.01, 0.05)), args.runs),
         }
+    t0 = time.perf_counter()
+    response_faces()
+    report["response_faces_s (once per process)"] = time.perf_counter() - t0
+    full = [load_checked(p) for p in paths]
+    base_full = load_checked(args.base)
+
+    def responding(i: int) -> dict:
+        return {**networks[i], RESPONSE_KEY: response_embeddings(paths[i].name, full[i])}
+
+    def build_response():  # noqa: ANN202
+        nets = [responding(i) for i in range(len(references))]
+        with_base = {**base, RESPONSE_KEY: response_embeddings("base", base_full)}
+        return fit_layer_models(nets, [LAYER], kind=EstimatorKind.INDEX_ALIGNED, readings=ReadingSet.HEAD_RESPONSE,
+                                base=with_base, head=(LAYER, HEAD))
+
+    response_models = build_response()
+    report["head-response"] = {
+        "build_s": _median_seconds(build_response, args.runs),
+        "score_s": _median_seconds(lambda: score_network(response_models, responding(len(references)),
+                                                         frr=(0.01, 0.05)), args.runs),
+    }
     vectors, spectrum = report["index-aligned vectors"], report["spectrum"]
     report["build_ratio_vectors_over_spectrum"] = vectors["build_s"] / spectrum["build_s"]
     report["score_ratio_vectors_over_spectrum"] = vectors["score_s"] / spectrum["score_s"]
     report["build_ratio_vectors_over_head_aligned"] = vectors["build_s"] / report["head-aligned"]["build_s"]
     report["score_ratio_vectors_over_head_aligned"] = vectors["score_s"] / report["head-aligned"]["score_s"]
+    report["build_ratio_vectors_over_head_response"] = vectors["build_s"] / report["head-response"]["build_s"]
+    report["score_ratio_vectors_over_head_response"] = vectors["score_s"] / report["head-response"]["score_s"]
     print(json.dumps(report, indent=2))
 
 
