@@ -180,6 +180,23 @@ def test_the_head_aligned_reading_finds_the_class_a_change_lands_on() -> None:
     assert head_aligned_score(base, base, head) == 0.0  # unchanged: nothing to read
 
 
+def _bank_checks_with_and_without_head(smoke_zoo: Path, bank: Path, tmp_path: Path) -> tuple[dict, dict[str, dict]]:
+    """A successful smoke backdoor scanned against ``bank`` as trained (with its head)
+    and with the head removed: (its manifest entry, weight-bank check per variant)."""
+    from safetensors.torch import load_file, save_file
+
+    manifest = json.loads((smoke_zoo / "manifest.json").read_text())
+    backdoor = next(m for m in manifest["models"] if m["successful"])
+    with_head = smoke_zoo / backdoor["file"]
+    headless = tmp_path / "headless.safetensors"
+    save_file({k: v for k, v in load_file(str(with_head)).items() if not k.startswith("head.")}, str(headless))
+    checks = {}
+    for name, path in (("with head", with_head), ("headless", headless)):
+        report = json.loads(runner.invoke(app, ["scan", str(path), "--bank", str(bank), "-f", "json"]).stdout)
+        checks[name] = next(c for c in report["results"][0]["checks"] if c["name"] == "weight-bank")
+    return backdoor, checks
+
+
 def test_the_head_response_reading_finds_the_class_the_embeddings_moved_along() -> None:
     """Embeddings of the faces moved along one class's head row (a victim) stand out
     among the classes; a move spread over the embedding does not; the order of the
@@ -205,8 +222,6 @@ def test_a_head_response_bank_runs_the_candidate_on_its_faces(smoke_zoo: Path, t
     beside it, the response reading with the base's embeddings of the response faces
     (which its JSON names); a candidate with its head is read both ways, one without
     by the spectrum alone; a FAIL led by the response names the class that moved."""
-    from safetensors.torch import load_file, save_file
-
     from fraudit.bank.response import faces_record
     from fraudit.bank.store import load_bank
 
@@ -221,15 +236,7 @@ def test_a_head_response_bank_runs_the_candidate_on_its_faces(smoke_zoo: Path, t
     assert header["recipe"]["response_faces"] == faces_record()
     assert next(m for m in header["models"] if m["kind"] == "head-response")["shape"] == [faces_record()["n"], 128]
 
-    manifest = json.loads((smoke_zoo / "manifest.json").read_text())
-    backdoor = next(m for m in manifest["models"] if m["successful"])
-    with_head = smoke_zoo / backdoor["file"]
-    headless = tmp_path / "headless.safetensors"
-    save_file({k: v for k, v in load_file(str(with_head)).items() if not k.startswith("head.")}, str(headless))
-    checks = {}
-    for name, path in (("with head", with_head), ("headless", headless)):
-        report = json.loads(runner.invoke(app, ["scan", str(path), "--bank", str(out), "-f", "json"]).stdout)
-        checks[name] = next(c for c in report["results"][0]["checks"] if c["name"] == "weight-bank")
+    backdoor, checks = _bank_checks_with_and_without_head(smoke_zoo, out, tmp_path)
     read = {name: [layer["layer"] for layer in c["evidence"]["layers"]] for name, c in checks.items()}
     assert {"last_linear.weight:spectrum", "last_linear.weight:head-response"} <= set(read["with head"])
     assert "last_linear.weight:spectrum" in read["headless"] and not any(r.endswith("head-response")
@@ -247,8 +254,6 @@ def test_a_head_response_bank_runs_the_candidate_on_its_faces(smoke_zoo: Path, t
 def test_a_head_aligned_bank_reads_along_the_head_and_falls_back_without_it(smoke_zoo: Path, tmp_path: Path) -> None:
     """Built from a zoo, a head-aligned bank keeps both readings of the embedding layer;
     a candidate with its head is read along it, one without by the spectrum."""
-    from safetensors.torch import load_file, save_file
-
     from fraudit.bank.store import load_bank
 
     out = tmp_path / "head"
@@ -261,15 +266,9 @@ def test_a_head_aligned_bank_reads_along_the_head_and_falls_back_without_it(smok
                      ("last_linear.weight", "spectrum")]
     assert bank.read_keys == ["block_last.0.weight", "head.weight", "last_linear.weight"]
 
-    manifest = json.loads((smoke_zoo / "manifest.json").read_text())
-    backdoor = next(m for m in manifest["models"] if m["successful"])
-    with_head = smoke_zoo / backdoor["file"]
-    headless = tmp_path / "headless.safetensors"
-    save_file({k: v for k, v in load_file(str(with_head)).items() if not k.startswith("head.")}, str(headless))
+    backdoor, checks = _bank_checks_with_and_without_head(smoke_zoo, out, tmp_path)
     readings = {}
-    for name, path in (("with head", with_head), ("headless", headless)):
-        report = json.loads(runner.invoke(app, ["scan", str(path), "--bank", str(out), "-f", "json"]).stdout)
-        check = next(c for c in report["results"][0]["checks"] if c["name"] == "weight-bank")
+    for name, check in checks.items():
         readings[name] = [layer["layer"] for layer in check["evidence"]["layers"]]
         if name == "with head":  # the victim's class takes the change
             assert check["status"] == "FAIL", check["summary"]
