@@ -83,10 +83,6 @@ class WeightBank:
         """The candidate tensors the bank reads: its layers, and the heads it reads them along."""
         return sorted({m.layer for m in self.models} | {m.head_key for m in self.models if m.head_key})
 
-    @property
-    def reads_response(self) -> bool:
-        return any(m.kind == RESPONSE_KIND for m in self.models)
-
     def inputs(self, name: str, tensors: dict[str, "torch.Tensor"]) -> dict[str, np.ndarray]:
         """What the bank scores of a candidate: its ``read_keys`` tensors and — when the
         bank has a head-response reading and the candidate ships the head it reads

@@ -26,7 +26,7 @@ def build(
     limit: Annotated[int, typer.Option(min=4, help="Most reference networks to use.")] = 20,
     folds: Annotated[int, typer.Option(min=2, help="Cross-fitting folds for calibration.")] = 3,
     layer: Annotated[list[str] | None, typer.Option(help="Audit only this layer (repeatable; default: every audited layer).")] = None,
-    readings: Annotated[ReadingSet, typer.Option(help="vectors (the thesis': holds on the references' own data), spectrum (the change from the base: holds across data) head-aligned (spectrum, with the embedding layer's change read along the candidate's head when it ships one) or head-response (spectrum, and beside it how far the candidate's embeddings of built-in faces moved from the base's along each class of its head, when it ships one).", case_sensitive=False)] = ReadingSet.VECTORS,
+    readings: Annotated[ReadingSet, typer.Option(help="vectors (the thesis': holds on the references' own data), spectrum (the change from the base: holds across data), head-aligned (spectrum, with the embedding layer's change read along the candidate's head when it ships one) or head-response (spectrum, and beside it how far the candidate's embeddings of built-in faces moved from the base's along each class of its head, when it ships one).", case_sensitive=False)] = ReadingSet.VECTORS,
     base: Annotated[str | None, typer.Option(help="The base the references were fine-tuned from, a file or hf://org/name\\[/file] (spectrum; default for zoos: the shipped base).")] = None,
     per_source: Annotated[int | None, typer.Option(min=1, help="At most this many clean models from each source (weigh face worlds alike).")] = None,
 ) -> None:
