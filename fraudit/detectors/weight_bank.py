@@ -20,7 +20,7 @@ import numpy as np
 from fraudit.bank.bank import HEAD_KIND, RESPONSE_KIND, SPECTRUM_KIND, NetworkScore, score_network
 from fraudit.bank.localise import head_key_of, nearest_classes, spike_direction
 from fraudit.bank.readings import class_responses, class_shares, robust_z
-from fraudit.bank.response import response_embeddings
+from fraudit.bank.response import RESPONSE_KEY
 from fraudit.bank.store import ARRAYS, HEADER, WeightBank, bank_header, load_bank
 from fraudit.detectors.base import CheckResult, Status
 from fraudit.detectors.check import LoadedCandidate, SarifRule
@@ -83,6 +83,7 @@ class WeightBankCheck:
             return CheckResult(NAME, Status.INCONCLUSIVE, f"no weight bank for {architecture.id}",
                                {"architecture": architecture.id, "searched": [str(p) for p in search]})
         scored: list[tuple[WeightBank, NetworkScore]] = []
+        inputs: dict[int, dict[str, np.ndarray]] = {}  # per bank (by id): what it scored, the response once
         problems: list[str] = []
         broken: list[str] = []
         for path in paths:
@@ -92,7 +93,7 @@ class WeightBankCheck:
                 if not bank.covers(tensors, candidate.folded):
                     problems.append(f"{bank.name}: {_not_covered(architecture.folded_layers, bank)}")
                     continue
-                weights = bank.inputs(candidate.source, tensors)
+                weights = inputs[id(bank)] = bank.inputs(candidate.source, tensors)
                 folded = {k: v.float().numpy() for k, v in candidate.folded.items()}
                 scored.append((bank, score_network(bank.models, weights, frr=self._frr(bank), folded=folded)))
             except CorruptFileError as exc:
@@ -113,7 +114,9 @@ class WeightBankCheck:
         # would let whoever adds a bank choose the judge.
         bank, score = max(scored, key=lambda pair: (_specificity(pair[0]), -pair[1].p))
         result = self._result(bank, score, [b.name for b, _ in scored], problems, len(candidate.folded))
-        return _with_likely_victim(result, bank, score, candidate) if result.status is Status.FAIL else result
+        if result.status is not Status.FAIL:
+            return result
+        return _with_likely_victim(result, bank, score, candidate, inputs[id(bank)].get(RESPONSE_KEY))
 
     def _frr(self, bank: WeightBank) -> tuple[float, float]:
         """(fail, warn) FRRs: the bank's own, unless this check overrides them."""
@@ -182,15 +185,17 @@ class WeightBankCheck:
 
 
 def _with_likely_victim(result: CheckResult, bank: WeightBank, score: NetworkScore,
-                        candidate: LoadedCandidate) -> CheckResult:
+                        candidate: LoadedCandidate, response: np.ndarray | None = None) -> CheckResult:
     """A FAIL of the embedding layer's spectrum, head-aligned or head-response reading,
     for a candidate that ships its classification head: name the class the change
     points at (the likely victim) — the spectrum's top direction against the head's
-    rows, or the class the head reading found taking the change (or moving most)."""
+    rows, or the class the head reading found taking the change (or moving most: from
+    ``response``, the candidate's embeddings of the response faces the bank scored)."""
     spec = spec_for(candidate.architecture.id) if candidate.architecture else None
     tensors = candidate.tensors or {}
     model = next((m for m in bank.models if m.key == score.worst.key), None)
     if spec is None or model is None or model.kind not in (SPECTRUM_KIND, HEAD_KIND, RESPONSE_KIND) \
+            or (model.kind == RESPONSE_KIND and response is None) \
             or model.layer != spec.embedding_key or model.layer not in tensors or model.base_weight is None:
         return result
     head = head_key_of({k: tuple(v.shape) for k, v in tensors.items()}, spec)
@@ -199,7 +204,7 @@ def _with_likely_victim(result: CheckResult, bank: WeightBank, score: NetworkSco
     weight, rows = tensors[model.layer].float().numpy(), tensors[head].float().numpy()
     if model.kind in (HEAD_KIND, RESPONSE_KIND):
         z = robust_z(class_shares(weight, model.base_weight, rows) if model.kind == HEAD_KIND else
-                     class_responses(response_embeddings(candidate.source, tensors), model.base_weight, rows))
+                     class_responses(response, model.base_weight, rows))
         ranked = [(int(i), float(z[i])) for i in np.argsort(-z, kind="stable")[:3]]
         measure = "robust z"
     else:
