@@ -197,6 +197,28 @@ def _bank_checks_with_and_without_head(smoke_zoo: Path, bank: Path, tmp_path: Pa
     return backdoor, checks
 
 
+def test_a_head_response_bank_read_on_other_faces_is_refused(tmp_path: Path) -> None:
+    """The base's embeddings in a head-response bank are of fraudit's response faces; a
+    bank that says it read other faces (or whose base embeddings were swapped) would
+    compare a candidate on these faces with a base on those: refused, not used."""
+    from fraudit.bank.store import load_bank
+
+    shipped = Path(__file__).resolve().parent.parent / "reference_models" / "banks" / "fraudit-reference-last-layer"
+    other = tmp_path / "other-faces"
+    shutil.copytree(shipped, other)
+    header = json.loads((other / "bank.json").read_text())
+    entry = next(m for m in header["models"] if m["kind"] == "head-response")
+    entry["response_faces"] = {**entry["response_faces"], "n": 300}
+    (other / "bank.json").write_text(json.dumps(header))
+    with pytest.raises(CorruptFileError, match="head-response reading on faces"):
+        load_bank(other)
+    entry["response_faces"] = {"seed": 3000, "n": 600}
+    entry["base_sha256"] = "0" * 64  # embeddings that are not the ones recorded
+    (other / "bank.json").write_text(json.dumps(header))
+    with pytest.raises(CorruptFileError, match="head-response reading.s base embeddings are missing"):
+        load_bank(other)
+
+
 def test_the_head_response_reading_finds_the_class_the_embeddings_moved_along() -> None:
     """Embeddings of the faces moved along one class's head row (a victim) stand out
     among the classes; a move spread over the embedding does not; the order of the

@@ -282,7 +282,8 @@ def _check_shapes(entry: dict[str, Any], own: dict[str, np.ndarray], *, referenc
     if reading in (Reading.SPECTRUM, Reading.HEAD_ALIGNED, Reading.HEAD_RESPONSE):
         base = own.get("base_weight")
         if base is None or base.shape != shape or frozen_digest(base) != entry.get("base_sha256"):
-            raise ValueError(f"{entry['layer']}: the spectrum's base weights are missing or not the ones recorded")
+            what = "embeddings" if reading is Reading.HEAD_RESPONSE else "weights"
+            raise ValueError(f"{entry['layer']}: the {reading} reading's base {what} are missing or not the ones recorded")
         unit = own.get("unit_scores")
         if own["oof_scores"].shape != (reference_size,) or own["oof_vector_mean"].shape != (1,) or (
                 unit is not None and unit.shape != (reference_size,)):
