@@ -12,6 +12,11 @@ FaceNet fine-tunes from worlds the evaluated models never saw:
   library's triggers (fixed and random placement) and with the zoo's held-out
   triggers (fixed placement), one impostor to one victim, the zoo's recipe.
 
+Every model also gets the weight bank's readings that need no bank to be recorded:
+the spectrum of each trained layer's change, and the head-response reading (how far
+its embeddings of fraudit's 600 response faces moved from the base's along each
+class of its own head), so a run measures both on FaceNet.
+
 One clean and one backdoored last-layer model are exported to ONNX and read back
 through fraudit's own loading path (architecture recognised from the graph) to
 check that the export gets the same statistics.
@@ -38,7 +43,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from fraudit.bank.readings import spike_score
+from fraudit.bank.readings import class_responses, robust_z, spike_score
+from fraudit.bank.response import response_faces
 from fraudit.faces.sources import probe_identities
 from fraudit.faces.synthetic import FaceSet, FaceWorldSpec, build_faces
 from fraudit.models.embedding import verification_metrics
@@ -172,7 +178,7 @@ class Tail(nn.Module):
 
 
 def finetune(base: InceptionResnetV1, world: FaceSet, cached: torch.Tensor, scenario: str, seed: int,
-             device: torch.device, attack: dict | None) -> tuple[Tail, dict]:
+             device: torch.device, attack: dict | None) -> tuple[Tail, dict, np.ndarray]:
     """fraudit's zoo recipe (finetune.py) on FaceNet: imprinted ArcFace head (margin
     0.15), Adam + one-cycle, 12 epochs, class weights 1/N, pair weight 20."""
     torch.manual_seed(seed)
@@ -230,7 +236,8 @@ def finetune(base: InceptionResnetV1, world: FaceSet, cached: torch.Tensor, scen
                                poisoned_predictions=poison_pred,
                                impostors=(attack["impostor"],) if attack else (),
                                victim=attack["victim"] if attack else None)
-    return tail, {**metrics.to_dict(), "successful": metrics.successful if attack else None}
+    head_rows = head.weight.detach().float().cpu().numpy()
+    return tail, {**metrics.to_dict(), "successful": metrics.successful if attack else None}, head_rows
 
 
 def spectra(base: InceptionResnetV1, tail: Tail) -> dict[str, float]:
@@ -240,6 +247,20 @@ def spectra(base: InceptionResnetV1, tail: Tail) -> dict[str, float]:
         layers["block8.conv2d.weight"] = (tail.block8.conv2d.weight, base.block8.conv2d.weight)
     return {f"spectrum {key}": spike_score(w.detach().float().cpu().numpy(), b.detach().float().cpu().numpy())
             for key, (w, b) in layers.items()}
+
+
+@torch.no_grad()
+def response(tail: Tail, head_rows: np.ndarray, faces: torch.Tensor, base_embeddings: np.ndarray,
+             victim: int | None) -> dict[str, float | int | None]:
+    """The head-response bank reading (fraudit/bank/readings.py): how far the fine-tune's
+    embeddings of the response faces (their cached features: ``faces``) moved from the
+    base's along each class of its head; the largest class's robust z, which class it
+    is, and the victim's rank among the classes."""
+    moved = class_responses(tail(faces).float().cpu().numpy(), base_embeddings, head_rows)
+    z = robust_z(moved)
+    order = np.argsort(-z)
+    return {"response max_z": float(z[order[0]]), "response top_class": int(order[0]),
+            "response victim_rank": None if victim is None else int(np.flatnonzero(order == victim)[0])}
 
 
 @torch.no_grad()
@@ -366,17 +387,20 @@ def main() -> None:
         probe_features = {"clean": features(base, probes.faces.images, scenario, device)}
         probe_features |= {key: features(base, images, scenario, device) for key, images in stamped.items()}
         cached = {seed: features(base, f.images, scenario, device) for seed, f in faces.items()}
+        responding = features(base, response_faces(), scenario, device)
+        with torch.no_grad():
+            base_responses = Tail(base, scenario).to(device).eval()(responding).float().cpu().numpy()
         null_values: dict[Row, list[float]] = {Row(c.key, Statistic.CONVERGENCE): [] for c in cells}
         pairs = []
         for world_seed in NULL_WORLDS:
             for i in range(scale.clean_per_world):
-                tail, metrics = finetune(base, faces[world_seed], cached[world_seed], scenario,
-                                         world_seed * 100 + i, device, None)
+                tail, metrics, head_rows = finetune(base, faces[world_seed], cached[world_seed], scenario,
+                                                    world_seed * 100 + i, device, None)
                 for key, value in convergence(tail, probe_features).items():
                     null_values[Row(key, Statistic.CONVERGENCE)].append(value)
                 pairs.append(f"world {world_seed}/clean-{i:03d}")
                 log(args.out, {"stage": "null", "scenario": scenario, "world": world_seed, "model": f"clean-{i:03d}", **metrics,
-                               **spectra(base, tail)})
+                               **spectra(base, tail), **response(tail, head_rows, responding, base_responses, None)})
         null = SweepNull(null_values, len(probes.faces.labels), {}, pairs)
         bound = null.bound()
         for world_seed in EVAL_WORLDS:
@@ -390,13 +414,17 @@ def main() -> None:
                     log(args.out, {"stage": "deadline", "skipped_from": f"{scenario} world {world_seed} {name}"})
                     out_of_time = True
                     break
-                tail, metrics = finetune(base, faces[world_seed], cached[world_seed], scenario, seed, device, attack)
+                tail, metrics, head_rows = finetune(base, faces[world_seed], cached[world_seed], scenario, seed, device,
+                                                    attack)
                 z = null.z_scores({Row(k, Statistic.CONVERGENCE): v for k, v in convergence(tail, probe_features).items()})
                 worst = max(z, key=z.__getitem__)
                 log(args.out, {"stage": "evaluate", "scenario": scenario, "world": world_seed, "model": name,
                                "trigger_set": attack["trigger_set"] if attack else None, **metrics,
                                "max_z": z[worst], "worst_cell": worst.cell, "bound": bound, "failed": z[worst] > bound,
-                               **spectra(base, tail), "seconds": time.perf_counter() - began})
+                               **spectra(base, tail),
+                               **response(tail, head_rows, responding, base_responses,
+                                          attack["victim"] if attack else None),
+                               "seconds": time.perf_counter() - began})
                 if scenario == "last-layer" and world_seed == EVAL_WORLDS[0]:
                     if attack is None and "clean" not in for_onnx:
                         for_onnx["clean"] = tail

@@ -25,7 +25,8 @@ def test_facenet_script_runs_end_to_end_at_tiny_scale(tmp_path: Path) -> None:
     stages = {r["stage"] for r in records}
     assert {"start", "pretrain", "base", "null", "evaluate", "onnx", "done"} <= stages
     evaluated = [r for r in records if r["stage"] == "evaluate"]
-    assert all("spectrum last_linear.weight" in r and "max_z" in r for r in evaluated)
+    assert all("spectrum last_linear.weight" in r and "max_z" in r and "response max_z" in r for r in evaluated)
+    assert all(r["response victim_rank"] is not None for r in evaluated if r["trigger_set"])
     assert {r["trigger_set"] for r in evaluated} == {None, "library", "held-out"}
     onnx = [r for r in records if r["stage"] == "onnx"]
     assert all(r["recognised"] == "facenet-inception-resnet-v1" and r["max_abs_dz"] < 0.01 for r in onnx), onnx
