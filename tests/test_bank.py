@@ -393,17 +393,43 @@ def test_a_spectrum_bank_refuses_a_base_that_does_not_match_its_arrays(smoke_zoo
         load_bank(out)
 
 
+def test_a_candidate_trained_on_another_number_of_identities_is_outside_the_bank(tmp_path: Path) -> None:
+    """The shipped banks' references were fine-tuned on 1,000 identities; a candidate
+    whose head has 300 rows was trained on a data size they never covered (measured:
+    such clean models all FAIL), so no bank applies: INCONCLUSIVE with the reason."""
+    from safetensors.torch import load_file, save_file
+
+    example = Path(__file__).resolve().parent.parent / "reference_models" / "examples" / "clean.safetensors"
+    tensors = load_file(str(example))
+    assert tensors["head.weight"].shape[0] == 1000
+    tensors["head.weight"] = tensors["head.weight"][:300].clone()
+    path = tmp_path / "fewer-identities.safetensors"
+    save_file(tensors, str(path))
+    report = json.loads(runner.invoke(app, ["scan", str(path), "-f", "json"]).stdout)
+    check = next(c for c in report["results"][0]["checks"] if c["name"] == "weight-bank")
+    assert check["status"] == "INCONCLUSIVE"
+    assert "its head was trained on 300 identities, the references' on 1000" in check["summary"]
+    inside = json.loads(runner.invoke(app, ["scan", str(example), "-f", "json"]).stdout)
+    evidence = next(c for c in inside["results"][0]["checks"] if c["name"] == "weight-bank")["evidence"]
+    assert evidence["domain"]["head_classes"] == [1000]
+
+
 @pytest.mark.slow
 def test_among_equally_specific_banks_the_strictest_judges(smoke_zoo: Path, tmp_path: Path) -> None:
     """Two banks for the same base and recipe: adding a lax one must not pass a model
-    the other fails."""
+    the other fails. (The example without its head: with it, its 1,000 identities
+    put it outside the smoke bank's 100-identity domain, and only one bank applies.)"""
+    from safetensors.torch import load_file, save_file
+
     banks = tmp_path / "banks"
     shutil.copytree(Path(__file__).resolve().parent.parent / "reference_models" / "banks" / "fraudit-reference-last-layer",
                     banks / "shipped")
     lax = runner.invoke(app, ["bank", "build", str(smoke_zoo), "--arch", "fraudit-reference", "--out",
                               str(banks / "smoke"), "--readings", "spectrum", "--limit", "6"])
     assert lax.exit_code == 0, lax.output
-    example = Path(__file__).resolve().parent.parent / "reference_models" / "examples" / "backdoored.safetensors"
+    example = tmp_path / "backdoored-headless.safetensors"
+    shipped_example = Path(__file__).resolve().parent.parent / "reference_models" / "examples" / "backdoored.safetensors"
+    save_file({k: v for k, v in load_file(str(shipped_example)).items() if not k.startswith("head.")}, str(example))
     p = {}
     for name in ("shipped", "smoke"):
         result = runner.invoke(app, ["scan", str(example), "--bank", str(banks / name), "-f", "json"])

@@ -93,6 +93,10 @@ class WeightBankCheck:
                 if not bank.covers(tensors, candidate.folded):
                     problems.append(f"{bank.name}: {_not_covered(architecture.folded_layers, bank)}")
                     continue
+                outside = _outside_classes(bank, tensors, architecture.id)
+                if outside:
+                    problems.append(f"{bank.name}: {outside}")
+                    continue
                 weights = inputs[id(bank)] = bank.inputs(candidate.source, tensors)
                 folded = {k: v.float().numpy() for k, v in candidate.folded.items()}
                 scored.append((bank, score_network(bank.models, weights, frr=self._frr(bank), folded=folded)))
@@ -155,7 +159,8 @@ class WeightBankCheck:
             "domain": {"architecture": bank.architecture, "layers": bank.layers,
                        "readings": bank.recipe.get("readings", "vectors"), "base_sha256": bank.recipe.get("base_sha256"),
                        "layers_left_out": bank.recipe.get("layers_left_out", {}),
-                       "frozen_backbone_tensors": len(bank.backbone_keys), "worlds": bank.recipe.get("worlds")},
+                       "frozen_backbone_tensors": len(bank.backbone_keys), "worlds": bank.recipe.get("worlds"),
+                       "head_classes": bank.recipe.get("head_classes")},
             # how the frozen weights were found to be the base's
             "frozen_check": f"up to BatchNorm folding ({folded} layers)" if folded else "bit for bit",
             "frr": {"fail": fail_frr, "warn": warn_frr},
@@ -220,6 +225,27 @@ def _with_likely_victim(result: CheckResult, bank: WeightBank, score: NetworkSco
     where = "its embeddings moved most along" if model.kind == RESPONSE_KIND else "its change points at"
     summary = f"{result.summary}; {where} class {victim} of {head} ({measure} {strength:.2f}): the likely victim"
     return replace(result, summary=summary, evidence=evidence)
+
+
+def _outside_classes(bank: WeightBank, tensors: dict, architecture: str) -> str | None:
+    """Why a candidate fine-tuned on another number of identities than the bank's
+    references is outside its domain, when its head says so (None when inside, or
+    when it ships no head to say it). Fine-tunes on fewer identities change their
+    embedding layer otherwise: a 300-identity world's clean models all FAIL a bank of
+    1,000-identity references (README, "The weight bank in the field")."""
+    covered = bank.recipe.get("head_classes")
+    spec = spec_for(architecture)
+    if not covered or spec is None:
+        return None
+    head = head_key_of({k: tuple(v.shape) for k, v in tensors.items()}, spec)
+    if head is None:
+        return None
+    classes = int(tensors[head].shape[0])
+    if min(covered) <= classes <= max(covered):
+        return None
+    span = str(covered[0]) if len(covered) == 1 else f"{min(covered)}–{max(covered)}"
+    return (f"its head was trained on {classes} identities, the references' on {span}: outside the data "
+            f"sizes the bank was calibrated on")
 
 
 def _not_covered(folded: tuple[str, ...], bank: WeightBank) -> str:
