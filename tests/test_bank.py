@@ -414,6 +414,24 @@ def test_a_candidate_trained_on_another_number_of_identities_is_outside_the_bank
     assert evidence["domain"]["head_classes"] == [1000]
 
 
+def test_a_candidate_that_cannot_run_is_read_by_its_weights_alone(tmp_path: Path) -> None:
+    """The response needs the network to run; a checkpoint without its BatchNorm
+    statistics cannot, and is then read by the spectrum of the same bank — not handed
+    to a less specific bank — with the reason in the evidence."""
+    from safetensors.torch import load_file, save_file
+
+    example = Path(__file__).resolve().parent.parent / "reference_models" / "examples" / "backdoored.safetensors"
+    path = tmp_path / "no-statistics.safetensors"
+    save_file({k: v for k, v in load_file(str(example)).items()
+               if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))}, str(path))
+    report = json.loads(runner.invoke(app, ["scan", str(path), "-f", "json"]).stdout)
+    check = next(c for c in report["results"][0]["checks"] if c["name"] == "weight-bank")
+    assert check["evidence"]["bank"] == "fraudit-reference-last-layer" and check["status"] == "FAIL"
+    assert [layer["layer"] for layer in check["evidence"]["layers"]] == ["block_last.0.weight:unchanged",
+                                                                         "last_linear.weight:spectrum"]
+    assert any("head-response not read" in e for e in check["evidence"]["bank_errors"])
+
+
 @pytest.mark.slow
 def test_among_equally_specific_banks_the_strictest_judges(smoke_zoo: Path, tmp_path: Path) -> None:
     """Two banks for the same base and recipe: adding a lax one must not pass a model

@@ -76,7 +76,7 @@ def score_zoo_models(bank: WeightBank, manifests: Sequence[ZooManifest], *,
             name = manifest.reference_name(entry)
             if name in bank.reference:
                 continue  # never evaluate on the bank's own reference networks
-            weights = bank.inputs(name, load_checked(manifest.path(entry)))
+            weights, _ = bank.inputs(name, load_checked(manifest.path(entry)))
             score = score_network(bank.models, weights, frr=bank.frr)
             l1 = {}
             if base_weights is not None:

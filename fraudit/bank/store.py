@@ -27,7 +27,7 @@ from fraudit.bank.folding import SKETCH_DIM, matches_base
 from fraudit.bank.readings import Reading, read_vectors, readings_for
 from fraudit.bank.response import RESPONSE_KEY, faces_record, response_embeddings
 from fraudit.cache import file_sha256
-from fraudit.errors import CorruptFileError, SourceNotFoundError
+from fraudit.errors import CorruptFileError, FrauditError, SourceNotFoundError
 from fraudit.rates import format_rate
 from fraudit.resources import shipped_relative, verify_shipped
 
@@ -83,14 +83,18 @@ class WeightBank:
         """The candidate tensors the bank reads: its layers, and the heads it reads them along."""
         return sorted({m.layer for m in self.models} | {m.head_key for m in self.models if m.head_key})
 
-    def inputs(self, name: str, tensors: dict[str, "torch.Tensor"]) -> dict[str, np.ndarray]:
+    def inputs(self, name: str, tensors: dict[str, "torch.Tensor"]) -> tuple[dict[str, np.ndarray], str | None]:
         """What the bank scores of a candidate: its ``read_keys`` tensors and — when the
         bank has a head-response reading and the candidate ships the head it reads
-        along — the candidate's embeddings of the response faces."""
+        along — the candidate's embeddings of the response faces; and why the response
+        was not read, when the network cannot be run (its weights are read alone)."""
         arrays = {key: tensors[key].float().numpy() for key in self.read_keys if key in tensors}
         if any(m.kind == RESPONSE_KIND and m.head_key in tensors for m in self.models):
-            arrays[RESPONSE_KEY] = response_embeddings(name, tensors)
-        return arrays
+            try:
+                arrays[RESPONSE_KEY] = response_embeddings(name, tensors)
+            except FrauditError as exc:
+                return arrays, f"head-response not read: {exc}"
+        return arrays, None
 
     @property
     def fail_frr(self) -> float:

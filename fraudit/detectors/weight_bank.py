@@ -83,7 +83,7 @@ class WeightBankCheck:
             return CheckResult(NAME, Status.INCONCLUSIVE, f"no weight bank for {architecture.id}",
                                {"architecture": architecture.id, "searched": [str(p) for p in search]})
         scored: list[tuple[WeightBank, NetworkScore]] = []
-        inputs: dict[int, dict[str, np.ndarray]] = {}  # per bank (by id): what it scored, the response once
+        inputs: dict[int, tuple[dict[str, np.ndarray], str | None]] = {}  # per bank (by id): what it scored
         problems: list[str] = []
         broken: list[str] = []
         for path in paths:
@@ -97,7 +97,9 @@ class WeightBankCheck:
                 if outside:
                     problems.append(f"{bank.name}: {outside}")
                     continue
-                weights = inputs[id(bank)] = bank.inputs(candidate.source, tensors)
+                weights, unread = inputs[id(bank)] = bank.inputs(candidate.source, tensors)
+                if unread:
+                    problems.append(f"{bank.name}: {unread}")
                 folded = {k: v.float().numpy() for k, v in candidate.folded.items()}
                 scored.append((bank, score_network(bank.models, weights, frr=self._frr(bank), folded=folded)))
             except CorruptFileError as exc:
@@ -120,7 +122,7 @@ class WeightBankCheck:
         result = self._result(bank, score, [b.name for b, _ in scored], problems, len(candidate.folded))
         if result.status is not Status.FAIL:
             return result
-        return _with_likely_victim(result, bank, score, candidate, inputs[id(bank)].get(RESPONSE_KEY))
+        return _with_likely_victim(result, bank, score, candidate, inputs[id(bank)][0].get(RESPONSE_KEY))
 
     def _frr(self, bank: WeightBank) -> tuple[float, float]:
         """(fail, warn) FRRs: the bank's own, unless this check overrides them."""
