@@ -14,6 +14,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from fraudit.bank.bank import score_network
 from fraudit.bank.build import read_layers
+from fraudit.bank.response import response_embeddings
 from fraudit.bank.store import WeightBank
 from fraudit.cache import file_sha256
 from fraudit.formats.safe import load_checked
@@ -76,7 +77,8 @@ def score_zoo_models(bank: WeightBank, manifests: Sequence[ZooManifest], *,
             name = manifest.reference_name(entry)
             if name in bank.reference:
                 continue  # never evaluate on the bank's own reference networks
-            weights, _ = bank.inputs(name, load_checked(manifest.path(entry)))
+            tensors = load_checked(manifest.path(entry))
+            weights, _ = bank.inputs(tensors, lambda: response_embeddings(name, tensors))
             score = score_network(bank.models, weights, frr=bank.frr)
             l1 = {}
             if base_weights is not None:

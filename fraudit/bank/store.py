@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ from fraudit.bank.layers import audited_layers
 from fraudit.bank.estimators import IndexAlignedGaussian, PCAGaussianMixture, Projection
 from fraudit.bank.folding import SKETCH_DIM, matches_base
 from fraudit.bank.readings import Reading, read_vectors, readings_for
-from fraudit.bank.response import RESPONSE_KEY, faces_record, response_embeddings
+from fraudit.bank.response import RESPONSE_KEY, faces_record
 from fraudit.cache import file_sha256
 from fraudit.errors import CorruptFileError, FrauditError, SourceNotFoundError
 from fraudit.rates import format_rate
@@ -83,15 +84,17 @@ class WeightBank:
         """The candidate tensors the bank reads: its layers, and the heads it reads them along."""
         return sorted({m.layer for m in self.models} | {m.head_key for m in self.models if m.head_key})
 
-    def inputs(self, name: str, tensors: dict[str, "torch.Tensor"]) -> tuple[dict[str, np.ndarray], str | None]:
+    def inputs(self, tensors: dict[str, "torch.Tensor"],
+               response: Callable[[], np.ndarray]) -> tuple[dict[str, np.ndarray], str | None]:
         """What the bank scores of a candidate: its ``read_keys`` tensors and — when the
         bank has a head-response reading and the candidate ships the head it reads
-        along — the candidate's embeddings of the response faces; and why the response
-        was not read, when the network cannot be run (its weights are read alone)."""
+        along — ``response()``, the candidate's embeddings of the response faces (the
+        caller's, so several banks share one run); and why the response was not read,
+        when the network cannot be run (its weights are read alone)."""
         arrays = {key: tensors[key].float().numpy() for key in self.read_keys if key in tensors}
         if any(m.kind == RESPONSE_KIND and m.head_key in tensors for m in self.models):
             try:
-                arrays[RESPONSE_KEY] = response_embeddings(name, tensors)
+                arrays[RESPONSE_KEY] = response()
             except FrauditError as exc:
                 return arrays, f"head-response not read: {exc}"
         return arrays, None

@@ -12,7 +12,7 @@ frozen weights it shares.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ import numpy as np
 from fraudit.bank.bank import HEAD_KIND, RESPONSE_KIND, SPECTRUM_KIND, NetworkScore, score_network
 from fraudit.bank.localise import head_key_of, nearest_classes, spike_direction
 from fraudit.bank.readings import class_responses, class_shares, robust_z
-from fraudit.bank.response import RESPONSE_KEY
+from fraudit.bank.response import RESPONSE_KEY, response_embeddings
 from fraudit.bank.store import ARRAYS, HEADER, WeightBank, bank_header, load_bank
 from fraudit.detectors.base import CheckResult, Status
 from fraudit.detectors.check import LoadedCandidate, SarifRule
@@ -84,6 +84,8 @@ class WeightBankCheck:
                                {"architecture": architecture.id, "searched": [str(p) for p in search]})
         scored: list[tuple[WeightBank, NetworkScore]] = []
         inputs: dict[int, tuple[dict[str, np.ndarray], str | None]] = {}  # per bank (by id): what it scored
+        # the candidate's embeddings of the response faces: run once, whichever banks read them
+        respond = cache(lambda: response_embeddings(candidate.source, tensors))
         problems: list[str] = []
         broken: list[str] = []
         for path in paths:
@@ -97,7 +99,7 @@ class WeightBankCheck:
                 if outside:
                     problems.append(f"{bank.name}: {outside}")
                     continue
-                weights, unread = inputs[id(bank)] = bank.inputs(candidate.source, tensors)
+                weights, unread = inputs[id(bank)] = bank.inputs(tensors, respond)
                 if unread:
                     problems.append(f"{bank.name}: {unread}")
                 folded = {k: v.float().numpy() for k, v in candidate.folded.items()}

@@ -161,7 +161,7 @@ def read_dlib_dnn(path: Path) -> dict[str, torch.Tensor]:
 
     ops = _network_ops()
     wrappers: list[int] = []
-    while stream.peek_string() is None or not stream.peek_string().startswith("input"):  # type: ignore[union-attr]
+    while not (stream.peek_string() or "").startswith("input"):
         if len(wrappers) >= MAX_WRAPPERS:
             raise stream.corrupt("no input layer")
         wrappers.append(stream.integer())
@@ -180,7 +180,7 @@ def read_dlib_dnn(path: Path) -> dict[str, torch.Tensor]:
 
 def _check_wrappers(wrappers: list[int], ops: list[str], path: Path) -> int:
     """The wrapper versions must be the ResNet's, outermost first; returns its layers' version."""
-    expected = [op for op in reversed(ops)]
+    expected = list(reversed(ops))
     layer_versions = {v for v, op in zip(wrappers[:-1], expected) if op not in ("T", "S")}
     fits = (len(wrappers) == len(expected) and len(layer_versions) == 1 and layer_versions <= {1, 2}
             and all(v == 1 for v, op in zip(wrappers, expected) if op in ("T", "S")) and wrappers[-1] in (2, 3))

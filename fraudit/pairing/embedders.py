@@ -27,6 +27,7 @@ from fraudit.errors import EmbedderUnavailableError, UnsupportedFormatError
 from fraudit.formats import Format
 from fraudit.faces.resize import resize_faces
 from fraudit.formats.safe import load_checked
+from fraudit.models.dlib_resnet import INPUT_SIZE as DLIB_INPUT_SIZE
 from fraudit.models.registry import ONNX_EMBEDDER, ONNX_MEAN, ONNX_SCALE, ArchitectureMatch, load_module
 from fraudit.resources import shipped_embeddings_dir, verify_shipped
 
@@ -235,6 +236,8 @@ class DlibEmbedder:
     """
 
     path: Path | None = None
+    # the file's weights when a caller has read them already (a dlib candidate): not read twice
+    tensors: dict[str, torch.Tensor] | None = field(default=None, repr=False)
     name: str = "dlib-resnet-v1"
     architecture: str = "dlib-resnet-v1"
     input_size: int = 150
@@ -246,8 +249,10 @@ class DlibEmbedder:
 
         self.path = self.path or dlib_model_path()
         self.fingerprint = hashlib.sha256(f"dlib|{file_sha256(self.path)}|{self.input_size}".encode()).hexdigest()
-        port = torch_embedder(self.name, read_dlib_dnn(self.path))
-        self._port = replace(port, batch_size=self.batch_size, fingerprint=self.fingerprint)
+        module, spec = load_module(self.name, self.tensors if self.tensors is not None else read_dlib_dnn(self.path))
+        self.tensors = None  # the module holds the weights
+        self._port = TorchEmbedder(self.name, module, spec.input_size, mean=spec.mean, scale=spec.scale,
+                                   batch_size=self.batch_size, fingerprint=self.fingerprint, architecture=spec.id)
 
     def embed(self, faces: np.ndarray) -> np.ndarray:
         return self._port.embed(faces)
@@ -282,13 +287,15 @@ def loaded_embedder(name: str, tensors: dict[str, torch.Tensor], files: tuple[Pa
             return OnnxEmbedder(files[0], mean=mean, scale=scale, architecture=architecture.id,
                                 input_size=architecture.input_size)
         return OnnxEmbedder(files[0])
+    as_given = architecture is None or (architecture.normalisation_source != "option"
+                                        and architecture.input_size in (None, DLIB_INPUT_SIZE))
+    if formats == (Format.DLIB_DNN,) and len(files) == 1 and as_given:
+        # dlib's own file is dlib's descriptor, named by the file as the dlib trusted model is
+        # (so its shipped nulls and embeddings apply), whether given as ``dlib`` or as a path
+        return DlibEmbedder(path=files[0], tensors=tensors)
     embedder = torch_embedder(name, tensors)
     if architecture is not None and architecture.normalisation is not None:
         (mean, scale), size = architecture.normalisation, architecture.input_size or embedder.input_size
         if (mean, scale, size) != (embedder.mean, embedder.scale, embedder.input_size):  # the user's, over the spec's
             return replace(embedder, mean=mean, scale=scale, input_size=size, fingerprint="")
-    if formats == (Format.DLIB_DNN,) and len(files) == 1:
-        # dlib's own file is dlib's descriptor, named by the file as the dlib trusted model is
-        # (so its shipped nulls and embeddings apply), whether given as ``dlib`` or as a path
-        return DlibEmbedder(path=files[0])
     return embedder
