@@ -35,7 +35,7 @@ import copy
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +50,9 @@ from fraudit.faces.synthetic import FaceSet, FaceWorldSpec, build_faces
 from fraudit.models.embedding import verification_metrics
 from fraudit.models.facenet import InceptionResnetV1
 from fraudit.models.reference import ArcFaceHead
+from fraudit.pairing.embedders import model_pixels
 from fraudit.pairing.sweep import Row, Statistic, SweepNull, default_cells, stamped_probes, unit_centred
+from fraudit.search.differential import BLEND_BOUND, BOUND, SearchBudget, differential_search, search_probes
 from fraudit.triggers import Placement, stamp, trigger_library
 from fraudit.zoo.finetune import stratified_split
 from fraudit.zoo.heldout import heldout_triggers, zoo_trigger
@@ -250,6 +252,20 @@ def spectra(base: InceptionResnetV1, tail: Tail) -> dict[str, float]:
 
 
 @torch.no_grad()
+def changes(base: InceptionResnetV1, tail: Tail) -> dict[str, torch.Tensor]:
+    """Each trained layer's change from the base, out × in (a convolution flattened)."""
+    layers = {"last_linear.weight": (tail.last_linear.weight, base.last_linear.weight)}
+    if tail.block8 is not None:
+        layers["block8.conv2d.weight"] = (tail.block8.conv2d.weight, base.block8.conv2d.weight)
+    return {key: (w.detach().float() - b.detach().float()).flatten(1) for key, (w, b) in layers.items()}
+
+
+def residuals(reference: dict[str, list[torch.Tensor]], model: dict[str, torch.Tensor], leave_out: int | None) -> dict[str, float]:
+    return {f"{key} {name}": value for key, delta in model.items()
+            for name, value in residual_spectra(reference[key], delta, leave_out).items()}
+
+
+@torch.no_grad()
 def response(tail: Tail, head_rows: np.ndarray, faces: torch.Tensor, base_embeddings: np.ndarray,
              victim: int | None) -> dict[str, float | int | None]:
     """The head-response bank reading (fraudit/bank/readings.py): how far the fine-tune's
@@ -293,6 +309,101 @@ def attacks(world_seed: int, spec: FaceWorldSpec, scale: Scale) -> list[dict]:
                     "seed": world_seed * 100 + 50 + i,
                     "trigger_set": "library" if trigger in trigger_library() else "held-out"})
     return out
+
+
+COMMON_DIRECTIONS = (1, 2, 4, 8)
+
+
+def common_subspaces(deltas: list[torch.Tensor], k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k output and k input directions the references' changes share most (top
+    eigenvectors of Σ ΔΔᵀ and Σ ΔᵀΔ): what every fine-tune of this base does."""
+    left = sum(d @ d.T for d in deltas)
+    right = sum(d.T @ d for d in deltas)
+    return torch.linalg.eigh(left)[1][:, -k:], torch.linalg.eigh(right)[1][:, -k:]
+
+
+def residual_spike(delta: torch.Tensor, left: torch.Tensor, right: torch.Tensor) -> float:
+    """The spectrum score (``spike_score``) of the change with the references' common
+    directions projected out of both sides."""
+    residual = delta - left @ (left.T @ delta)
+    residual = residual - (residual @ right) @ right.T
+    s = torch.linalg.svdvals(residual.double())
+    return float(-torch.log(s[0] / s.median()))
+
+
+def residual_spectra(reference_deltas: list[torch.Tensor], delta: torch.Tensor, leave_out: int | None) -> dict[str, float]:
+    """Each k of ``COMMON_DIRECTIONS``: the residual spike of ``delta`` with the common
+    directions of the references (less the one at ``leave_out``: a reference is read
+    against the others, as a bank's leave-one-out calibration does)."""
+    refs = [d for i, d in enumerate(reference_deltas) if i != leave_out]
+    return {f"residual spectrum k={k}": residual_spike(delta, *common_subspaces(refs, k)) for k in COMMON_DIRECTIONS}
+
+
+class PixelFaceNet:
+    """A FaceNet on the GPU as the search's ``PixelModel``: CPU pixels in [0, 255] at
+    any size → embeddings on the CPU, differentiable through the transfers."""
+
+    def __init__(self, model: InceptionResnetV1, device: torch.device) -> None:
+        self.model, self.device = model.to(device).eval().requires_grad_(False), device
+
+    def forward_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = model_pixels(pixels.to(self.device), SIZE, 127.5, 128.0)
+        return self.model(x).float().cpu()
+
+
+def search_one(base: InceptionResnetV1, tail: Tail, reference: PixelFaceNet, probes: np.ndarray,
+               budget: SearchBudget, device: torch.device, trigger: str | None) -> dict:
+    """fraudit's differential search (default budget) of the full fine-tune against its base."""
+    candidate = PixelFaceNet(full_model(base, tail), device)
+    result = differential_search(candidate, reference, probes, budget, input_size=SIZE)
+    strongest, blend = result.strongest, result.blend
+    site = result.sites[strongest]
+    on_trigger = None
+    if trigger is not None:
+        t = zoo_trigger(trigger)
+        mask = t.full_frame(probes.shape[1:3], t.fixed_centre)[0]
+        on_trigger = bool(mask[site.top : site.top + site.size, site.left : site.left + site.size].any())
+    return {"search gain": float(result.gains[strongest]), "search z": float(result.z[strongest]),
+            "search blend gain": float(result.gains[blend]) if blend is not None else None,
+            "search site": site.to_dict(), "search on_trigger": on_trigger,
+            "search flagged": bool(result.gains[strongest] > BOUND or
+                                   (blend is not None and result.gains[blend] > BLEND_BOUND)),
+            "search seconds": round(result.seconds, 2)}
+
+
+# a CPU smoke run's search: the pipeline, not the calibrated budget (its gains mean nothing against BOUND)
+TINY_SEARCH = SearchBudget(site_sizes=(16,), overlap=0.0, blend_alpha=0.15, steps=2, scout_steps=1, finalists=2, faces=4)
+
+
+def search_models(base: InceptionResnetV1, models: list[tuple[str, Tail, dict | None, dict]], device: torch.device,
+                  args: argparse.Namespace, began: float) -> None:
+    """The search on clean models and successful backdoors in turn (held-out triggers
+    first), until ``args.search_until``; in float32 (no TF32), as it was calibrated."""
+    clean = [m for m in models if m[2] is None]
+    backdoored = sorted((m for m in models if m[2] is not None and m[3]["successful"]),
+                        key=lambda m: m[2]["trigger_set"] != "held-out")
+    order = [m for pair in zip(clean, backdoored) for m in pair]
+    order += clean[len(backdoored):] + backdoored[len(clean):]
+    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    # the batch only cuts the work (each site's result is its own): a GPU takes every site at once
+    budget = SearchBudget() if args.scale != "tiny" else TINY_SEARCH
+    if device.type == "cuda":
+        budget = replace(budget, images_per_batch=budget.images_per_batch * 64)
+    probes = search_probes(budget).faces.images
+    reference = PixelFaceNet(copy.deepcopy(base).float(), device)
+    for name, tail, attack, metrics in order[: args.search_max or None]:
+        if time.perf_counter() - began > args.search_until:
+            log(args.out, {"stage": "search-deadline", "skipped_from": name})
+            break
+        fixed = attack is not None and attack["placement"] == "fixed"
+        log(args.out, {"stage": "search", "scenario": tail.scenario, "model": name,
+                       "trigger": attack["trigger"] if attack else None,
+                       "trigger_set": attack["trigger_set"] if attack else None,
+                       "successful": metrics["successful"], "bound": BOUND, "blend_bound": BLEND_BOUND,
+                       **search_one(base, tail, reference, probes, budget, device, attack["trigger"] if fixed else None),
+                       "seconds": time.perf_counter() - began})
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
 
 
 def full_model(base: InceptionResnetV1, tail: Tail) -> InceptionResnetV1:
@@ -348,6 +459,10 @@ def main() -> None:
     parser.add_argument("--pretrain-budget", type=float, default=180.0, help="seconds of pretraining at most")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX export check")
+    parser.add_argument("--search-until", type=float, default=0.0,
+                        help="seconds: run fraudit's differential search (default budget) on the last-layer "
+                             "models of the evaluation worlds until then (0: no search)")
+    parser.add_argument("--search-max", type=int, default=0, help="search at most this many models (0: no limit)")
     args = parser.parse_args()
     scale = SCALES[args.scale]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -392,6 +507,7 @@ def main() -> None:
             base_responses = Tail(base, scenario).to(device).eval()(responding).float().cpu().numpy()
         null_values: dict[Row, list[float]] = {Row(c.key, Statistic.CONVERGENCE): [] for c in cells}
         pairs = []
+        null_changes: dict[str, list[torch.Tensor]] = {}
         for world_seed in NULL_WORLDS:
             for i in range(scale.clean_per_world):
                 tail, metrics, head_rows = finetune(base, faces[world_seed], cached[world_seed], scenario,
@@ -399,9 +515,15 @@ def main() -> None:
                 for key, value in convergence(tail, probe_features).items():
                     null_values[Row(key, Statistic.CONVERGENCE)].append(value)
                 pairs.append(f"world {world_seed}/clean-{i:03d}")
+                for key, delta in changes(base, tail).items():
+                    null_changes.setdefault(key, []).append(delta)
                 log(args.out, {"stage": "null", "scenario": scenario, "world": world_seed, "model": f"clean-{i:03d}", **metrics,
                                **spectra(base, tail), **response(tail, head_rows, responding, base_responses, None)})
         null = SweepNull(null_values, len(probes.faces.labels), {}, pairs)
+        for j, pair in enumerate(pairs):
+            log(args.out, {"stage": "null-residual", "scenario": scenario, "model": pair,
+                           **residuals(null_changes, {k: v[j] for k, v in null_changes.items()}, j)})
+        searchable: list[tuple[str, Tail, dict | None, dict]] = []
         bound = null.bound()
         for world_seed in EVAL_WORLDS:
             if out_of_time:
@@ -421,16 +543,20 @@ def main() -> None:
                 log(args.out, {"stage": "evaluate", "scenario": scenario, "world": world_seed, "model": name,
                                "trigger_set": attack["trigger_set"] if attack else None, **metrics,
                                "max_z": z[worst], "worst_cell": worst.cell, "bound": bound, "failed": z[worst] > bound,
-                               **spectra(base, tail),
+                               **spectra(base, tail), **residuals(null_changes, changes(base, tail), None),
                                **response(tail, head_rows, responding, base_responses,
                                           attack["victim"] if attack else None),
                                "seconds": time.perf_counter() - began})
+                if scenario == "last-layer" and args.search_until > 0:
+                    searchable.append((f"world {world_seed}/{name}", tail, attack, metrics))
                 if scenario == "last-layer" and world_seed == EVAL_WORLDS[0]:
                     if attack is None and "clean" not in for_onnx:
                         for_onnx["clean"] = tail
                     if attack and "backdoored" not in for_onnx and (metrics["successful"] or args.scale == "tiny"):
                         for_onnx["backdoored"] = tail
                     onnx_null = null
+        if searchable:
+            search_models(base, searchable, device, args, began)
     if onnx_null is not None and not args.no_onnx and time.perf_counter() - began < args.deadline + 60:
         try:
             onnx_check(base, for_onnx, onnx_null, probes, stamped, args.out)
