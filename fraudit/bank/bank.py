@@ -312,9 +312,17 @@ def score_network(
         raise IncompatibleArtifactError("the candidate has none of the bank's layers")
     # one row per reference network: its held-out z in each present reading
     clean_z = np.array([[m.z(score) for m, score in zip(present, row)] for row in zip(*(m.oof_scores for m in present))])
-    clean_f = _fisher(clean_z)
-    c, nu = _scaled_chi2(clean_f)
-    statistic = float(_fisher(np.array([s.z for s in layer_scores])))
-    p = float(max(stats.chi2.sf(statistic / c, nu), MIN_P)) if np.isfinite(statistic) else MIN_P
+    statistic, p, clean_f, (c, nu) = consolidate(clean_z, np.array([s.z for s in layer_scores]))
     thresholds = {a: float(c * stats.chi2.isf(a, nu)) for a in frr}
     return NetworkScore(layer_scores, statistic, p, thresholds, missing, tuple(clean_f.tolist()))
+
+
+def consolidate(clean_z: np.ndarray, z: np.ndarray) -> tuple[float, float, np.ndarray, tuple[float, float]]:
+    """One network's readings' z (``z``: n_readings) against the clean references'
+    (``clean_z``: n_references × n_readings): Fisher's F, its consolidated p-value
+    from the references' scaled χ², the references' F, and that χ²'s (scale, dof)."""
+    clean_f = _fisher(clean_z)
+    c, nu = _scaled_chi2(clean_f)
+    statistic = float(_fisher(z))
+    p = float(max(stats.chi2.sf(statistic / c, nu), MIN_P)) if np.isfinite(statistic) else MIN_P
+    return statistic, p, clean_f, (c, nu)
