@@ -1,7 +1,8 @@
 """A zoo of another registered architecture, from a user's base checkpoint: FaceNet
-InceptionResnetV1 at its own 160×160 input, through the real CLI, then a spectrum
-bank built from that zoo and a scan that uses it (issue 12: banks for the
-architectures a registry deploys from)."""
+InceptionResnetV1 at its own 160×160 input, through the real CLI, then a bank of
+the shipped recipe (embedding layer's spectrum beside the head response, FaceNet's
+head being ``logits.weight``) built from that zoo and a scan that uses it (issue 12:
+banks for the architectures a registry deploys from)."""
 
 from __future__ import annotations
 
@@ -45,13 +46,14 @@ def test_a_facenet_zoo_bank_and_scan_from_a_user_base(tmp_path: Path) -> None:
 
     bank = tmp_path / "bank"
     made = runner.invoke(app, ["bank", "build", str(zoo), "--arch", "facenet-inception-resnet-v1",
-                               "--readings", "spectrum", "--base", str(base), "--out", str(bank)])
+                               "--readings", "head-response", "--base", str(base), "--out", str(bank)])
     assert made.exit_code == 0, made.output
     header = json.loads((bank / "bank.json").read_text())
-    assert header["reference_size"] == 4
-    # the block a last-layer fine-tune keeps frozen is checked bit for bit; the embedding layer's change is read
-    assert {m["layer"]: m["kind"] for m in header["models"]} == {"block8.conv2d.weight": "frozen",
-                                                              "last_linear.weight": "spectrum"}
+    assert header["reference_size"] == 4 and header["recipe"]["head_classes"] == [20]
+    # the block a last-layer fine-tune keeps frozen is checked bit for bit; the embedding layer's change is read,
+    # and how the embeddings of the response faces moved along the head's classes
+    assert sorted((m["layer"], m["kind"]) for m in header["models"]) == [
+        ("block8.conv2d.weight", "frozen"), ("last_linear.weight", "head-response"), ("last_linear.weight", "spectrum")]
 
     candidate = zoo / manifest["models"][-1]["file"]
     scanned = runner.invoke(app, ["scan", str(candidate), "--bank", str(bank), "--format", "json"])
@@ -59,6 +61,7 @@ def test_a_facenet_zoo_bank_and_scan_from_a_user_base(tmp_path: Path) -> None:
     (check,) = [c for c in report["results"][0]["checks"] if c["name"] == "weight-bank"]
     assert check["status"] in {"PASS", "WARN", "FAIL"}, check["summary"]
     assert check["evidence"]["domain"]["architecture"] == "facenet-inception-resnet-v1"
+    assert any(layer["layer"] == "last_linear.weight:head-response" for layer in check["evidence"]["layers"]), check
 
 
 def test_a_zoo_fine_tuned_on_your_own_identity_folder(tmp_path: Path) -> None:
