@@ -15,7 +15,14 @@ FaceNet fine-tunes from worlds the evaluated models never saw:
 Every model also gets the weight bank's readings that need no bank to be recorded:
 the spectrum of each trained layer's change, and the head-response reading (how far
 its embeddings of fraudit's 600 response faces moved from the base's along each
-class of its own head), so a run measures both on FaceNet.
+class of its own head), so a run measures both on FaceNet; and the spectrum with the
+references' common directions projected out (k = 1, 2, 4, 8), which was measured and
+does not help (README).
+
+``--search-until S`` runs fraudit's differential search (its default budget, in
+float32) on the last-layer models of the evaluation worlds, clean ones and successful
+backdoors in turn, until S seconds into the run: whether the search's bounds, set on
+64×64 architectures, hold for FaceNet at 160×160.
 
 One clean and one backdoored last-layer model are exported to ONNX and read back
 through fraudit's own loading path (architecture recognised from the graph) to
@@ -323,8 +330,8 @@ def common_subspaces(deltas: list[torch.Tensor], k: int) -> tuple[torch.Tensor, 
 
 
 def residual_spike(delta: torch.Tensor, left: torch.Tensor, right: torch.Tensor) -> float:
-    """The spectrum score (``spike_score``) of the change with the references' common
-    directions projected out of both sides."""
+    """The spectrum score (``spike_score``'s −log s₁/median, with torch's lower median)
+    of the change with the references' common directions projected out of both sides."""
     residual = delta - left @ (left.T @ delta)
     residual = residual - (residual @ right) @ right.T
     s = torch.linalg.svdvals(residual.double())
