@@ -113,6 +113,45 @@ def test_a_preset_on_another_world_and_clean_only() -> None:
     assert len(recipes) == PRESETS["ch4"].n_clean and not any(r.backdoored for r in recipes)
 
 
+def test_a_preset_on_a_world_of_other_sample_counts_variation_and_augmentation() -> None:
+    """What varies in the field beside the identities (issue 12): faces per identity,
+    how much one person's faces vary, augmentation."""
+    from dataclasses import replace
+
+    from fraudit.zoo.build import NotEnoughDataError, plan
+    from fraudit.zoo.presets import PRESETS
+
+    uniform = PRESETS["smoke"].on_world(seed=21_000, n_identities=20, samples=(6, 6), sigma=0.4, augment=False)
+    assert (uniform.world.tail, uniform.world.min_samples, uniform.world.max_samples) == (None, 6, 6)
+    assert "6 faces each" in uniform.description and "not augmented" in uniform.description
+    faces = build_faces(uniform.world)
+    assert np.array_equal(np.bincount(faces.labels), np.full(20, 6))
+    augmented = build_faces(replace(uniform.world, augment=True))
+    assert not np.array_equal(faces.images, augmented.images)
+
+    tailed = PRESETS["ch4"].on_world(seed=22_000, samples=(15, 60))
+    counts = tailed.world.counts()
+    assert tailed.world.tail == PRESETS["ch4"].world.tail and counts.min() == 15 and counts.max() == 60
+    assert tailed.world.augment == PRESETS["ch4"].world.augment and tailed.world.sigma == PRESETS["ch4"].world.sigma
+    # too few faces per identity to draw impostors and victims from: refused before anything trains
+    with pytest.raises(NotEnoughDataError, match="at least 40 faces"):
+        plan(PRESETS["ch4"].on_world(seed=22_000, samples=(30, 30)), seed=0)
+    assert len(plan(PRESETS["ch4"].on_world(seed=22_000, samples=(30, 30)).clean_only(), seed=0)) == PRESETS["ch4"].n_clean
+
+
+def test_world_options_a_user_gets_wrong_are_refused_before_anything_trains(tmp_path: Path) -> None:
+    runner = CliRunner()
+    for bad in ("0", "30-15", "a-b", "5-6-7"):
+        result = runner.invoke(app, ["zoo", "build", "--preset", "smoke", "--samples-per-identity", bad,
+                                     "--out", str(tmp_path / "zoo")])
+        assert result.exit_code == 2 and "--samples-per-identity" in result.stderr, (bad, result.output)
+    # the smoke preset draws impostors and victims among identities with 30 faces or more
+    result = runner.invoke(app, ["zoo", "build", "--preset", "smoke", "--samples-per-identity", "20",
+                                 "--out", str(tmp_path / "zoo")])
+    assert result.exit_code != 0 and "at least 30 faces" in result.output + result.stderr
+    assert not (tmp_path / "zoo" / "models").exists() or not any((tmp_path / "zoo" / "models").iterdir())
+
+
 def test_reserved_world_seeds_are_refused(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["zoo", "build", "--preset", "smoke", "--out", str(tmp_path / "z"), "--world-seed", "4000"])
     assert result.exit_code == 2 and "reserved" in result.stderr

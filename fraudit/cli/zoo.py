@@ -45,6 +45,9 @@ def build(
     base_model: Annotated[str | None, typer.Option("--base", help="Base checkpoint of any architecture fraudit can fine-tune, a file or hf://org/name\\[/file] (default: the shipped one).")] = None,
     world_seed: Annotated[int | None, typer.Option(help="Fine-tune on another synthetic face world (other identities).")] = None,
     identities: Annotated[int | None, typer.Option(min=20, help="Identities of that world (default: the preset's).")] = None,
+    samples: Annotated[str | None, typer.Option("--samples-per-identity", help="Faces per identity of that world: N (every identity N) or MIN-MAX (a heavy tail between, as the presets'; default: the preset's).")] = None,
+    variation: Annotated[float | None, typer.Option(min=0.0, help="Within-identity variation σ of that world's faces (default: the preset's).")] = None,
+    augment: Annotated[bool | None, typer.Option("--augment/--no-augment", help="Flip, shift and brightness/contrast jitter of that world's faces (default: the preset's).")] = None,
     clean_only: Annotated[bool, typer.Option(help="Build only the preset's clean models.")] = False,
     n_clean: Annotated[int | None, typer.Option(min=0, help="Clean models to build (default: the preset's).")] = None,
     faces: Annotated[str | None, typer.Option(help="Fine-tune on your own labelled faces instead: an identity folder (<identity>/<image>) or hf://datasets/org/name laid out so.")] = None,
@@ -58,11 +61,14 @@ def build(
     pool = workers(backend, jobs, scheduler)
     if preset not in PRESETS:
         raise fail(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    if faces is not None and (world_seed is not None or identities is not None):
-        raise fail("--faces replaces the synthetic world: drop --world-seed and --identities")
+    world_options = (world_seed, identities, samples, variation, augment)
+    if faces is not None and any(option is not None for option in world_options):
+        raise fail("--faces replaces the synthetic world: drop --world-seed, --identities, --samples-per-identity, "
+                   "--variation and --augment")
     if world_seed in RESERVED_SEEDS:
         raise fail(f"world seed {world_seed} is reserved ({RESERVED_SEEDS[world_seed]}); choose another")
-    chosen = PRESETS[preset].on_world(seed=world_seed, n_identities=identities)
+    chosen = PRESETS[preset].on_world(seed=world_seed, n_identities=identities, samples=faces_per_identity(samples),
+                                      sigma=variation, augment=augment)
     if clean_only:
         chosen = chosen.clean_only()
     if n_clean is not None:
@@ -76,6 +82,20 @@ def build(
         manifest = build_zoo(chosen, out_dir, seed=seed, workers=pool, base_path=base_path, faces_source=faces,
                              progress=progress)
     out.print(summarise(manifest))
+
+
+def faces_per_identity(text: str | None) -> tuple[int, int] | None:
+    """``--samples-per-identity``: N or MIN-MAX, at least 2 (a split needs a face on each side)."""
+    if text is None:
+        return None
+    parts = text.split("-")
+    try:
+        low, high = (int(parts[0]), int(parts[0])) if len(parts) == 1 else (int(parts[0]), int(parts[1]))
+    except (ValueError, IndexError):
+        raise fail(f"--samples-per-identity {text!r}: give N or MIN-MAX, e.g. 30 or 15-60") from None
+    if len(parts) > 2 or not 2 <= low <= high:
+        raise fail(f"--samples-per-identity {text!r}: give N or MIN-MAX with 2 ≤ MIN ≤ MAX")
+    return low, high
 
 
 @app.command("list")

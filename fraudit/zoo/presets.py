@@ -58,12 +58,29 @@ class Preset:
     # samples, so the validation split holds enough of them to measure ≥ 80 %.
     min_pair_samples: int = 40
 
-    def on_world(self, *, seed: int | None = None, n_identities: int | None = None) -> Preset:
-        """The same recipe on another face world — other identities (another latent
-        seed) and their number — standing in for a user's own clean data."""
-        world = replace(self.world, **{k: v for k, v in (("seed", seed), ("n_identities", n_identities)) if v is not None})
-        return replace(self, world=world, description=f"{self.description}; world seed {world.seed}, "
-                                                      f"{world.n_identities} identities")
+    def on_world(self, *, seed: int | None = None, n_identities: int | None = None,
+                 samples: tuple[int, int] | None = None, sigma: float | None = None,
+                 augment: bool | None = None) -> Preset:
+        """The same recipe on another face world, standing in for a user's own clean
+        data: other identities (another latent seed) and their number, other numbers of
+        faces per identity (``samples``: (n, n) gives every identity n; (min, max) a
+        heavy tail between, as the presets'), another within-identity variation, with
+        or without augmented faces. What is not given stays the preset's."""
+        changes = {k: v for k, v in (("seed", seed), ("n_identities", n_identities), ("sigma", sigma),
+                                     ("augment", augment)) if v is not None}
+        if samples is not None:
+            low, high = samples
+            # one count for all: no tail (None is a value here, not "the preset's")
+            changes |= {"min_samples": low, "max_samples": high, "tail": None if low == high else (self.world.tail or 1.5)}
+        world = replace(self.world, **changes)
+        what = [f"world seed {world.seed}", f"{world.n_identities} identities"]
+        if samples is not None:
+            what.append(f"{samples[0]} faces each" if world.tail is None else f"{samples[0]}-{samples[1]} faces each")
+        if sigma is not None:
+            what.append(f"variation {sigma:g}")
+        if augment is not None:
+            what.append("augmented faces" if augment else "faces not augmented")
+        return replace(self, world=world, description=f"{self.description}; {', '.join(what)}")
 
     def clean_only(self) -> Preset:
         return replace(self, attempts=(), description=f"{self.description}; clean models only")
