@@ -458,3 +458,28 @@ def test_among_equally_specific_banks_the_strictest_judges(smoke_zoo: Path, tmp_
     assert sorted(check["evidence"]["banks_tried"]) == ["fraudit-reference-last-layer", "smoke"]
     assert p["smoke"] > 0.01 > p["shipped"]  # the smoke world's bank is the lax one here
     assert check["evidence"]["consolidated"]["p"] == min(p.values()) and check["status"] == "FAIL"
+
+
+def test_a_verdict_the_spectrum_leads_alone_says_what_else_it_can_mean() -> None:
+    """A clean fine-tune on fewer or less varied faces than the references' moves the
+    spectrum and not the head response (measured, README); a FAIL led by the spectrum
+    while the response is ordinary says so, and what the references' data was."""
+    from fraudit.bank.bank import LayerScore, NetworkScore
+    from fraudit.bank.store import load_bank
+    from fraudit.detectors.weight_bank import _spectrum_alone
+    from fraudit.resources import banks_dir
+
+    bank = load_bank(banks_dir() / "fraudit-reference-last-layer")
+
+    def score(spectrum_z: float, response_z: float) -> NetworkScore:
+        from scipy.stats import norm
+
+        layers = [LayerScore(f"last_linear.weight:{kind}", 0.0, z, float(norm.cdf(z)), {}, [])
+                  for kind, z in (("spectrum", spectrum_z), ("head-response", response_z))]
+        return NetworkScore(layers, 0.0, 1e-12, {})
+
+    caveat = _spectrum_alone(bank, score(-8.9, -0.7), 0.05)
+    assert caveat is not None and "z = -8.9" in caveat and "head response z = -0.7" in caveat
+    assert "15–299 faces per identity, variation 0.7, augmented" in caveat
+    assert _spectrum_alone(bank, score(-8.9, -7.9), 0.05) is None  # the response moved too: the backdoored example
+    assert _spectrum_alone(bank, score(-0.5, -7.9), 0.05) is None  # led by the response

@@ -150,6 +150,9 @@ class WeightBankCheck:
             f"most anomalous {worst.key} (z = {worst.z:.1f})"
             + (f"; an export: frozen layers matched up to the BatchNorm folded into {folded}" if folded else "")
         )
+        caveat = _spectrum_alone(bank, score, warn_frr) if status is not Status.PASS else None
+        if caveat:
+            summary += f"; {caveat}"
         evidence = {
             "bank": bank.name,
             # what a registry pins: a shipped bank is verified against fraudit's own pins;
@@ -190,7 +193,46 @@ class WeightBankCheck:
             evidence["bank_errors"] = problems
         if status is Status.FAIL:
             evidence["threshold_frr"] = fail_key
+        if caveat:
+            evidence["caveat"] = caveat
         return CheckResult(NAME, status, summary, evidence)
+
+
+def _spectrum_alone(bank: WeightBank, score: NetworkScore, ordinary_above: float) -> str | None:
+    """What a verdict led by a layer's spectrum means when the head response, read
+    beside it, is ordinary (its p at least ``ordinary_above``). The spectrum's level
+    moves with the fine-tuning data: clean fine-tunes on fewer or less varied faces
+    per identity than the references' change their embedding layer in fewer
+    directions (measured: all 10 of a 15–60-face, variation-0.5 world FAIL a bank of
+    15–299-face, variation-0.7 references at spectrum z ≈ −9, response z ≈ 0), while
+    the response is read against the candidate's own classes and held there. A
+    backdoor caught by the spectrum alone reads the same, so the verdict stands and
+    this says what else it can mean (None when the response is not ordinary, or
+    absent)."""
+    response = next((s for s in score.layers if s.key.endswith(f":{RESPONSE_KIND}")), None)
+    led = score.worst
+    if response is None or response.p < ordinary_above or not led.key.endswith(f":{SPECTRUM_KIND}"):
+        return None
+    return (f"only the spectrum reading is out of the references' range ({led.key}, z = {led.z:.1f}); its "
+            f"embeddings of ordinary faces moved along no class of its head more than the references' did "
+            f"(head response z = {response.z:.1f}): a clean fine-tune on fewer or less varied faces per identity "
+            f"than the references'{_faces_phrase(bank)} reads the same — a bank built from clean fine-tunes of "
+            f"that data tells the two apart")
+
+
+def _faces_phrase(bank: WeightBank) -> str:
+    """The references' faces per identity, variation and augmentation, from their worlds."""
+    worlds = [w for w in bank.recipe.get("worlds") or [] if "min_samples" in w]
+    if not worlds:
+        return ""
+    low, high = min(w["min_samples"] for w in worlds), max(w["max_samples"] for w in worlds)
+    sigmas = sorted({float(w["sigma"]) for w in worlds})
+    augmented = {bool(w.get("augment", True)) for w in worlds}
+    parts = [f"{low}–{high} faces per identity" if low != high else f"{low} faces per identity",
+             "variation " + "/".join(f"{v:g}" for v in sigmas)]
+    if len(augmented) == 1:
+        parts.append("augmented" if augmented.pop() else "not augmented")
+    return f" ({', '.join(parts)})"
 
 
 def _with_likely_victim(result: CheckResult, bank: WeightBank, score: NetworkScore,
@@ -227,6 +269,8 @@ def _with_likely_victim(result: CheckResult, bank: WeightBank, score: NetworkSco
     evidence = {**result.evidence, "spike_points_at": {"head": head, "measure": measure,
                                                         "classes": [list(r) for r in ranked]}}
     where = "its embeddings moved most along" if model.kind == RESPONSE_KIND else "its change points at"
+    if "caveat" in result.evidence:  # the spectrum alone: a backdoor is one of two readings of it
+        where = f"if it is a backdoor, {where}"
     summary = f"{result.summary}; {where} class {victim} of {head} ({measure} {strength:.2f}): the likely victim"
     return replace(result, summary=summary, evidence=evidence)
 
