@@ -483,3 +483,5 @@ def test_a_verdict_the_spectrum_leads_alone_says_what_else_it_can_mean() -> None
     assert "15–299 faces per identity, variation 0.7, augmented" in caveat
     assert _spectrum_alone(bank, score(-8.9, -7.9), 0.05) is None  # the response moved too: the backdoored example
     assert _spectrum_alone(bank, score(-0.5, -7.9), 0.05) is None  # led by the response
+    headless = NetworkScore(score(-8.9, 0.0).layers[:1], 0.0, 1e-12, {})  # an export: no head, no response
+    assert "no head response was read" in (_spectrum_alone(bank, headless, 0.05) or "")

@@ -207,17 +207,19 @@ def _spectrum_alone(bank: WeightBank, score: NetworkScore, ordinary_above: float
     15–299-face, variation-0.7 references at spectrum z ≈ −9, response z ≈ 0), while
     the response is read against the candidate's own classes and held there. A
     backdoor caught by the spectrum alone reads the same, so the verdict stands and
-    this says what else it can mean (None when the response is not ordinary, or
-    absent)."""
+    this says what else it can mean; so it does when no response was read (None when
+    the response is not ordinary, or the verdict is not the spectrum's)."""
     response = next((s for s in score.layers if s.key.endswith(f":{RESPONSE_KIND}")), None)
     led = score.worst
-    if response is None or response.p < ordinary_above or not led.key.endswith(f":{SPECTRUM_KIND}"):
+    if not led.key.endswith(f":{SPECTRUM_KIND}") or (response is not None and response.p < ordinary_above):
         return None
+    same = (f"a clean fine-tune on fewer or less varied faces per identity than the references'{_faces_phrase(bank)} "
+            f"reads the same — a bank built from clean fine-tunes of that data tells the two apart")
+    if response is None:  # a headless candidate, or a bank without the reading
+        return f"the spectrum leads ({led.key}, z = {led.z:.1f}) and no head response was read beside it: {same}"
     return (f"only the spectrum reading is out of the references' range ({led.key}, z = {led.z:.1f}); its "
             f"embeddings of ordinary faces moved along no class of its head more than the references' did "
-            f"(head response z = {response.z:.1f}): a clean fine-tune on fewer or less varied faces per identity "
-            f"than the references'{_faces_phrase(bank)} reads the same — a bank built from clean fine-tunes of "
-            f"that data tells the two apart")
+            f"(head response z = {response.z:.1f}): {same}")
 
 
 def _faces_phrase(bank: WeightBank) -> str:
