@@ -249,22 +249,25 @@ def finetune(base: InceptionResnetV1, world: FaceSet, cached: torch.Tensor, scen
     return tail, {**metrics.to_dict(), "successful": metrics.successful if attack else None}, head_rows
 
 
-def spectra(base: InceptionResnetV1, tail: Tail) -> dict[str, float]:
-    """The weight bank's spectrum score of each trained layer's change from the base."""
+def trained_layers(base: InceptionResnetV1, tail: Tail) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The layers the scenario trains: (the fine-tune's weight, the base's) by state-dict key."""
     layers = {"last_linear.weight": (tail.last_linear.weight, base.last_linear.weight)}
     if tail.block8 is not None:
         layers["block8.conv2d.weight"] = (tail.block8.conv2d.weight, base.block8.conv2d.weight)
+    return layers
+
+
+def spectra(base: InceptionResnetV1, tail: Tail) -> dict[str, float]:
+    """The weight bank's spectrum score of each trained layer's change from the base."""
     return {f"spectrum {key}": spike_score(w.detach().float().cpu().numpy(), b.detach().float().cpu().numpy())
-            for key, (w, b) in layers.items()}
+            for key, (w, b) in trained_layers(base, tail).items()}
 
 
 @torch.no_grad()
 def changes(base: InceptionResnetV1, tail: Tail) -> dict[str, torch.Tensor]:
     """Each trained layer's change from the base, out × in (a convolution flattened)."""
-    layers = {"last_linear.weight": (tail.last_linear.weight, base.last_linear.weight)}
-    if tail.block8 is not None:
-        layers["block8.conv2d.weight"] = (tail.block8.conv2d.weight, base.block8.conv2d.weight)
-    return {key: (w.detach().float() - b.detach().float()).flatten(1) for key, (w, b) in layers.items()}
+    return {key: (w.detach().float() - b.detach().float()).flatten(1)
+            for key, (w, b) in trained_layers(base, tail).items()}
 
 
 def residuals(reference: dict[str, list[torch.Tensor]], model: dict[str, torch.Tensor], leave_out: int | None) -> dict[str, float]:
