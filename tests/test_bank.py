@@ -485,3 +485,37 @@ def test_a_verdict_the_spectrum_leads_alone_says_what_else_it_can_mean() -> None
     assert _spectrum_alone(bank, score(-0.5, -7.9), 0.05) is None  # led by the response
     headless = NetworkScore(score(-8.9, 0.0).layers[:1], 0.0, 1e-12, {})  # an export: no head, no response
     assert "no head response was read" in (_spectrum_alone(bank, headless, 0.05) or "")
+
+
+def test_a_spectrum_the_head_response_contradicts_is_a_warn_not_a_fail() -> None:
+    """The FAIL rule: a consolidated p below the FAIL threshold led by the spectrum while
+    the head response read beside it is ordinary is a WARN (with the caveat and the rule
+    in the evidence); a response out of range too, or no response read, keeps the FAIL."""
+    from scipy.stats import norm
+
+    from fraudit.bank.bank import LayerScore, NetworkScore
+    from fraudit.bank.store import load_bank
+    from fraudit.detectors.base import Status
+    from fraudit.detectors.weight_bank import WeightBankCheck
+    from fraudit.resources import banks_dir
+
+    bank = load_bank(banks_dir() / "fraudit-reference-last-layer")
+    check = WeightBankCheck()
+
+    def verdict(spectrum_z: float, response_z: float | None, p: float = 1e-9):
+        readings = [("spectrum", spectrum_z)] + ([("head-response", response_z)] if response_z is not None else [])
+        layers = [LayerScore(f"last_linear.weight:{kind}", 0.0, z, float(norm.cdf(z)), {}, [])
+                  for kind, z in readings]
+        return check._result(bank, NetworkScore(layers, 0.0, p, {}), [bank.name], [])
+
+    disputed = verdict(-9.1, -0.2)  # world 22000's clean fine-tunes read so (README)
+    assert disputed.status is Status.WARN and "WARN, not FAIL" in disputed.summary
+    assert "head response z = -0.2" in disputed.evidence["caveat"] and "fail_rule" in disputed.evidence
+    assert "threshold_frr" not in disputed.evidence
+    agreed = verdict(-8.3, -7.9)  # the backdoored example: both readings out of range
+    assert agreed.status is Status.FAIL and "caveat" not in agreed.evidence and "fail_rule" not in agreed.evidence
+    assert verdict(-3.6, -1.8).status is Status.FAIL  # the response at p = 0.036: below the WARN rate, it agrees
+    headless = verdict(-9.1, None)  # an export without its head: the spectrum is all there is
+    assert headless.status is Status.FAIL and "no head response was read" in headless.evidence["caveat"]
+    assert verdict(-2.0, -0.2, p=0.03).status is Status.WARN  # a WARN by its p stays a WARN
+    assert verdict(-0.1, 0.3, p=0.5).status is Status.PASS

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fraudit.bank.bank import HEAD_KIND, RESPONSE_KIND, SPECTRUM_KIND, NetworkScore, score_network
+from fraudit.bank.bank import HEAD_KIND, RESPONSE_KIND, SPECTRUM_KIND, LayerScore, NetworkScore, score_network
 from fraudit.bank.localise import head_key_of, nearest_classes, spike_direction
 from fraudit.bank.readings import class_responses, class_shares, robust_z
 from fraudit.bank.response import RESPONSE_KEY, response_embeddings
@@ -122,7 +122,7 @@ class WeightBankCheck:
         # would let whoever adds a bank choose the judge.
         bank, score = max(scored, key=lambda pair: (_specificity(pair[0]), -pair[1].p))
         result = self._result(bank, score, [b.name for b, _ in scored], problems, len(candidate.folded))
-        if result.status is not Status.FAIL:
+        if result.status is not Status.FAIL and "caveat" not in result.evidence:
             return result
         return _with_likely_victim(result, bank, score, candidate, inputs[id(bank)][0].get(RESPONSE_KEY))
 
@@ -142,6 +142,13 @@ class WeightBankCheck:
             status = Status.WARN
         else:
             status = Status.PASS
+        caveat = _spectrum_alone(bank, score, warn_frr) if status is not Status.PASS else None
+        # A FAIL needs the behavioural reading, where one was read, to agree: the spectrum's
+        # level moves with the fine-tuning data, the head response far less (README, "The
+        # weight bank in the field"), so a spectrum the response contradicts is a WARN.
+        disputed = status is Status.FAIL and caveat is not None and _response_of(score) is not None
+        if disputed:
+            status = Status.WARN
         summary = (
             f"{'anomalous' if status is not Status.PASS else 'consistent with clean'} weights: "
             f"consolidated p = {score.p:.2g} (FAIL below {fail_frr:g} = FRR {fail_key}, "
@@ -150,9 +157,8 @@ class WeightBankCheck:
             f"most anomalous {worst.key} (z = {worst.z:.1f})"
             + (f"; an export: frozen layers matched up to the BatchNorm folded into {folded}" if folded else "")
         )
-        caveat = _spectrum_alone(bank, score, warn_frr) if status is not Status.PASS else None
         if caveat:
-            summary += f"; {caveat}"
+            summary += f"; {'WARN, not FAIL: ' if disputed else ''}{caveat}"
         evidence = {
             "bank": bank.name,
             # what a registry pins: a shipped bank is verified against fraudit's own pins;
@@ -195,6 +201,9 @@ class WeightBankCheck:
             evidence["threshold_frr"] = fail_key
         if caveat:
             evidence["caveat"] = caveat
+        if disputed:
+            evidence["fail_rule"] = ("a FAIL led by the spectrum needs the head response read beside it out of the "
+                                     f"references' range too (p below {warn_frr:g}); it was not, so WARN")
         return CheckResult(NAME, status, summary, evidence)
 
 
@@ -206,10 +215,11 @@ def _spectrum_alone(bank: WeightBank, score: NetworkScore, ordinary_above: float
     directions (measured: all 10 of a 15–60-face, variation-0.5 world FAIL a bank of
     15–299-face, variation-0.7 references at spectrum z ≈ −9, response z ≈ 0), while
     the response is read against the candidate's own classes and held there. A
-    backdoor caught by the spectrum alone reads the same, so the verdict stands and
-    this says what else it can mean; so it does when no response was read (None when
-    the response is not ordinary, or the verdict is not the spectrum's)."""
-    response = next((s for s in score.layers if s.key.endswith(f":{RESPONSE_KIND}")), None)
+    backdoor caught by the spectrum alone reads the same, so this says what else it
+    can mean — beside a WARN where the response was read (the check does not FAIL on a
+    spectrum its behavioural reading contradicts), beside the verdict where none was
+    (None when the response is not ordinary, or the verdict is not the spectrum's)."""
+    response = _response_of(score)
     led = score.worst
     if not led.key.endswith(f":{SPECTRUM_KIND}") or (response is not None and response.p < ordinary_above):
         return None
@@ -220,6 +230,11 @@ def _spectrum_alone(bank: WeightBank, score: NetworkScore, ordinary_above: float
     return (f"only the spectrum reading is out of the references' range ({led.key}, z = {led.z:.1f}); its "
             f"embeddings of ordinary faces moved along no class of its head more than the references' did "
             f"(head response z = {response.z:.1f}): {same}")
+
+
+def _response_of(score: NetworkScore) -> LayerScore | None:
+    """The head-response reading among a network's scored readings (None: not read)."""
+    return next((s for s in score.layers if s.key.endswith(f":{RESPONSE_KIND}")), None)
 
 
 def _faces_phrase(bank: WeightBank) -> str:
