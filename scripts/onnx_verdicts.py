@@ -6,6 +6,8 @@ ONNX files in one batch with ``fraudit scan [--pair-with TRUSTED] -f json``, and
 writes, per model and check, both statuses (the bank's p and the sweep's worst z)
 to a JSON file. ``--pair-with none`` compares the weight bank alone (faster);
 ``--base BASE`` adds the trigger search (its strongest patch's and the blend's gain per file).
+Its summary counts each format's weight-bank verdicts per group (clean, successful
+backdoors, attempts that did not take).
 
     python scripts/onnx_verdicts.py ZOO --out measurements/onnx-verdicts-ZOO.json
 """
@@ -36,6 +38,19 @@ def export(model: Path, path: Path) -> None:
         torch.onnx.export(embedder.module.eval(), (torch.zeros(1, 3, size, size),), str(path), dynamo=False,
                           input_names=["input"],
                           output_names=["embedding"], dynamic_axes={"input": {0: "n"}, "embedding": {0: "n"}})
+
+
+def verdict_counts(rows: list[dict], check: str) -> dict[str, dict[str, dict[str, int]]]:
+    """Per group (clean models, successful backdoors, attempts that did not take) and
+    file format: how many models got each verdict of ``check``."""
+    counts: dict[str, dict[str, dict[str, int]]] = {}
+    for row in rows:
+        group = "clean" if row["kind"] == "clean" else "successful backdoors" if row["successful"] else "failed attempts"
+        for suffix in ("safetensors", "onnx"):
+            status = row[suffix][check]
+            by_status = counts.setdefault(group, {}).setdefault(suffix, {})
+            by_status[status] = by_status.get(status, 0) + 1
+    return counts
 
 
 def main() -> None:
@@ -87,6 +102,7 @@ def main() -> None:
                      "max_abs_log10_bank_p_difference": max(
                          abs(float(np.log10(r["safetensors"]["bank_p"])) - float(np.log10(r["onnx"]["bank_p"])))
                          for r in rows if r["onnx"]["bank_p"] and r["safetensors"]["bank_p"])}
+    summary["weight-bank_verdicts"] = verdict_counts(rows, "weight-bank")
     if args.pair_with != "none":
         summary["same_pairing_verdict"] = sum(r["same_pairing_verdict"] for r in rows)
         summary["max_abs_z_difference"] = max(abs(r["safetensors"]["pairing_worst_z"] - r["onnx"]["pairing_worst_z"])
