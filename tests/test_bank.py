@@ -519,3 +519,27 @@ def test_a_spectrum_the_head_response_contradicts_is_a_warn_not_a_fail() -> None
     assert headless.status is Status.FAIL and "no head response was read" in headless.evidence["caveat"]
     assert verdict(-2.0, -0.2, p=0.03).status is Status.WARN  # a WARN by its p stays a WARN
     assert verdict(-0.1, 0.3, p=0.5).status is Status.PASS
+
+
+def test_a_clean_fine_tune_on_low_variation_faces_is_a_warn_and_its_headless_export_a_fail(tmp_path: Path) -> None:
+    """A real clean last-layer fine-tune of the shipped base on a low-variation world
+    (tests/data: the tensors it changed; README, "The weight bank in the field"): the
+    spectrum FAILs it, its head response is ordinary, so the check says WARN, not FAIL;
+    without its head nothing can overrule the spectrum, so the FAIL stands, with the caveat."""
+    from safetensors.torch import load_file, save_file
+
+    from fraudit.zoo.base import default_base_path
+
+    changed = load_file(Path(__file__).parent / "data" / "low-variation-clean-finetune.safetensors")
+    model = {**load_file(default_base_path()), **changed}
+    save_file(model, tmp_path / "low-variation.safetensors")
+    save_file({k: v for k, v in model.items() if k != "head.weight"}, tmp_path / "headless.safetensors")
+    result = runner.invoke(app, ["scan", str(tmp_path), "-f", "json"])
+    assert result.exit_code == 1, result.output  # the headless one FAILs
+    checks = {Path(r["source"]).name: next(c for c in r["checks"] if c["name"] == "weight-bank")
+              for r in json.loads(result.stdout)["results"]}
+    with_head, headless = checks["low-variation.safetensors"], checks["headless.safetensors"]
+    assert with_head["status"] == "WARN" and "WARN, not FAIL" in with_head["summary"], with_head["summary"]
+    assert with_head["evidence"]["consolidated"]["p"] < 0.01 and "fail_rule" in with_head["evidence"]
+    assert "if it is a backdoor" in with_head["summary"]
+    assert headless["status"] == "FAIL" and "no head response was read" in headless["evidence"]["caveat"]
