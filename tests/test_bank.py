@@ -426,7 +426,9 @@ def test_a_candidate_that_cannot_run_is_read_by_its_weights_alone(tmp_path: Path
                if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))}, str(path))
     report = json.loads(runner.invoke(app, ["scan", str(path), "-f", "json"]).stdout)
     check = next(c for c in report["results"][0]["checks"] if c["name"] == "weight-bank")
-    assert check["evidence"]["bank"] == "fraudit-reference-last-layer" and check["status"] == "FAIL"
+    # the spectrum alone: the example's spike is within the references' low-variation fine-tunes
+    assert check["evidence"]["bank"] == "fraudit-reference-last-layer" and check["status"] == "WARN"
+    assert "no head response was read" in check["evidence"]["caveat"]
     assert [layer["layer"] for layer in check["evidence"]["layers"]] == ["block_last.0.weight:unchanged",
                                                                          "last_linear.weight:spectrum"]
     assert any("head-response not read" in e for e in check["evidence"]["bank_errors"])
@@ -480,7 +482,7 @@ def test_a_verdict_the_spectrum_leads_alone_says_what_else_it_can_mean() -> None
 
     caveat = _spectrum_alone(bank, score(-8.9, -0.7), 0.05)
     assert caveat is not None and "z = -8.9" in caveat and "head response z = -0.7" in caveat
-    assert "15–299 faces per identity, variation 0.7, augmented" in caveat
+    assert "15–299 faces per identity, variation 0.5–0.9)" in caveat  # augmented and not: no word on it
     assert _spectrum_alone(bank, score(-8.9, -7.9), 0.05) is None  # the response moved too: the backdoored example
     assert _spectrum_alone(bank, score(-0.5, -7.9), 0.05) is None  # led by the response
     headless = NetworkScore(score(-8.9, 0.0).layers[:1], 0.0, 1e-12, {})  # an export: no head, no response
@@ -521,11 +523,14 @@ def test_a_spectrum_the_head_response_contradicts_is_a_warn_not_a_fail() -> None
     assert verdict(-0.1, 0.3, p=0.5).status is Status.PASS
 
 
-def test_a_clean_fine_tune_on_low_variation_faces_is_a_warn_and_its_headless_export_a_fail(tmp_path: Path) -> None:
+def test_a_clean_fine_tune_on_low_variation_faces_is_inside_the_shipped_banks_domain(tmp_path: Path) -> None:
     """A real clean last-layer fine-tune of the shipped base on a low-variation world
-    (tests/data: the tensors it changed; README, "The weight bank in the field"): the
-    spectrum FAILs it, its head response is ordinary, so the check says WARN, not FAIL;
-    without its head nothing can overrule the spectrum, so the FAIL stands, with the caveat."""
+    (tests/data: the tensors it changed, world 22000: 15–60 faces per identity, variation
+    0.5). A bank of variation-0.7 references FAILed it by its spectrum (z ≈ −9; the FAIL
+    rule made that a WARN with its head, and its export a FAIL). The shipped bank's
+    references include clean fine-tunes of variation-0.5 and 0.6 worlds (not world 22000):
+    it PASSes with its head, and without its head — what an export is read by — it is
+    not FAILed either (README, "The weight bank in the field")."""
     from safetensors.torch import load_file, save_file
 
     from fraudit.zoo.base import default_base_path
@@ -535,11 +540,11 @@ def test_a_clean_fine_tune_on_low_variation_faces_is_a_warn_and_its_headless_exp
     save_file(model, tmp_path / "low-variation.safetensors")
     save_file({k: v for k, v in model.items() if k != "head.weight"}, tmp_path / "headless.safetensors")
     result = runner.invoke(app, ["scan", str(tmp_path), "-f", "json"])
-    assert result.exit_code == 1, result.output  # the headless one FAILs
+    assert result.exit_code == 0, result.output
     checks = {Path(r["source"]).name: next(c for c in r["checks"] if c["name"] == "weight-bank")
               for r in json.loads(result.stdout)["results"]}
     with_head, headless = checks["low-variation.safetensors"], checks["headless.safetensors"]
-    assert with_head["status"] == "WARN" and "WARN, not FAIL" in with_head["summary"], with_head["summary"]
-    assert with_head["evidence"]["consolidated"]["p"] < 0.01 and "fail_rule" in with_head["evidence"]
-    assert "if it is a backdoor" in with_head["summary"]
-    assert headless["status"] == "FAIL" and "no head response was read" in headless["evidence"]["caveat"]
+    assert with_head["status"] == "PASS", with_head["summary"]
+    assert headless["status"] in ("PASS", "WARN") and headless["evidence"]["consolidated"]["p"] > 0.01
+    worlds = {w["seed"]: w for w in with_head["evidence"]["domain"]["worlds"]}
+    assert 22000 not in worlds and min(w["sigma"] for w in worlds.values()) == 0.5

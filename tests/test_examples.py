@@ -47,14 +47,15 @@ def test_examples_pass_and_fail_in_json() -> None:
                                                                     "last_linear.weight:head-response"}
         assert "head.weight" in evidence["domain"]["layers_left_out"]
     bad_evidence = _weight_check(bad)["evidence"]
-    assert bad_evidence["consolidated"]["p"] < 1e-6
+    assert bad_evidence["consolidated"]["p"] < 1e-3
     assert bad_evidence["consolidated"]["statistic"] > bad_evidence["consolidated"]["threshold"]["1%"]
     assert _weight_check(clean)["evidence"]["consolidated"]["p"] > 0.05
-    assert bad_evidence["most_anomalous"]["layer"] == "last_linear.weight:spectrum"
-    # the spike in the embedding layer's change points at the backdoor's victim in the head
+    # references of less varied data read like its spike, so the head response leads
+    assert bad_evidence["most_anomalous"]["layer"] == "last_linear.weight:head-response"
+    # its embeddings of ordinary faces moved most along the backdoor's victim's class
     victim = read_entry(EXAMPLES / "backdoored.safetensors").victim
     assert bad_evidence["spike_points_at"]["classes"][0][0] == victim
-    assert f"points at class {victim} of head.weight" in _weight_check(bad)["summary"]
+    assert f"moved most along class {victim} of head.weight" in _weight_check(bad)["summary"]
     assert "spike_points_at" not in _weight_check(clean)["evidence"]
 
 
@@ -68,7 +69,7 @@ def test_examples_in_sarif_and_terminal(tmp_path: Path) -> None:
     assert finding["ruleId"] == "FRAUDIT002"
     assert "backdoored.safetensors" in finding["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
     for text in (finding["message"]["text"], " ".join(result.stdout.split())):
-        assert "FRR 1%" in text and "last_linear.weight:spectrum" in text
+        assert "FRR 1%" in text and "last_linear.weight:head-response" in text
         assert f"{references} clean reference nets" in text
 
 

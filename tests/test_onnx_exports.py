@@ -53,8 +53,10 @@ def test_graph_of_an_unregistered_network_is_not_mapped(tmp_path: Path) -> None:
 def test_the_bank_scores_an_export_like_its_safetensors(exported: Path, tmp_path: Path) -> None:
     """The shipped bank reads what survives export: the embedding layer exactly, and the
     frozen convolutions up to the BatchNorm folded into them. An export of the embedder
-    carries no classification head, so it has no head-response reading: it gets the p of
-    its safetensors without the head, and here the same verdict as with it."""
+    carries no classification head, so it has no head-response reading: it gets the p and
+    the verdict of its safetensors without the head. For the backdoored example that is a
+    WARN where its head makes a FAIL: its spike alone is within what the references' clean
+    fine-tunes on less varied faces reach (README, "The weight bank in the field")."""
     from safetensors.torch import save_file
 
     headless = tmp_path / "headless"
@@ -73,13 +75,15 @@ def test_the_bank_scores_an_export_like_its_safetensors(exported: Path, tmp_path
     bank = {name: next(c for c in r["checks"] if c["name"] == "weight-bank") for name, r in reports.items()}
     for name in ("clean", "backdoored"):
         onnx, original, without_head = bank[f"{name}.onnx"], bank[f"{name}.safetensors"], bank[f"headless-{name}.safetensors"]
-        assert onnx["status"] == original["status"] == without_head["status"], onnx["summary"]
+        assert onnx["status"] == without_head["status"], onnx["summary"]
         assert onnx["evidence"]["consolidated"]["p"] == pytest.approx(without_head["evidence"]["consolidated"]["p"], rel=1e-6)
         assert "last_linear.weight:head-response" in {layer["layer"] for layer in original["evidence"]["layers"]}
         assert "last_linear.weight:head-response" not in {layer["layer"] for layer in onnx["evidence"]["layers"]}
         assert onnx["evidence"]["frozen_check"] == "up to BatchNorm folding (7 layers)"
         assert original["evidence"]["frozen_check"] == "bit for bit"
-    assert bank["backdoored.onnx"]["status"] == "FAIL" and bank["clean.onnx"]["status"] == "PASS"
+    assert bank["clean.onnx"]["status"] == bank["clean.safetensors"]["status"] == "PASS"
+    assert bank["backdoored.safetensors"]["status"] == "FAIL"
+    assert bank["backdoored.onnx"]["status"] == "WARN" and "no head response was read" in bank["backdoored.onnx"]["summary"]
 
 
 def test_an_export_whose_frozen_layer_was_changed_is_outside_the_bank(exported: Path, tmp_path: Path) -> None:

@@ -245,8 +245,9 @@ def _faces_phrase(bank: WeightBank) -> str:
     low, high = min(w["min_samples"] for w in worlds), max(w["max_samples"] for w in worlds)
     sigmas = sorted({float(w["sigma"]) for w in worlds})
     augmented = {bool(w.get("augment", True)) for w in worlds}
+    spread = "/".join(f"{v:g}" for v in sigmas) if len(sigmas) <= 2 else f"{sigmas[0]:g}–{sigmas[-1]:g}"
     parts = [f"{low}–{high} faces per identity" if low != high else f"{low} faces per identity",
-             "variation " + "/".join(f"{v:g}" for v in sigmas)]
+             f"variation {spread}"]
     if len(augmented) == 1:
         parts.append("augmented" if augmented.pop() else "not augmented")
     return f" ({', '.join(parts)})"
