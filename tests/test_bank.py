@@ -458,8 +458,9 @@ def test_among_equally_specific_banks_the_strictest_judges(smoke_zoo: Path, tmp_
     result = runner.invoke(app, ["scan", str(example), "--bank", str(banks), "-f", "json"])
     check = next(c for c in json.loads(result.stdout)["results"][0]["checks"] if c["name"] == "weight-bank")
     assert sorted(check["evidence"]["banks_tried"]) == ["fraudit-reference-last-layer", "smoke"]
-    assert p["smoke"] > 0.01 > p["shipped"]  # the smoke world's bank is the lax one here
-    assert check["evidence"]["consolidated"]["p"] == min(p.values()) and check["status"] == "FAIL"
+    # the smoke world's bank alone would PASS it; the shipped one, reading its spectrum alone, WARNs
+    assert p["smoke"] > 0.05 > p["shipped"], p
+    assert check["evidence"]["consolidated"]["p"] == min(p.values()) and check["status"] == "WARN"
 
 
 def test_a_verdict_the_spectrum_leads_alone_says_what_else_it_can_mean() -> None:
