@@ -14,8 +14,10 @@ today (the spectrum alone).
 
     python scripts/research_response_gap.py ZOO [ZOO ...] --out measurements/research-response-gap.json
 
-References: the shipped last-layer bank's (their zoos must sit beside the evaluated
-ones, under the parent of the first ZOO).
+References: a last-layer bank's (``--bank``, default the shipped one; their zoos must
+sit beside the evaluated ones, under the parent of the first ZOO). The measurement in
+``measurements/research-response-gap.json`` used the 36-reference bank shipped before
+the varied-data one; its protocol line records the count.
 """
 
 from __future__ import annotations
@@ -63,10 +65,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("zoos", type=Path, nargs="+")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--bank", type=Path, default=banks_dir() / "fraudit-reference-last-layer",
+                        help="the bank whose reference networks calibrate both readings")
     args = parser.parse_args()
     base = load_checked(default_base_path())
     base_embeddings = response_embeddings(ARCH, base)
-    bank = json.loads((banks_dir() / "fraudit-reference-last-layer" / "bank.json").read_text())
+    bank = json.loads((args.bank / "bank.json").read_text())
     root = args.zoos[0].resolve().parent
     ref = np.array([readings(root / name.replace("/", "/models/", 1), base, base_embeddings)
                     for name in bank["reference_networks"]])
@@ -102,7 +106,7 @@ def main() -> None:
                          for k in groups}, row.get("auc", ""))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
-        "protocol": f"references: the shipped last-layer bank's {len(ref)} clean networks (their scores give each "
+        "protocol": f"references: bank {bank['name']}'s {len(ref)} clean networks (their scores give each "
                     "reading's mean and spread); consolidated by Fisher's method against the references' scaled chi2 "
                     "as a bank does; FAIL below p 0.01, WARN below 0.05; successful backdoors only",
         "zoos": summary}, indent=2) + "\n")
