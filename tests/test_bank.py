@@ -160,6 +160,37 @@ def test_spike_score_sees_a_rank_one_change_and_not_a_diffuse_one() -> None:
     assert spike_score(base, base) == 0.0  # unchanged: nothing to read
 
 
+def _change_with_spectrum(rng: np.random.Generator, values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A change of ``shape`` whose singular values are ``values`` (random directions)."""
+    u = np.linalg.qr(rng.normal(size=(shape[0], len(values))))[0]
+    v = np.linalg.qr(rng.normal(size=(shape[1], len(values))))[0]
+    return (u * values) @ v.T
+
+
+def test_the_trend_reading_holds_where_a_steeper_spectrum_moves_the_median_one() -> None:
+    """Fine-tuning on less varied data makes the whole change spectrum steeper: s₁ over
+    the median moves with it, s₁ over the trend of s₂ … s₁₂ does not. A rank-one term
+    (a backdoor's) lifts s₁ alone, and both readings see that."""
+    from fraudit.bank.readings import spike_score, trend_spike_score
+
+    rng = np.random.default_rng(1)
+    base = rng.normal(0, 1, (64, 256))
+    k = np.arange(1, 65)
+    shallow = base + _change_with_spectrum(rng, k ** -0.3, base.shape)
+    steep = base + _change_with_spectrum(rng, k ** -0.8, base.shape)
+    assert spike_score(steep, base) < spike_score(shallow, base) - 0.5
+    assert trend_spike_score(steep, base) == pytest.approx(trend_spike_score(shallow, base), abs=0.02)
+    spiked_values = k ** -0.3
+    spiked_values[0] *= 2.0
+    spiked = base + _change_with_spectrum(rng, spiked_values, base.shape)
+    assert trend_spike_score(spiked, base) == pytest.approx(trend_spike_score(shallow, base) - np.log(2.0), abs=0.02)
+    # the unit-length reading an export's folded layer gets: blind to each unit's scale
+    scales = rng.uniform(0.2, 5.0, 64) * np.where(rng.random(64) < 0.1, -1, 1)
+    unit = trend_spike_score(spiked, base, unit_rows=True)
+    assert trend_spike_score(spiked * scales[:, None], base, unit_rows=True) == pytest.approx(unit)
+    assert trend_spike_score(base, base) == 0.0  # unchanged: nothing to read
+
+
 def test_the_head_aligned_reading_finds_the_class_a_change_lands_on() -> None:
     """A change mapped onto one class's head row (a victim) stands out among the
     classes; the same change spread over the embedding does not; the reading does not

@@ -38,6 +38,7 @@ from fraudit.bank.readings import (
     read_vectors,
     readings_for,
     spike_score,
+    trend_spike_score,
 )
 from fraudit.bank.response import RESPONSE_KEY
 from fraudit.errors import IncompatibleArtifactError, NotEnoughDataError
@@ -55,6 +56,9 @@ class EstimatorKind(enum.StrEnum):
 
 
 SPECTRUM_KIND = "spectrum"  # a LayerModel scored by spike_score against the base, nothing fitted
+TREND_KIND = "spectrum-trend"  # scored by trend_spike_score against the base, nothing fitted
+# the readings of a layer's change spectrum: read the same way from a checkpoint or a folded export
+CHANGE_SPECTRUM_KINDS = (SPECTRUM_KIND, TREND_KIND)
 HEAD_KIND = "head-aligned"  # scored by head_aligned_score against the base and the candidate's head
 # scored by head_response_score: the candidate's embeddings of the response faces against
 # the base's (its base_weight) along the candidate's head
@@ -78,8 +82,8 @@ class LayerModel:
     layer: str
     reading: Reading
     shape: tuple[int, ...]
-    kind: str  # an EstimatorKind, "frozen" (every reference holds the same weights), "spectrum", "head-aligned"
-    # or "head-response"
+    kind: str  # an EstimatorKind, "frozen" (every reference holds the same weights), "spectrum", "spectrum-trend",
+    # "head-aligned" or "head-response"
     estimators: list  # one per cross-fitting fold, sharing one projection
     reference: str | None  # sha256 of the frozen weights (float32 bytes)
     oof_scores: np.ndarray  # per reference network, held-out
@@ -94,7 +98,7 @@ class LayerModel:
 
     def for_folded(self) -> LayerModel:
         """The same layer judged by its unit-length reading, which folding does not change."""
-        assert self.kind == SPECTRUM_KIND and self.unit_scores is not None
+        assert self.kind in CHANGE_SPECTRUM_KINDS and self.unit_scores is not None
         return replace(self, oof_scores=self.unit_scores,
                        oof_vector_mean=np.array([self.unit_scores.mean()]),
                        oof_vector_std=np.array([self.unit_scores.std() + 1e-9]), unit_rows=True)
@@ -118,9 +122,10 @@ class LayerModel:
         if self.kind == HEAD_KIND:
             assert self.base_weight is not None and head is not None
             return np.array([head_aligned_score(weight, self.base_weight, head)])
-        if self.kind == SPECTRUM_KIND:
+        if self.kind in CHANGE_SPECTRUM_KINDS:
             assert self.base_weight is not None
-            return np.array([spike_score(weight, self.base_weight, unit_rows=self.unit_rows)])
+            read = spike_score if self.kind == SPECTRUM_KIND else trend_spike_score
+            return np.array([read(weight, self.base_weight, unit_rows=self.unit_rows)])
         vectors = read_vectors(weight, self.reading)
         if self.kind == "frozen":
             # fine-tuning copies frozen layers bit for bit: any change is an anomaly
@@ -192,8 +197,9 @@ def fit_layer_models(
     head: tuple[str, str] | None = None,
 ) -> list[LayerModel]:
     """``readings``: the thesis' vector readings (each fitted, calibrated out of fold),
-    or the spectrum of each trained layer's change from ``base`` (nothing is fitted:
-    the references' scores are its calibration), with — for ``head-aligned`` — the
+    or the spectrum of each trained layer's change from ``base``, read as the spike
+    over the median and over the trend of the next values (nothing is fitted: the
+    references' scores are its calibration), with — for ``head-aligned`` — the
     ``head`` = (embedding layer, head tensor) reading beside that layer's spectrum,
     when every reference carries the head; for ``head-response``, the response
     reading beside it (every network and the base then hold their embeddings of the
@@ -217,11 +223,13 @@ def fit_layer_models(
             if readings.reads_change:
                 if base is None or layer not in base or base[layer].shape != weights.shape[1:]:
                     raise NotEnoughDataError(f"{layer}: the spectrum reading needs the base's weights of this layer")
-                scores = np.array([spike_score(w, base[layer]) for w in weights])
-                unit = np.array([spike_score(w, base[layer], unit_rows=True) for w in weights])
-                models.append(LayerModel(layer, Reading.SPECTRUM, weights.shape[1:], SPECTRUM_KIND, [], None, scores,
-                                         np.array([scores.mean()]), np.array([scores.std() + 1e-9]),
-                                         np.asarray(base[layer], np.float64), unit))
+                for reading_of, read, kind_of in ((Reading.SPECTRUM, spike_score, SPECTRUM_KIND),
+                                                  (Reading.SPECTRUM_TREND, trend_spike_score, TREND_KIND)):
+                    scores = np.array([read(w, base[layer]) for w in weights])
+                    unit = np.array([read(w, base[layer], unit_rows=True) for w in weights])
+                    models.append(LayerModel(layer, reading_of, weights.shape[1:], kind_of, [], None, scores,
+                                             np.array([scores.mean()]), np.array([scores.std() + 1e-9]),
+                                             np.asarray(base[layer], np.float64), unit))
                 if readings is ReadingSet.HEAD_ALIGNED and head is not None and head[0] == layer \
                         and all(head[1] in net for net in networks):
                     aligned = np.array([head_aligned_score(w, base[layer], net[head[1]])
@@ -278,7 +286,7 @@ def score_network(
             if m.layer in responding:
                 present.append(m)
             continue
-        if m.kind == HEAD_KIND or (m.kind == SPECTRUM_KIND and m.layer in along_head):
+        if m.kind == HEAD_KIND or (m.kind in CHANGE_SPECTRUM_KINDS and m.layer in along_head):
             if m.kind == HEAD_KIND and m.layer in along_head:
                 present.append(m)
             continue
@@ -286,7 +294,7 @@ def score_network(
             present.append(m)
         elif m.layer in folded and m.kind == "frozen":
             present.append(m)
-        elif m.layer in folded and m.kind == SPECTRUM_KIND:
+        elif m.layer in folded and m.kind in CHANGE_SPECTRUM_KINDS:
             present.append(m.for_folded())
     missing = sorted({m.layer for m in models} - {m.layer for m in present})
     layer_scores: list[LayerScore] = []
@@ -306,7 +314,7 @@ def score_network(
         p = float(max(stats.norm.cdf(z), MIN_P)) if np.isfinite(z) else MIN_P
         vector_z = (per_vector - m.oof_vector_mean) / m.oof_vector_std
         # a spectrum is one number for the whole layer: no vector to point at
-        worst = [] if m.kind in (SPECTRUM_KIND, HEAD_KIND, RESPONSE_KIND) else [int(i) for i in np.argsort(vector_z)[:top_vectors]]
+        worst = [] if m.kind in (*CHANGE_SPECTRUM_KINDS, HEAD_KIND, RESPONSE_KIND) else [int(i) for i in np.argsort(vector_z)[:top_vectors]]
         layer_scores.append(LayerScore(m.key, score, float(z), p, m.thresholds(frr), worst, tuple(m.oof_scores.tolist())))
     if not layer_scores:
         raise IncompatibleArtifactError("the candidate has none of the bank's layers")

@@ -21,6 +21,16 @@ several spikes. It needs no neuron-by-neuron agreement, so it survives a change 
 data; it cannot see a backdoor implanted into an already fine-tuned model (its
 change is the clean model's plus a small one).
 
+The *spectrum-trend* reading (beyond the thesis) reads the same singular values for
+one spike standing out of the *shape* of the rest: the log of s₁ against the
+power-law trend of s₂ … s₁₂ (a line through log s_k against log k), extrapolated to
+k = 1. Fine-tuning on fewer or less varied faces per identity makes the whole
+spectrum steeper, which moves s₁ / median s with it (clean models of such worlds
+read as spiky as backdoors), but it moves the trend too; a backdoor's rank-one term
+lifts s₁ alone above it. It is the reading a headless candidate (an export, an
+embedder shipped without its head) is left with beside the spectrum, and the reason
+it is there (measured: README, "The weight bank in the field").
+
 The *head-aligned* reading (beyond the thesis) reads the embedding layer's change
 along the candidate's own classification head: a_i = ‖ĥ_iᵀ Δ‖ is how much of the
 change lands on class i (ĥ_i its unit head row), and the score is minus the largest
@@ -54,6 +64,7 @@ class Reading(enum.StrEnum):
     BACKWARD = "backward"
     UNCHANGED = "unchanged"
     SPECTRUM = "spectrum"
+    SPECTRUM_TREND = "spectrum-trend"
     HEAD_ALIGNED = "head-aligned"
     HEAD_RESPONSE = "head-response"
 
@@ -97,6 +108,33 @@ def spike_score(weight: np.ndarray, base: np.ndarray, *, unit_rows: bool = False
     unit by a factor the checkpoint does not show, and this reading does not see it.
     It is the weaker reading (measured: it gives up a few backdoors), so a bank
     uses it only for layers that reach it folded."""
+    s = change_spectrum(weight, base, unit_rows=unit_rows)
+    if len(s) < 3 or s[0] <= 0:
+        return 0.0  # unchanged, or too few directions to have a bulk
+    return float(-np.log(s[0] / max(float(np.median(s)), 1e-12 * float(s[0]))))
+
+
+# the singular values s₂ … s₁₂ the trend is drawn through: enough to fix a slope, few
+# enough to stay in the top of the spectrum that fine-tuning shapes
+TREND_VALUES = slice(1, 12)
+
+
+def trend_spike_score(weight: np.ndarray, base: np.ndarray, *, unit_rows: bool = False) -> float:
+    """−(log s₁ − the power-law trend of s₂ … s₁₂ at k = 1) of the change from the
+    base: lower when the largest singular value stands above the decay of the next
+    ones. ``unit_rows`` as for ``spike_score``."""
+    s = change_spectrum(weight, base, unit_rows=unit_rows)
+    k = np.arange(1, len(s) + 1)[TREND_VALUES]
+    trend = s[TREND_VALUES]
+    if len(trend) < 3 or trend[-1] <= 0:
+        return 0.0  # unchanged, or too few directions to draw a trend through
+    tiny = 1e-12 * float(s[0])
+    _, intercept = np.polyfit(np.log(k), np.log(np.maximum(trend, tiny)), 1)
+    return float(-(np.log(s[0]) - intercept))
+
+
+def change_spectrum(weight: np.ndarray, base: np.ndarray, *, unit_rows: bool = False) -> np.ndarray:
+    """The singular values of the change from the base, largest first."""
     if unit_rows:
         base_rows = _unit_rows(base)
         delta = _unit_rows(weight, like=base_rows) - base_rows
@@ -104,10 +142,7 @@ def spike_score(weight: np.ndarray, base: np.ndarray, *, unit_rows: bool = False
         delta = change_rows(weight, base)
     # singular values from the smaller Gram matrix: a fraction of an SVD's time on a wide layer
     gram = delta @ delta.T if delta.shape[0] <= delta.shape[1] else delta.T @ delta
-    s = np.sqrt(np.clip(np.linalg.eigvalsh(gram), 0.0, None))[::-1]
-    if len(s) < 3 or s[0] <= 0:
-        return 0.0  # unchanged, or too few directions to have a bulk
-    return float(-np.log(s[0] / max(float(np.median(s)), 1e-12 * float(s[0]))))
+    return np.sqrt(np.clip(np.linalg.eigvalsh(gram), 0.0, None))[::-1]
 
 
 def class_shares(weight: np.ndarray, base: np.ndarray, head: np.ndarray) -> np.ndarray:

@@ -21,7 +21,15 @@ from safetensors.numpy import load_file, save_file
 
 from fraudit import __version__
 from fraudit.artifacts import read_json_object
-from fraudit.bank.bank import HEAD_KIND, RESPONSE_KIND, SPECTRUM_KIND, EstimatorKind, LayerModel, frozen_digest
+from fraudit.bank.bank import (
+    HEAD_KIND,
+    RESPONSE_KIND,
+    SPECTRUM_KIND,
+    TREND_KIND,
+    EstimatorKind,
+    LayerModel,
+    frozen_digest,
+)
 from fraudit.bank.layers import audited_layers
 from fraudit.bank.estimators import IndexAlignedGaussian, PCAGaussianMixture, Projection
 from fraudit.bank.folding import SKETCH_DIM, matches_base
@@ -131,6 +139,8 @@ def _calibration_text(m: LayerModel) -> str:
         return "bit-identical to base"
     if m.kind == SPECTRUM_KIND:  # the score is −log(s₁ / median s): say it as the ratio
         return f"s₁/median s {np.exp(-m.mean):.3f} (score {m.mean:.4f} ± {m.std:.4f})"
+    if m.kind == TREND_KIND:  # the score is −log(s₁ / trend of s₂…s₁₂ at 1): say it as the ratio
+        return f"s₁/trend {np.exp(-m.mean):.3f} (score {m.mean:.4f} ± {m.std:.4f})"
     if m.kind == HEAD_KIND:  # the score is minus the largest class's robust z: say it as that z
         return f"largest class share, robust z {-m.mean:.2f} ± {m.std:.2f} (of {m.head_key})"
     if m.kind == RESPONSE_KIND:
@@ -151,7 +161,7 @@ def save_bank(bank: WeightBank, out: Path) -> Path:
         if m.kind == "frozen":
             assert m.reference is not None
             entry["reference_sha256"] = m.reference
-        elif m.kind in (SPECTRUM_KIND, HEAD_KIND, RESPONSE_KIND):
+        elif m.kind in (SPECTRUM_KIND, TREND_KIND, HEAD_KIND, RESPONSE_KIND):
             assert m.base_weight is not None
             if m.kind == RESPONSE_KIND:  # base_weight: the base's embeddings of these faces
                 entry["response_faces"] = faces_record()
@@ -252,7 +262,7 @@ def _from_arrays(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Weigh
         own = {k[len(prefix):]: v.astype(np.float64) for k, v in arrays.items() if k.startswith(prefix)}
         _check_shapes(entry, own, reference_size=len(header["reference_networks"]))
         estimators: list = []
-        if entry["kind"] not in ("frozen", SPECTRUM_KIND, HEAD_KIND, RESPONSE_KIND):
+        if entry["kind"] not in ("frozen", SPECTRUM_KIND, TREND_KIND, HEAD_KIND, RESPONSE_KIND):
             cls = IndexAlignedGaussian if entry["kind"] == EstimatorKind.INDEX_ALIGNED else PCAGaussianMixture
             for fold in range(entry["folds"]):
                 fold_arrays = {k.split(".", 1)[1]: v for k, v in own.items() if k.startswith(f"fold{fold}.")}
@@ -278,6 +288,7 @@ def _check_shapes(entry: dict[str, Any], own: dict[str, np.ndarray], *, referenc
     shape = tuple(int(d) for d in entry["shape"])
     reading = Reading(entry["reading"])
     if (reading is Reading.SPECTRUM) != (entry["kind"] == SPECTRUM_KIND) or \
+            (reading is Reading.SPECTRUM_TREND) != (entry["kind"] == TREND_KIND) or \
             (reading is Reading.HEAD_ALIGNED) != (entry["kind"] == HEAD_KIND) or \
             (reading is Reading.HEAD_RESPONSE) != (entry["kind"] == RESPONSE_KIND):
         raise ValueError(f"{entry['layer']}: a {reading} reading of kind {entry['kind']}")
@@ -286,7 +297,7 @@ def _check_shapes(entry: dict[str, Any], own: dict[str, np.ndarray], *, referenc
     if reading is Reading.HEAD_RESPONSE and entry.get("response_faces") != faces_record():
         raise ValueError(f"{entry['layer']}: a head-response reading on faces {entry.get('response_faces')}, "
                          f"not this fraudit's {faces_record()}")
-    if reading in (Reading.SPECTRUM, Reading.HEAD_ALIGNED, Reading.HEAD_RESPONSE):
+    if reading in (Reading.SPECTRUM, Reading.SPECTRUM_TREND, Reading.HEAD_ALIGNED, Reading.HEAD_RESPONSE):
         base = own.get("base_weight")
         if base is None or base.shape != shape or frozen_digest(base) != entry.get("base_sha256"):
             what = "embeddings" if reading is Reading.HEAD_RESPONSE else "weights"

@@ -17,7 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from fraudit.bank.bank import HEAD_KIND, RESPONSE_KIND, SPECTRUM_KIND, LayerScore, NetworkScore, score_network
+from fraudit.bank.bank import (
+    CHANGE_SPECTRUM_KINDS,
+    HEAD_KIND,
+    RESPONSE_KIND,
+    LayerScore,
+    NetworkScore,
+    score_network,
+)
 from fraudit.bank.localise import head_key_of, nearest_classes, spike_direction
 from fraudit.bank.readings import class_responses, class_shares, robust_z
 from fraudit.bank.response import RESPONSE_KEY, response_embeddings
@@ -208,7 +215,7 @@ class WeightBankCheck:
 
 
 def _spectrum_alone(bank: WeightBank, score: NetworkScore, ordinary_above: float) -> str | None:
-    """What a verdict led by a layer's spectrum means when the head response, read
+    """What a verdict led by a layer's spectrum (either reading of it) means when the head response, read
     beside it, is ordinary (its p at least ``ordinary_above``). The spectrum's level
     moves with the fine-tuning data: clean fine-tunes on fewer or less varied faces
     per identity than the references' change their embedding layer in fewer
@@ -221,7 +228,7 @@ def _spectrum_alone(bank: WeightBank, score: NetworkScore, ordinary_above: float
     (None when the response is not ordinary, or the verdict is not the spectrum's)."""
     response = _response_of(score)
     led = score.worst
-    if not led.key.endswith(f":{SPECTRUM_KIND}") or (response is not None and response.p < ordinary_above):
+    if led.key.rpartition(":")[2] not in CHANGE_SPECTRUM_KINDS or (response is not None and response.p < ordinary_above):
         return None
     same = (f"a clean fine-tune on fewer or less varied faces per identity than the references'{_faces_phrase(bank)} "
             f"reads the same — a bank built from clean fine-tunes of that data tells the two apart")
@@ -263,7 +270,7 @@ def _with_likely_victim(result: CheckResult, bank: WeightBank, score: NetworkSco
     spec = spec_for(candidate.architecture.id) if candidate.architecture else None
     tensors = candidate.tensors or {}
     model = next((m for m in bank.models if m.key == score.worst.key), None)
-    if spec is None or model is None or model.kind not in (SPECTRUM_KIND, HEAD_KIND, RESPONSE_KIND) \
+    if spec is None or model is None or model.kind not in (*CHANGE_SPECTRUM_KINDS, HEAD_KIND, RESPONSE_KIND) \
             or (model.kind == RESPONSE_KIND and response is None) \
             or model.layer != spec.embedding_key or model.layer not in tensors or model.base_weight is None:
         return result
