@@ -284,7 +284,8 @@ def test_a_head_response_bank_runs_the_candidate_on_its_faces(smoke_zoo: Path, t
     assert made.exit_code == 0, made.output
     bank = load_bank(out)
     assert sorted((m.layer, m.kind) for m in bank.models) == [
-        ("block_last.0.weight", "frozen"), ("last_linear.weight", "head-response"), ("last_linear.weight", "spectrum")]
+        ("block_last.0.weight", "frozen"), ("last_linear.weight", "head-response"), ("last_linear.weight", "spectrum"),
+        ("last_linear.weight", "spectrum-trend")]
     header = json.loads((out / "bank.json").read_text())
     assert header["recipe"]["response_faces"] == faces_record()
     assert next(m for m in header["models"] if m["kind"] == "head-response")["shape"] == [faces_record()["n"], 128]
@@ -316,7 +317,7 @@ def test_a_head_aligned_bank_reads_along_the_head_and_falls_back_without_it(smok
     bank = load_bank(out)
     kinds = sorted((m.layer, m.kind) for m in bank.models)
     assert kinds == [("block_last.0.weight", "frozen"), ("last_linear.weight", "head-aligned"),
-                     ("last_linear.weight", "spectrum")]
+                     ("last_linear.weight", "spectrum"), ("last_linear.weight", "spectrum-trend")]
     assert bank.read_keys == ["block_last.0.weight", "head.weight", "last_linear.weight"]
 
     backdoor, checks = _bank_checks_with_and_without_head(smoke_zoo, out, tmp_path)
@@ -349,8 +350,9 @@ def test_spectrum_bank_reads_the_change_from_the_base(smoke_zoo: Path, tmp_path:
     assert header["recipe"]["readings"] == "spectrum"
     assert header["recipe"]["base_sha256"] == file_sha256(default_base_path())
     assert "head.weight" in header["recipe"]["layers_left_out"] and "head.weight" not in header["layers"]
-    kinds = {m["layer"]: m["kind"] for m in header["models"]}
-    assert kinds == {"block_last.0.weight": "frozen", "last_linear.weight": "spectrum"}
+    kinds = {(m["layer"], m["kind"]) for m in header["models"]}
+    assert kinds == {("block_last.0.weight", "frozen"), ("last_linear.weight", "spectrum"),
+                     ("last_linear.weight", "spectrum-trend")}
 
     bank = load_bank(out)
     spectrum = next(m for m in bank.models if m.kind == "spectrum")
@@ -457,11 +459,11 @@ def test_a_candidate_that_cannot_run_is_read_by_its_weights_alone(tmp_path: Path
                if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))}, str(path))
     report = json.loads(runner.invoke(app, ["scan", str(path), "-f", "json"]).stdout)
     check = next(c for c in report["results"][0]["checks"] if c["name"] == "weight-bank")
-    # the spectrum alone: the example's spike is within the references' low-variation fine-tunes
-    assert check["evidence"]["bank"] == "fraudit-reference-last-layer" and check["status"] == "WARN"
+    # the spectrum's two readings alone: its spike over the trend of the next values FAILs it
+    assert check["evidence"]["bank"] == "fraudit-reference-last-layer" and check["status"] == "FAIL"
     assert "no head response was read" in check["evidence"]["caveat"]
-    assert [layer["layer"] for layer in check["evidence"]["layers"]] == ["block_last.0.weight:unchanged",
-                                                                         "last_linear.weight:spectrum"]
+    assert [layer["layer"] for layer in check["evidence"]["layers"]] == [
+        "block_last.0.weight:unchanged", "last_linear.weight:spectrum", "last_linear.weight:spectrum-trend"]
     assert any("head-response not read" in e for e in check["evidence"]["bank_errors"])
 
 
@@ -489,9 +491,9 @@ def test_among_equally_specific_banks_the_strictest_judges(smoke_zoo: Path, tmp_
     result = runner.invoke(app, ["scan", str(example), "--bank", str(banks), "-f", "json"])
     check = next(c for c in json.loads(result.stdout)["results"][0]["checks"] if c["name"] == "weight-bank")
     assert sorted(check["evidence"]["banks_tried"]) == ["fraudit-reference-last-layer", "smoke"]
-    # the smoke world's bank alone would PASS it; the shipped one, reading its spectrum alone, WARNs
-    assert p["smoke"] > 0.05 > p["shipped"], p
-    assert check["evidence"]["consolidated"]["p"] == min(p.values()) and check["status"] == "WARN"
+    # the smoke world's bank alone would PASS it; the shipped one, reading its spectrum alone, FAILs it
+    assert p["smoke"] > 0.05 > 0.01 > p["shipped"], p
+    assert check["evidence"]["consolidated"]["p"] == min(p.values()) and check["status"] == "FAIL"
 
 
 def test_a_verdict_the_spectrum_leads_alone_says_what_else_it_can_mean() -> None:
@@ -536,8 +538,8 @@ def test_a_spectrum_the_head_response_contradicts_is_a_warn_not_a_fail() -> None
     bank = load_bank(banks_dir() / "fraudit-reference-last-layer")
     check = WeightBankCheck()
 
-    def verdict(spectrum_z: float, response_z: float | None, p: float = 1e-9):
-        readings = [("spectrum", spectrum_z)] + ([("head-response", response_z)] if response_z is not None else [])
+    def verdict(spectrum_z: float, response_z: float | None, p: float = 1e-9, led_by: str = "spectrum"):
+        readings = [(led_by, spectrum_z)] + ([("head-response", response_z)] if response_z is not None else [])
         layers = [LayerScore(f"last_linear.weight:{kind}", 0.0, z, float(norm.cdf(z)), {}, [])
                   for kind, z in readings]
         return check._result(bank, NetworkScore(layers, 0.0, p, {}), [bank.name], [])
@@ -551,6 +553,10 @@ def test_a_spectrum_the_head_response_contradicts_is_a_warn_not_a_fail() -> None
     assert verdict(-3.6, -1.8).status is Status.FAIL  # the response at p = 0.036: below the WARN rate, it agrees
     headless = verdict(-9.1, None)  # an export without its head: the spectrum is all there is
     assert headless.status is Status.FAIL and "no head response was read" in headless.evidence["caveat"]
+    # the spectrum's other reading (over the trend of the next values) leads the same way
+    assert verdict(-9.1, -0.2, led_by="spectrum-trend").status is Status.WARN
+    assert verdict(-9.1, -7.9, led_by="spectrum-trend").status is Status.FAIL
+    assert verdict(-9.1, None, led_by="spectrum-trend").status is Status.FAIL
     assert verdict(-2.0, -0.2, p=0.03).status is Status.WARN  # a WARN by its p stays a WARN
     assert verdict(-0.1, 0.3, p=0.5).status is Status.PASS
 

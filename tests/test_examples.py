@@ -44,18 +44,23 @@ def test_examples_pass_and_fail_in_json() -> None:
         assert set(evidence["consolidated"]["threshold"]) == {"1%", "5%"}
         assert evidence["domain"]["readings"] == "head-response" and evidence["domain"]["base_sha256"]
         assert {layer["layer"] for layer in evidence["layers"]} >= {"last_linear.weight:spectrum",
+                                                                    "last_linear.weight:spectrum-trend",
                                                                     "last_linear.weight:head-response"}
         assert "head.weight" in evidence["domain"]["layers_left_out"]
     bad_evidence = _weight_check(bad)["evidence"]
     assert bad_evidence["consolidated"]["p"] < 1e-3
     assert bad_evidence["consolidated"]["statistic"] > bad_evidence["consolidated"]["threshold"]["1%"]
     assert _weight_check(clean)["evidence"]["consolidated"]["p"] > 0.05
-    # references of less varied data read like its spike, so the head response leads
-    assert bad_evidence["most_anomalous"]["layer"] == "last_linear.weight:head-response"
-    # its embeddings of ordinary faces moved most along the backdoor's victim's class
+    # references of less varied data read like its spike over the median, not like its
+    # spike over the trend of the next singular values, which leads; the head response
+    # is out of the references' range beside it
+    by_reading = {layer["layer"]: layer["z"] for layer in bad_evidence["layers"]}
+    assert bad_evidence["most_anomalous"]["layer"] == "last_linear.weight:spectrum-trend"
+    assert by_reading["last_linear.weight:spectrum"] > -3 and by_reading["last_linear.weight:head-response"] < -4
+    # the spike's direction is the backdoor's victim's row of the head
     victim = read_entry(EXAMPLES / "backdoored.safetensors").victim
     assert bad_evidence["spike_points_at"]["classes"][0][0] == victim
-    assert f"moved most along class {victim} of head.weight" in _weight_check(bad)["summary"]
+    assert f"its change points at class {victim} of head.weight" in _weight_check(bad)["summary"]
     assert "spike_points_at" not in _weight_check(clean)["evidence"]
 
 
@@ -69,7 +74,7 @@ def test_examples_in_sarif_and_terminal(tmp_path: Path) -> None:
     assert finding["ruleId"] == "FRAUDIT002"
     assert "backdoored.safetensors" in finding["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
     for text in (finding["message"]["text"], " ".join(result.stdout.split())):
-        assert "FRR 1%" in text and "last_linear.weight:head-response" in text
+        assert "FRR 1%" in text and "last_linear.weight:spectrum-trend" in text
         assert f"{references} clean reference nets" in text
 
 

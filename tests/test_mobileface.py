@@ -89,8 +89,8 @@ def test_pretrained_fine_tuned_and_banked_like_the_reference(tmp_path: Path, mon
     made = runner.invoke(app, ["bank", "build", str(zoo), "--arch", ARCH_ID, "--readings", "spectrum", "--base",
                                str(base), "--out", str(bank)])
     assert made.exit_code == 0, made.output
-    kinds = {m["layer"]: m["kind"] for m in json.loads((bank / "bank.json").read_text())["models"]}
-    assert kinds == {"gdc.0.weight": "frozen", "linear.weight": "spectrum"}
+    kinds = {(m["layer"], m["kind"]) for m in json.loads((bank / "bank.json").read_text())["models"]}
+    assert kinds == {("gdc.0.weight", "frozen"), ("linear.weight", "spectrum"), ("linear.weight", "spectrum-trend")}
     # a checkpoint of another base is outside this bank's domain: INCONCLUSIVE, never FAIL
     other = {k: v.clone() for k, v in base_weights.items()}
     other["stem.0.weight"] += 0.01

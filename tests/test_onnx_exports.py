@@ -54,9 +54,11 @@ def test_the_bank_scores_an_export_like_its_safetensors(exported: Path, tmp_path
     """The shipped bank reads what survives export: the embedding layer exactly, and the
     frozen convolutions up to the BatchNorm folded into them. An export of the embedder
     carries no classification head, so it has no head-response reading: it gets the p and
-    the verdict of its safetensors without the head. For the backdoored example that is a
-    WARN where its head makes a FAIL: its spike alone is within what the references' clean
-    fine-tunes on less varied faces reach (README, "The weight bank in the field")."""
+    the verdict of its safetensors without the head. For the backdoored example that is the
+    FAIL its head makes too, led by the spectrum-trend reading: its spike over the median
+    alone is within what the references' clean fine-tunes on less varied faces reach, its
+    spike over the trend of the next singular values is not (README, "The weight bank in
+    the field")."""
     from safetensors.torch import save_file
 
     headless = tmp_path / "headless"
@@ -83,7 +85,10 @@ def test_the_bank_scores_an_export_like_its_safetensors(exported: Path, tmp_path
         assert original["evidence"]["frozen_check"] == "bit for bit"
     assert bank["clean.onnx"]["status"] == bank["clean.safetensors"]["status"] == "PASS"
     assert bank["backdoored.safetensors"]["status"] == "FAIL"
-    assert bank["backdoored.onnx"]["status"] == "WARN" and "no head response was read" in bank["backdoored.onnx"]["summary"]
+    assert bank["backdoored.onnx"]["status"] == "FAIL" and "no head response was read" in bank["backdoored.onnx"]["summary"]
+    led = {layer["layer"]: layer["z"] for layer in bank["backdoored.onnx"]["evidence"]["layers"]}
+    assert bank["backdoored.onnx"]["evidence"]["most_anomalous"]["layer"] == "last_linear.weight:spectrum-trend"
+    assert led["last_linear.weight:spectrum-trend"] < -5 < led["last_linear.weight:spectrum"]
 
 
 def test_an_export_whose_frozen_layer_was_changed_is_outside_the_bank(exported: Path, tmp_path: Path) -> None:

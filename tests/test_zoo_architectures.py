@@ -53,7 +53,8 @@ def test_a_facenet_zoo_bank_and_scan_from_a_user_base(tmp_path: Path) -> None:
     # the block a last-layer fine-tune keeps frozen is checked bit for bit; the embedding layer's change is read,
     # and how the embeddings of the response faces moved along the head's classes
     assert sorted((m["layer"], m["kind"]) for m in header["models"]) == [
-        ("block8.conv2d.weight", "frozen"), ("last_linear.weight", "head-response"), ("last_linear.weight", "spectrum")]
+        ("block8.conv2d.weight", "frozen"), ("last_linear.weight", "head-response"), ("last_linear.weight", "spectrum"),
+        ("last_linear.weight", "spectrum-trend")]
 
     candidate = zoo / manifest["models"][-1]["file"]
     scanned = runner.invoke(app, ["scan", str(candidate), "--bank", str(bank), "--format", "json"])
