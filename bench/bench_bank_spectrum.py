@@ -2,7 +2,9 @@
 index-aligned vector readings, side by side in one run on the same reference networks,
 at full scale (no cropping): time to build a bank (fit + cross-fitted calibration; for
 head-response also every reference's and the base's embeddings of the response faces)
-and to score one candidate (for head-response, with its embeddings of those faces).
+and to score one candidate (for head-response, with its embeddings of those faces);
+and, read on every reference, what each reading of the change spectrum costs
+(``spike_score`` and ``trend_spike_score``, as checkpoints and as folded exports read them).
 
     python bench/bench_bank_spectrum.py ZOO [ZOO ...] --base BASE.safetensors [--networks 20] [--runs 5]
 
@@ -21,7 +23,7 @@ import numpy as np
 
 from fraudit.bank.bank import EstimatorKind, fit_layer_models, score_network
 from fraudit.bank.build import read_layers
-from fraudit.bank.readings import ReadingSet
+from fraudit.bank.readings import ReadingSet, spike_score, trend_spike_score
 from fraudit.bank.response import RESPONSE_KEY, response_embeddings, response_faces
 from fraudit.formats.safe import load_checked
 from fraudit.zoo.manifest import clean_checkpoints
@@ -81,6 +83,10 @@ def main() -> None:
         "score_s": _median_seconds(lambda: score_network(response_models, responding(len(references)),
                                                          frr=(0.01, 0.05)), args.runs),
     }
+    for name, read in (("spike_score", spike_score), ("trend_spike_score", trend_spike_score)):
+        for unit_rows in (False, True):
+            report[f"{name}{' (unit rows)' if unit_rows else ''}: all references_s"] = _median_seconds(
+                lambda: [read(net[LAYER], base[LAYER], unit_rows=unit_rows) for net in references], args.runs)
     vectors, spectrum = report["index-aligned vectors"], report["spectrum"]
     report["build_ratio_vectors_over_spectrum"] = vectors["build_s"] / spectrum["build_s"]
     report["score_ratio_vectors_over_spectrum"] = vectors["score_s"] / spectrum["score_s"]
