@@ -491,7 +491,7 @@ def test_among_equally_specific_banks_the_strictest_judges(smoke_zoo: Path, tmp_
     result = runner.invoke(app, ["scan", str(example), "--bank", str(banks), "-f", "json"])
     check = next(c for c in json.loads(result.stdout)["results"][0]["checks"] if c["name"] == "weight-bank")
     assert sorted(check["evidence"]["banks_tried"]) == ["fraudit-reference-last-layer", "smoke"]
-    # the smoke world's bank alone would PASS it; the shipped one, reading its spectrum alone, FAILs it
+    # the smoke world's bank alone would PASS it; the shipped one, with no head response, FAILs it
     assert p["smoke"] > 0.05 > 0.01 > p["shipped"], p
     assert check["evidence"]["consolidated"]["p"] == min(p.values()) and check["status"] == "FAIL"
 
