@@ -38,14 +38,13 @@ def headless_ps(bank: WeightBank, path: Path) -> dict[str, float]:
     tensors = load_checked(path)
     heads = {m.head_key for m in bank.models if m.head_key}
     weights = {k: tensors[k].float().numpy() for k in bank.read_keys if k in tensors and k not in heads}
-    spectral = {m.layer for m in bank.models if m.kind in CHANGE_SPECTRUM_KINDS}
-    folded = {k: v for k, v in weights.items() if k in spectral}
-    frozen = {m.layer for m in bank.models if m.kind == "frozen"}
-    as_export = {k: v for k, v in weights.items() if k not in spectral and k not in frozen}
+    # what an export folds BatchNorm into: the layers read by a spectrum, and the frozen ones
+    folds = {m.layer for m in bank.models if m.kind in CHANGE_SPECTRUM_KINDS or m.kind == "frozen"}
+    exact = {k: v for k, v in weights.items() if k not in folds}
+    folded = {k: v for k, v in weights.items() if k in folds}
     frr = (bank.fail_frr, bank.warn_frr)
     return {"headless": score_network(bank.models, weights, frr=frr).p,
-            "headless_folded": score_network(bank.models, as_export, frr=frr,
-                                             folded={**folded, **{k: weights[k] for k in frozen if k in weights}}).p}
+            "headless_folded": score_network(bank.models, exact, frr=frr, folded=folded).p}
 
 
 def main() -> None:

@@ -37,8 +37,9 @@ from fraudit.bank.readings import (
     head_response_score,
     read_vectors,
     readings_for,
-    spike_score,
-    trend_spike_score,
+    change_spectrum,
+    spike_over_median,
+    spike_over_trend,
 )
 from fraudit.bank.response import RESPONSE_KEY
 from fraudit.errors import IncompatibleArtifactError, NotEnoughDataError
@@ -57,8 +58,10 @@ class EstimatorKind(enum.StrEnum):
 
 SPECTRUM_KIND = "spectrum"  # a LayerModel scored by spike_score against the base, nothing fitted
 TREND_KIND = "spectrum-trend"  # scored by trend_spike_score against the base, nothing fitted
-# the readings of a layer's change spectrum: read the same way from a checkpoint or a folded export
-CHANGE_SPECTRUM_KINDS = (SPECTRUM_KIND, TREND_KIND)
+# the readings of a layer's change spectrum, by what each makes of its singular values:
+# read the same way from a checkpoint or a folded export
+SPECTRUM_READS = {SPECTRUM_KIND: spike_over_median, TREND_KIND: spike_over_trend}
+CHANGE_SPECTRUM_KINDS = tuple(SPECTRUM_READS)
 HEAD_KIND = "head-aligned"  # scored by head_aligned_score against the base and the candidate's head
 # scored by head_response_score: the candidate's embeddings of the response faces against
 # the base's (its base_weight) along the candidate's head
@@ -124,8 +127,8 @@ class LayerModel:
             return np.array([head_aligned_score(weight, self.base_weight, head)])
         if self.kind in CHANGE_SPECTRUM_KINDS:
             assert self.base_weight is not None
-            read = spike_score if self.kind == SPECTRUM_KIND else trend_spike_score
-            return np.array([read(weight, self.base_weight, unit_rows=self.unit_rows)])
+            return np.array([SPECTRUM_READS[self.kind](change_spectrum(weight, self.base_weight,
+                                                                      unit_rows=self.unit_rows))])
         vectors = read_vectors(weight, self.reading)
         if self.kind == "frozen":
             # fine-tuning copies frozen layers bit for bit: any change is an anomaly
@@ -223,10 +226,12 @@ def fit_layer_models(
             if readings.reads_change:
                 if base is None or layer not in base or base[layer].shape != weights.shape[1:]:
                     raise NotEnoughDataError(f"{layer}: the spectrum reading needs the base's weights of this layer")
-                for reading_of, read, kind_of in ((Reading.SPECTRUM, spike_score, SPECTRUM_KIND),
-                                                  (Reading.SPECTRUM_TREND, trend_spike_score, TREND_KIND)):
-                    scores = np.array([read(w, base[layer]) for w in weights])
-                    unit = np.array([read(w, base[layer], unit_rows=True) for w in weights])
+                # each reference's spectra once (as a checkpoint and in unit length), read both ways
+                spectra = [change_spectrum(w, base[layer]) for w in weights]
+                unit_spectra = [change_spectrum(w, base[layer], unit_rows=True) for w in weights]
+                for reading_of, kind_of in ((Reading.SPECTRUM, SPECTRUM_KIND), (Reading.SPECTRUM_TREND, TREND_KIND)):
+                    scores = np.array([SPECTRUM_READS[kind_of](v) for v in spectra])
+                    unit = np.array([SPECTRUM_READS[kind_of](v) for v in unit_spectra])
                     models.append(LayerModel(layer, reading_of, weights.shape[1:], kind_of, [], None, scores,
                                              np.array([scores.mean()]), np.array([scores.std() + 1e-9]),
                                              np.asarray(base[layer], np.float64), unit))

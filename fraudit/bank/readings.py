@@ -108,7 +108,11 @@ def spike_score(weight: np.ndarray, base: np.ndarray, *, unit_rows: bool = False
     unit by a factor the checkpoint does not show, and this reading does not see it.
     It is the weaker reading (measured: it gives up a few backdoors), so a bank
     uses it only for layers that reach it folded."""
-    s = change_spectrum(weight, base, unit_rows=unit_rows)
+    return spike_over_median(change_spectrum(weight, base, unit_rows=unit_rows))
+
+
+def spike_over_median(s: np.ndarray) -> float:
+    """−log(s₁ / median s) of singular values ``s``, largest first."""
     if len(s) < 3 or s[0] <= 0:
         return 0.0  # unchanged, or too few directions to have a bulk
     return float(-np.log(s[0] / max(float(np.median(s)), 1e-12 * float(s[0]))))
@@ -123,7 +127,12 @@ def trend_spike_score(weight: np.ndarray, base: np.ndarray, *, unit_rows: bool =
     """−(log s₁ − the power-law trend of s₂ … s₁₂ at k = 1) of the change from the
     base: lower when the largest singular value stands above the decay of the next
     ones. ``unit_rows`` as for ``spike_score``."""
-    s = change_spectrum(weight, base, unit_rows=unit_rows)
+    return spike_over_trend(change_spectrum(weight, base, unit_rows=unit_rows))
+
+
+def spike_over_trend(s: np.ndarray) -> float:
+    """−(log s₁ − the power-law trend of s₂ … s₁₂ at k = 1) of singular values ``s``,
+    largest first."""
     k = np.arange(1, len(s) + 1)[TREND_VALUES]
     trend = s[TREND_VALUES]
     if len(trend) < 3 or trend[-1] <= 0:
