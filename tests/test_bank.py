@@ -191,6 +191,48 @@ def test_the_trend_reading_holds_where_a_steeper_spectrum_moves_the_median_one()
     assert trend_spike_score(base, base) == 0.0  # unchanged: nothing to read
 
 
+def test_data_dependence_is_the_share_of_spread_between_sources() -> None:
+    """ICC(1): for equal sources it is (F − 1)/(F + n − 1) of the one-way ANOVA's F;
+    sources that differ in level read near 1, sources alike near 0, one source nothing."""
+    from scipy.stats import f_oneway
+
+    from fraudit.bank.bank import data_dependence
+
+    rng = np.random.default_rng(3)
+    sources = np.repeat(np.arange(6), 4)
+    alike = rng.normal(0, 1, 24)
+    apart = rng.normal(0, 1, 24) + 5 * np.repeat(rng.normal(0, 1, 6), 4)
+    for scores in (alike, apart):
+        f = f_oneway(*[scores[sources == s] for s in range(6)]).statistic
+        assert data_dependence(scores, sources) == pytest.approx(max((f - 1) / (f + 4 - 1), 0.0))
+    assert data_dependence(apart, sources) > 0.9 and data_dependence(alike, sources) < 0.3
+    assert data_dependence(apart, np.zeros(24, int)) is None  # one source: nothing between
+    assert data_dependence(apart[:3], [0, 1, 2]) is None  # no source with two references
+
+
+def test_a_bank_measures_which_readings_read_the_data_and_can_leave_them_out() -> None:
+    """References from sources whose data make the change spectrum steeper or shallower
+    (as less or more varied faces do): the spike over the median reads the source, the
+    spike over the trend does not; left out, the median reading is not fitted at all."""
+    from fraudit.bank.bank import DATA_DEPENDENT
+    from fraudit.bank.readings import ReadingSet
+
+    rng = np.random.default_rng(4)
+    base = rng.normal(0, 1, (32, 96))
+    k = np.arange(1, 33)
+    steepness = np.repeat([0.2, 0.4, 0.6, 0.8], 4)
+    networks = [{"w": base + _change_with_spectrum(rng, k ** -(a + rng.normal(0, 0.02)), base.shape)}
+                for a in steepness]
+    sources = np.repeat(np.arange(4), 4).tolist()
+    models = fit_layer_models(networks, ["w"], kind=EstimatorKind.INDEX_ALIGNED, readings=ReadingSet.SPECTRUM,
+                              base={"w": base}, sources=sources)
+    share = {str(m.reading): m.data_dependence for m in models}
+    assert share["spectrum"] >= DATA_DEPENDENT > share["spectrum-trend"]
+    kept = fit_layer_models(networks, ["w"], kind=EstimatorKind.INDEX_ALIGNED, readings=ReadingSet.SPECTRUM,
+                            base={"w": base}, without=[Reading.SPECTRUM])
+    assert [str(m.reading) for m in kept] == ["spectrum-trend"] and kept[0].data_dependence is None
+
+
 def test_the_head_aligned_reading_finds_the_class_a_change_lands_on() -> None:
     """A change mapped onto one class's head row (a victim) stands out among the
     classes; the same change spread over the embedding does not; the reading does not
@@ -377,6 +419,28 @@ def test_spectrum_bank_reads_the_change_from_the_base(smoke_zoo: Path, tmp_path:
     with_base = runner.invoke(app, ["bank", "build", str(folder), "--arch", "fraudit-reference", "--out",
                                     str(tmp_path / "wb"), "--readings", "spectrum", "--base", str(default_base_path())])
     assert with_base.exit_code == 0, with_base.output
+
+    # two sources: each reading's share of spread between them is measured, shown and kept;
+    # a reading left out is not in the bank, and the recipe says so
+    other = tmp_path / "other"
+    other.mkdir()
+    for i in range(4, 7):
+        shutil.copy(smoke_zoo / "models" / f"clean-00{i}.safetensors", other / f"m{i}.safetensors")
+    two = runner.invoke(app, ["bank", "build", str(folder), str(other), "--arch", "fraudit-reference", "--out",
+                              str(tmp_path / "two"), "--readings", "spectrum", "--base", str(default_base_path()),
+                              "--without-reading", "spectrum"], env={"COLUMNS": "200"})
+    assert two.exit_code == 0, two.output
+    header = json.loads((tmp_path / "two" / "bank.json").read_text())
+    assert header["recipe"]["readings_left_out"] == ["spectrum"]
+    trained = [m for m in header["models"] if m["kind"] != "frozen"]
+    assert [m["reading"] for m in trained] == ["spectrum-trend"]
+    share = trained[0]["calibration"]["data_dependence"]
+    assert 0.0 <= share <= 1.0 and load_bank(tmp_path / "two").models[-1].data_dependence == pytest.approx(share)
+    assert "between sources" in two.stdout and "readings left out at build: spectrum" in two.stdout
+    foreign = runner.invoke(app, ["bank", "build", str(folder), str(other), "--arch", "fraudit-reference", "--out",
+                                  str(tmp_path / "foreign"), "--readings", "spectrum", "--base",
+                                  str(default_base_path()), "--without-reading", "head-response"])
+    assert foreign.exit_code == 2 and "not a reading of a spectrum bank" in foreign.stderr
 
 
 @pytest.mark.slow

@@ -3,7 +3,7 @@ folder of checkpoints the user vouches for."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +11,7 @@ import torch
 
 from fraudit.bank.bank import MIN_REFERENCES, EstimatorKind, fit_layer_models
 from fraudit.bank.folding import channel_sketch
-from fraudit.bank.readings import ReadingSet
+from fraudit.bank.readings import Reading, ReadingSet
 from fraudit.bank.response import RESPONSE_KEY, faces_record, response_embeddings
 from fraudit.cache import file_sha256
 from fraudit.bank.layers import audited_layers
@@ -51,6 +51,7 @@ def build_bank(
     readings: ReadingSet = ReadingSet.VECTORS,
     base: Path | None = None,
     per_source: int | None = None,
+    without: Collection[Reading] = (),
     progress: Callable[[str, int, int], None] | None = None,
 ) -> WeightBank:
     """``layers``: a subset of the architecture's audited layers (default: all of them),
@@ -65,7 +66,11 @@ def build_bank(
     identities its references' heads were trained on (``head_classes``): a candidate
     whose head says it was trained on a number outside that range is outside the
     bank's domain (measured: a 300-identity world's clean fine-tunes all FAIL a bank of
-    1,000-identity references)."""
+    1,000-identity references).
+
+    Each source is taken for one face world (dataset): every reading's
+    ``data_dependence`` — how much of its references' spread lies between sources —
+    is measured over them, and ``without`` leaves readings out (the recipe says which)."""
     audited = audited_layers(architecture)
     if not audited:
         raise IncompatibleArtifactError(f"no audited layers are defined for architecture {architecture!r}")
@@ -74,6 +79,10 @@ def build_bank(
         raise IncompatibleArtifactError(f"{', '.join(unknown)}: not audited layers of {architecture} "
                                         f"(those are {', '.join(audited)})")
     layers = tuple(layers) if layers else audited
+    foreign = sorted(set(map(str, without)) - set(map(str, readings.readings)))
+    if foreign:
+        raise IncompatibleArtifactError(f"{', '.join(foreign)}: not a reading of a {readings} bank "
+                                        f"(those are {', '.join(map(str, readings.readings))})")
     base_weights: dict[str, np.ndarray] | None = None
     left_out: dict[str, str] = {}
     if readings.reads_change:
@@ -83,10 +92,9 @@ def build_bank(
         left_out = {k: "not in the base: a layer fine-tuning adds (e.g. an identity-indexed head)"
                     for k in layers if k not in base_tensors}
         layers = tuple(k for k in layers if k in base_tensors)
-    if per_source is not None:
-        paths = [p for source in sources for p in clean_checkpoints([source], limit=per_source)][:limit]
-    else:
-        paths = clean_checkpoints(sources, limit=limit)
+    found = [(i, p) for i, source in enumerate(sources) for p in clean_checkpoints([source], limit=per_source)]
+    origin = [i for i, _ in found][:limit]
+    paths = [p for _, p in found][:limit]
     if len(paths) < MIN_REFERENCES:
         raise NotEnoughDataError(f"a bank needs at least {MIN_REFERENCES} clean reference networks; "
                                  f"found {len(paths)} in {', '.join(map(str, sources))}")
@@ -131,9 +139,11 @@ def build_bank(
     if progress:
         progress("fitting", 0, 1)
     models = fit_layer_models(networks, common, kind=kind, folds=folds, em_components=em_components,
-                              readings=readings, base=base_weights, head=head)
+                              readings=readings, base=base_weights, head=head, without=without, sources=origin)
     if progress:
         progress("fitting", 1, 1)
+    if without and all(m.kind == "frozen" for m in models):
+        raise IncompatibleArtifactError(f"without {', '.join(map(str, without))}, the bank would read no trained layer")
     # what an export with BatchNorm folded in is matched against: every frozen weight
     frozen = [*backbone, *sorted({m.layer for m in models if m.kind == "frozen"})]
     sketches = {key: channel_sketch(key, first[key].float().numpy()) for key in frozen if first[key].ndim >= 2}
@@ -144,7 +154,8 @@ def build_bank(
                               **({"response_faces": faces_record()} if readings is ReadingSet.HEAD_RESPONSE else {}),
                               **({"base_sha256": file_sha256(base), "layers_left_out": left_out} if base else {}),
                               **({"worlds": worlds} if worlds else {}),
-                              **({"head_classes": sorted(classes)} if classes else {}), **(recipe or {})},
+                              **({"head_classes": sorted(classes)} if classes else {}),
+                              **({"readings_left_out": sorted(map(str, without))} if without else {}), **(recipe or {})},
                       backbone_keys=backbone, backbone_sha256=domain_digest, sketches=sketches)
 
 

@@ -85,6 +85,14 @@ class ReadingSet(enum.StrEnum):
         """Whether the bank reads each layer's change from a base (and needs that base)."""
         return self is not ReadingSet.VECTORS
 
+    @property
+    def readings(self) -> tuple[Reading, ...]:
+        """The readings a bank of this set can hold."""
+        if self is ReadingSet.VECTORS:
+            return (Reading.FORWARD, Reading.BACKWARD, Reading.UNCHANGED)
+        extra = {ReadingSet.HEAD_ALIGNED: (Reading.HEAD_ALIGNED,), ReadingSet.HEAD_RESPONSE: (Reading.HEAD_RESPONSE,)}
+        return (Reading.SPECTRUM, Reading.SPECTRUM_TREND, *extra.get(self, ()))
+
 
 def change_rows(weight: np.ndarray, base: np.ndarray) -> np.ndarray:
     """Δ = weight − base, one row per output unit (a convolution as out × in·k·k)."""

@@ -22,6 +22,7 @@ from safetensors.numpy import load_file, save_file
 from fraudit import __version__
 from fraudit.artifacts import read_json_object
 from fraudit.bank.bank import (
+    DATA_DEPENDENT,
     HEAD_KIND,
     RESPONSE_KIND,
     SPECTRUM_KIND,
@@ -124,14 +125,31 @@ class WeightBank:
             f"reference networks, thresholds at FRR {', '.join(format_rate(f) for f in self.frr)}, estimator {estimator}"
         )
         table = Table()
-        for column in ("layer", "reading", "kind", "PCA dims", "components", "clean score (mean ± std)"):
+        for column in ("layer", "reading", "kind", "PCA dims", "components", "clean score (mean ± std)",
+                       "between sources"):
             table.add_column(column)
         for m in self.models:
             fitted = m.estimators[0] if m.estimators else None
             table.add_row(m.layer, str(m.reading), m.kind,
                           str(fitted.n_dims_) if fitted else "—", str(fitted.n_components_) if fitted else "—",
-                          _calibration_text(m))
-        return Group(title, table)
+                          _calibration_text(m), _dependence_text(m.data_dependence))
+        parts: list = [title, table]
+        left_out = self.recipe.get("readings_left_out")
+        if left_out:
+            parts.append(Text(f"readings left out at build: {', '.join(left_out)}"))
+        if any(m.data_dependence is not None for m in self.models):
+            parts.append(Text(
+                "between sources: the share of the references' spread in a reading that lies between their "
+                f"sources (face worlds) rather than within them (ICC); from {DATA_DEPENDENT:.0%} up, the reading "
+                "reads the fine-tuning data more than the model, and clean fine-tunes on data unlike the "
+                "references' may fall outside its range"))
+        return Group(*parts)
+
+
+def _dependence_text(share: float | None) -> str:
+    if share is None:
+        return "—"
+    return f"[bold red]{share:.0%}[/]" if share >= DATA_DEPENDENT else f"{share:.0%}"
 
 
 def _calibration_text(m: LayerModel) -> str:
@@ -184,7 +202,8 @@ def save_bank(bank: WeightBank, out: Path) -> Path:
             if isinstance(first, PCAGaussianMixture):
                 entry["bic"] = [{str(k): v for k, v in e.bic_.items()} for e in m.estimators]
                 entry["aic"] = [{str(k): v for k, v in e.aic_.items()} for e in m.estimators]
-        entry["calibration"] = {"mean": m.mean, "std": m.std, "n": int(len(m.oof_scores))}
+        entry["calibration"] = {"mean": m.mean, "std": m.std, "n": int(len(m.oof_scores)),
+                                **({"data_dependence": m.data_dependence} if m.data_dependence is not None else {})}
         entries.append(entry)
     for key, sketch in bank.sketches.items():
         arrays[f"sketch.{key}"] = sketch
@@ -273,6 +292,7 @@ def _from_arrays(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Weigh
             estimators=estimators, reference=entry.get("reference_sha256"), oof_scores=own["oof_scores"],
             oof_vector_mean=own["oof_vector_mean"], oof_vector_std=own["oof_vector_std"],
             base_weight=own.get("base_weight"), unit_scores=own.get("unit_scores"), head_key=entry.get("head_key"),
+            data_dependence=entry.get("calibration", {}).get("data_dependence"),
         ))
     return WeightBank(
         name=header["name"], architecture=header["architecture"], models=models,

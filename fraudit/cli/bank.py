@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from fraudit.bank.bank import EstimatorKind
-from fraudit.bank.readings import ReadingSet
+from fraudit.bank.bank import DATA_DEPENDENT, EstimatorKind
+from fraudit.bank.readings import Reading, ReadingSet
 from fraudit.cli.common import App, err, out, output_file, output_folder
 from fraudit.cli.progress import staged_progress
 
@@ -29,8 +29,12 @@ def build(
     readings: Annotated[ReadingSet, typer.Option(help="vectors (the thesis': holds on the references' own data), spectrum (the change from the base: holds across data), head-aligned (spectrum, with the embedding layer's change read along the candidate's head when it ships one) or head-response (spectrum, and beside it how far the candidate's embeddings of built-in faces moved from the base's along each class of its head, when it ships one).", case_sensitive=False)] = ReadingSet.VECTORS,
     base: Annotated[str | None, typer.Option(help="The base the references were fine-tuned from, a file or hf://org/name\\[/file] (spectrum; default for zoos: the shipped base).")] = None,
     per_source: Annotated[int | None, typer.Option(min=1, help="At most this many clean models from each source (weigh face worlds alike).")] = None,
+    without_reading: Annotated[list[Reading] | None, typer.Option("--without-reading", help="Leave this reading out of the bank (repeatable), e.g. spectrum when its references' sources differ in it (see 'between sources').", case_sensitive=False)] = None,
 ) -> None:
-    """Fit per-layer clean-weight models on clean networks and calibrate thresholds."""
+    """Fit per-layer clean-weight models on clean networks and calibrate thresholds.
+
+    Pass one source per face world or dataset: the bank measures how much of each
+    reading's spread lies between sources, and says which readings read the data."""
     from fraudit.bank.build import build_bank
     from fraudit.bank.store import load_bank, save_bank
 
@@ -41,9 +45,15 @@ def build(
     with staged_progress(err) as progress:
         bank = build_bank(clean, architecture=arch, name=name or out_dir.name, kind=estimator, limit=limit,
                           folds=folds, layers=layer, readings=readings, base=base_path, per_source=per_source,
-                          progress=progress)
+                          without=without_reading or (), progress=progress)
     save_bank(bank, out_dir)
     out.print(load_bank(out_dir))
+    for m in bank.models:
+        if m.data_dependence is not None and m.data_dependence >= DATA_DEPENDENT:
+            err.print(f"[yellow]note[/]: {m.key}: {m.data_dependence:.0%} of its references' spread lies between "
+                      f"their sources — it reads the fine-tuning data, and clean fine-tunes on data unlike the "
+                      f"references' may FAIL by it; references from more kinds of data widen it, "
+                      f"--without-reading {m.reading} leaves it out")
 
 
 @app.command()
