@@ -581,6 +581,8 @@ def test_a_verdict_the_spectrum_leads_alone_says_what_else_it_can_mean() -> None
     caveat = _spectrum_alone(bank, score(-8.9, -0.7), 0.05)
     assert caveat is not None and "z = -8.9" in caveat and "head response z = -0.7" in caveat
     assert "15–299 faces per identity, variation 0.5–0.9)" in caveat  # augmented and not: no word on it
+    # the shipped bank measured how much of that reading is the references' data
+    assert "(97% of this reading's spread over the references lies between their face worlds)" in caveat
     assert _spectrum_alone(bank, score(-8.9, -7.9), 0.05) is None  # the response moved too: the backdoored example
     assert _spectrum_alone(bank, score(-0.5, -7.9), 0.05) is None  # led by the response
     headless = NetworkScore(score(-8.9, 0.0).layers[:1], 0.0, 1e-12, {})  # an export: no head, no response

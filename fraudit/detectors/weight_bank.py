@@ -231,12 +231,21 @@ def _spectrum_alone(bank: WeightBank, score: NetworkScore, ordinary_above: float
     if led.key.rpartition(":")[2] not in CHANGE_SPECTRUM_KINDS or (response is not None and response.p < ordinary_above):
         return None
     same = (f"a clean fine-tune on fewer or less varied faces per identity than the references'{_faces_phrase(bank)} "
-            f"reads the same — a bank built from clean fine-tunes of that data tells the two apart")
+            f"reads the same{_between_sources(bank, led.key)} — a bank built from clean fine-tunes of that data "
+            f"tells the two apart")
     if response is None:  # a headless candidate, or a bank without the reading
         return f"the spectrum leads ({led.key}, z = {led.z:.1f}) and no head response was read beside it: {same}"
     return (f"only the spectrum reading is out of the references' range ({led.key}, z = {led.z:.1f}); its "
             f"embeddings of ordinary faces moved along no class of its head more than the references' did "
             f"(head response z = {response.z:.1f}): {same}")
+
+
+def _between_sources(bank: WeightBank, key: str) -> str:
+    """How much of the reading's reference spread lies between their face worlds, when measured."""
+    share = next((m.data_dependence for m in bank.models if m.key == key), None)
+    if share is None:
+        return ""
+    return f" ({share:.0%} of this reading's spread over the references lies between their face worlds)"
 
 
 def _response_of(score: NetworkScore) -> LayerScore | None:
