@@ -652,3 +652,21 @@ def test_a_clean_fine_tune_on_low_variation_faces_is_inside_the_shipped_banks_do
     assert headless["status"] in ("PASS", "WARN") and headless["evidence"]["consolidated"]["p"] > 0.01
     worlds = {w["seed"]: w for w in with_head["evidence"]["domain"]["worlds"]}
     assert 22000 not in worlds and min(w["sigma"] for w in worlds.values()) == 0.5
+
+
+def test_the_shipped_banks_state_which_readings_read_their_data() -> None:
+    """Both shipped banks carry each reading's measured share between face worlds; the
+    multi-layer one, whose references are all of one kind of data, leaves out the spike
+    over the median that reads it (README, "Which readings read the data")."""
+    from fraudit.bank.bank import DATA_DEPENDENT
+    from fraudit.bank.store import load_bank
+    from fraudit.resources import banks_dir
+
+    for name in ("fraudit-reference-last-layer", "fraudit-reference-multi-layer"):
+        bank = load_bank(banks_dir() / name)
+        trained = [m for m in bank.models if m.kind != "frozen"]
+        assert trained and all(m.data_dependence is not None for m in trained), name
+        assert all(m.data_dependence < DATA_DEPENDENT for m in trained if str(m.reading) != "spectrum"), name
+    multi = load_bank(banks_dir() / "fraudit-reference-multi-layer")
+    assert multi.recipe["readings_left_out"] == ["spectrum"]
+    assert {str(m.reading) for m in multi.models if m.kind != "frozen"} == {"spectrum-trend", "head-response"}
