@@ -437,6 +437,10 @@ def test_spectrum_bank_reads_the_change_from_the_base(smoke_zoo: Path, tmp_path:
     share = trained[0]["calibration"]["data_dependence"]
     assert 0.0 <= share <= 1.0 and load_bank(tmp_path / "two").models[-1].data_dependence == pytest.approx(share)
     assert "between sources" in two.stdout and "readings left out at build: spectrum" in two.stdout
+    header["models"][-1]["calibration"]["data_dependence"] = "high"  # an edited header is refused, not printed
+    (tmp_path / "two" / "bank.json").write_text(json.dumps(header))
+    with pytest.raises(CorruptFileError, match="data_dependence"):
+        load_bank(tmp_path / "two")
     foreign = runner.invoke(app, ["bank", "build", str(folder), str(other), "--arch", "fraudit-reference", "--out",
                                   str(tmp_path / "foreign"), "--readings", "spectrum", "--base",
                                   str(default_base_path()), "--without-reading", "head-response"])

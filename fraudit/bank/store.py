@@ -292,7 +292,7 @@ def _from_arrays(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Weigh
             estimators=estimators, reference=entry.get("reference_sha256"), oof_scores=own["oof_scores"],
             oof_vector_mean=own["oof_vector_mean"], oof_vector_std=own["oof_vector_std"],
             base_weight=own.get("base_weight"), unit_scores=own.get("unit_scores"), head_key=entry.get("head_key"),
-            data_dependence=entry.get("calibration", {}).get("data_dependence"),
+            data_dependence=_share(entry.get("calibration", {}).get("data_dependence")),
         ))
     return WeightBank(
         name=header["name"], architecture=header["architecture"], models=models,
@@ -300,6 +300,15 @@ def _from_arrays(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Weigh
         backbone_keys=header.get("backbone_keys", []), backbone_sha256=header.get("backbone_sha256"),
         sketches=sketches,
     )
+
+
+def _share(value: Any) -> float | None:
+    """A reading's measured share between sources, as the header states it (or None)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"data_dependence {value!r} is not a share between 0 and 1")
+    return float(value)
 
 
 def _check_shapes(entry: dict[str, Any], own: dict[str, np.ndarray], *, reference_size: int) -> None:
