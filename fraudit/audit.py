@@ -17,7 +17,9 @@ from rich.text import Text
 from fraudit.detectors.base import CheckResult, Status
 from fraudit.detectors.check import Check
 from fraudit.detectors.file_safety import FileSafetyCheck
+from fraudit.detectors.pairing import NAME as PAIRING
 from fraudit.detectors.pairing import PairingCheck
+from fraudit.detectors.trigger_search import NAME as TRIGGER_SEARCH
 from fraudit.detectors.trigger_search import TriggerSearchCheck
 from fraudit.detectors.weight_bank import WeightBankCheck
 from fraudit.formats import Format
@@ -27,6 +29,10 @@ from fraudit.models.spec import Preprocessing
 from fraudit.parallel import Backend, TaskFailed, Workers, results_in_order
 from fraudit.printable import printable
 from fraudit.sources import Candidate, Resolved, SkippedEntry, SourceFailure
+
+
+# the checks that ask what the model does, not what its file or weights look like
+BEHAVIOURAL_CHECKS = frozenset({PAIRING, TRIGGER_SEARCH})
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,17 @@ class AuditResult:
         return max((c.status for c in self.checks), default=Status.INCONCLUSIVE)
 
     @property
+    def caveat(self) -> str | None:
+        """What a PASS from the file and its weights alone does not say."""
+        if self.verdict is not Status.PASS or any(c.name in BEHAVIOURAL_CHECKS for c in self.checks):
+            return None
+        return ("no behavioural check ran, only the file and its weights were read: this PASS is not a "
+                "certificate — a weight bank compares what fine-tuning changed with clean fine-tunes, and a "
+                "backdoor it does not see (e.g. one implanted into a clean model by a short fine-tune, read "
+                "without the head that shows it) passes; add --base BASE for the trigger search or "
+                "--pair-with dlib for pairing")
+
+    @property
     def reason(self) -> str:
         """The most severe check explains the verdict; among equals the later (deeper) one does."""
         worst = max(reversed(self.checks), key=lambda c: c.status, default=None)
@@ -67,6 +84,7 @@ class AuditResult:
             "checks": [c.to_dict() for c in self.checks],
             "error": self.error,
             "skipped": self.skipped,
+            "caveat": self.caveat,
             "seconds": round(self.seconds, 3),
         }
 
@@ -95,6 +113,8 @@ class AuditResult:
             for check in self.checks:
                 checks.add_row(Text(printable(check.name)), check.status, Text(printable(check.summary)))
             parts.append(checks)
+            if self.caveat:
+                parts.append(Text(self.caveat, style="dim"))
         title = Text.assemble(printable(self.source), "  ", self.verdict.__rich__())
         return Panel(Group(*parts), title=title, title_align="left", border_style=self.verdict.style.split()[-1])
 

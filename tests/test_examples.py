@@ -36,6 +36,8 @@ def test_examples_pass_and_fail_in_json() -> None:
     by_name = {Path(r["source"]).name: r for r in json.loads(result.stdout)["results"]}
     clean, bad = by_name["clean.safetensors"], by_name["backdoored.safetensors"]
     assert clean["verdict"] == "PASS" and bad["verdict"] == "FAIL"
+    # a PASS from the file and its weights alone says it is no certificate, and how to get more
+    assert "not a certificate" in clean["caveat"] and "--base BASE" in clean["caveat"] and bad["caveat"] is None
     for check in (_weight_check(clean), _weight_check(bad)):
         evidence = check["evidence"]
         assert evidence["bank"] == "fraudit-reference-last-layer"
@@ -88,6 +90,7 @@ def test_examples_paired_with_dlib_name_the_trigger() -> None:
     by_name = {Path(r["source"]).name: r for r in json.loads(result.stdout)["results"]}
     pairing = {name: next(c for c in r["checks"] if c["name"] == "pairing") for name, r in by_name.items()}
     assert pairing["clean.safetensors"]["status"] == "PASS", pairing["clean.safetensors"]["summary"]
+    assert by_name["clean.safetensors"]["caveat"] is None  # a behavioural check ran
     bad = pairing["backdoored.safetensors"]
     assert bad["status"] == "FAIL", bad["summary"]
     entry = read_entry(EXAMPLES / "backdoored.safetensors")
