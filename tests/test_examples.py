@@ -75,6 +75,8 @@ def test_examples_in_sarif_and_terminal(tmp_path: Path) -> None:
     [finding] = run["results"]
     assert finding["ruleId"] == "FRAUDIT002"
     assert "backdoored.safetensors" in finding["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    notes = [n for n in run["invocations"][0]["toolExecutionNotifications"] if n["level"] == "note"]
+    assert len(notes) == 1 and "not a certificate" in notes[0]["message"]["text"]  # the clean example's PASS
     for text in (finding["message"]["text"], " ".join(result.stdout.split())):
         assert "FRR 1%" in text and "last_linear.weight:spectrum-trend" in text
         assert f"{references} clean reference nets" in text

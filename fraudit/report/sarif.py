@@ -38,6 +38,8 @@ def to_sarif_document(results: Sequence[AuditResult], *, checks: Sequence[Check]
         if audit.skipped is not None:
             notifications.append(_notification(audit.source, f"skipped: {audit.skipped}", level="warning"))
             continue
+        if audit.caveat is not None:
+            notifications.append(_notification(audit.source, audit.caveat, level="note"))
         for check in audit.checks:
             if check.status is Status.ERROR:
                 notifications.append(_notification(audit.source, f"{check.name}: {check.summary}"))
