@@ -4,7 +4,9 @@ at full scale (no cropping): time to build a bank (fit + cross-fitted calibratio
 head-response also every reference's and the base's embeddings of the response faces)
 and to score one candidate (for head-response, with its embeddings of those faces);
 and, read on every reference, what each reading of the change spectrum costs
-(``spike_score`` and ``trend_spike_score``, as checkpoints and as folded exports read them).
+(``spike_score`` and ``trend_spike_score``, as checkpoints and as folded exports read them);
+the spectrum bank also with each reading's share between the zoos measured
+(``sources``, as ``bank build`` does) and without the spike over the median.
 
     python bench/bench_bank_spectrum.py ZOO [ZOO ...] --base BASE.safetensors [--networks 20] [--runs 5]
 
@@ -23,7 +25,7 @@ import numpy as np
 
 from fraudit.bank.bank import EstimatorKind, fit_layer_models, score_network
 from fraudit.bank.build import read_layers
-from fraudit.bank.readings import ReadingSet, spike_score, trend_spike_score
+from fraudit.bank.readings import Reading, ReadingSet, spike_score, trend_spike_score
 from fraudit.bank.response import RESPONSE_KEY, response_embeddings, response_faces
 from fraudit.formats.safe import load_checked
 from fraudit.zoo.manifest import clean_checkpoints
@@ -48,13 +50,21 @@ def main() -> None:
     parser.add_argument("--networks", type=int, default=20)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    paths = [p for zoo in args.zoos for p in clean_checkpoints([zoo])][: args.networks + 1]
+    found = [(i, p) for i, zoo in enumerate(args.zoos) for p in clean_checkpoints([zoo])][: args.networks + 1]
+    paths = [p for _, p in found]
+    sources = [i for i, _ in found][: args.networks]
     networks = [read_layers(p, (LAYER, HEAD))[1] for p in paths]
     references, candidate = networks[:-1], networks[-1]
     base = read_layers(args.base, (LAYER,))[1]
     report: dict = {"layer": LAYER, "shape": list(references[0][LAYER].shape), "networks": len(references), "runs": args.runs}
     for name, options in (("index-aligned vectors", {"kind": EstimatorKind.INDEX_ALIGNED}),
                           ("spectrum", {"kind": EstimatorKind.INDEX_ALIGNED, "readings": ReadingSet.SPECTRUM, "base": base}),
+                          ("spectrum, shares between sources measured",
+                           {"kind": EstimatorKind.INDEX_ALIGNED, "readings": ReadingSet.SPECTRUM, "base": base,
+                            "sources": sources}),
+                          ("spectrum without the spike over the median",
+                           {"kind": EstimatorKind.INDEX_ALIGNED, "readings": ReadingSet.SPECTRUM, "base": base,
+                            "without": (Reading.SPECTRUM,)}),
                           ("head-aligned", {"kind": EstimatorKind.INDEX_ALIGNED, "readings": ReadingSet.HEAD_ALIGNED,
                                             "base": base, "head": (LAYER, HEAD)})):
         models = fit_layer_models(references, [LAYER], **options)
@@ -88,6 +98,8 @@ def main() -> None:
             report[f"{name}{' (unit rows)' if unit_rows else ''}: all references_s"] = _median_seconds(
                 lambda: [read(net[LAYER], base[LAYER], unit_rows=unit_rows) for net in references], args.runs)
     vectors, spectrum = report["index-aligned vectors"], report["spectrum"]
+    report["build_ratio_shares_measured_over_spectrum"] = (
+        report["spectrum, shares between sources measured"]["build_s"] / spectrum["build_s"])
     report["build_ratio_vectors_over_spectrum"] = vectors["build_s"] / spectrum["build_s"]
     report["score_ratio_vectors_over_spectrum"] = vectors["score_s"] / spectrum["score_s"]
     report["build_ratio_vectors_over_head_aligned"] = vectors["build_s"] / report["head-aligned"]["build_s"]
