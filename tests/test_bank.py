@@ -437,6 +437,11 @@ def test_spectrum_bank_reads_the_change_from_the_base(smoke_zoo: Path, tmp_path:
     share = trained[0]["calibration"]["data_dependence"]
     assert 0.0 <= share <= 1.0 and load_bank(tmp_path / "two").models[-1].data_dependence == pytest.approx(share)
     assert "between sources" in two.stdout and "readings left out at build: spectrum" in two.stdout
+    scanned = runner.invoke(app, ["scan", str(smoke_zoo / "models" / "clean-007.safetensors"), "--bank",
+                                  str(tmp_path / "two"), "-f", "json"])
+    check = next(c for c in json.loads(scanned.stdout)["results"][0]["checks"] if c["name"] == "weight-bank")
+    assert "spectrum readings (left out: spectrum)" in check["summary"], check["summary"]
+    assert check["evidence"]["domain"]["readings_left_out"] == ["spectrum"]
     header["models"][-1]["calibration"]["data_dependence"] = "high"  # an edited header is refused, not printed
     (tmp_path / "two" / "bank.json").write_text(json.dumps(header))
     with pytest.raises(CorruptFileError, match="data_dependence"):

@@ -156,10 +156,12 @@ class WeightBankCheck:
         disputed = status is Status.FAIL and caveat is not None and _response_of(score) is not None
         if disputed:
             status = Status.WARN
+        left_out = bank.recipe.get("readings_left_out") or []
         summary = (
             f"{'anomalous' if status is not Status.PASS else 'consistent with clean'} weights: "
             f"consolidated p = {score.p:.2g} (FAIL below {fail_frr:g} = FRR {fail_key}, "
-            f"bank {bank.name}, {bank.recipe.get('readings', 'vectors')} readings, {len(bank.reference)} clean "
+            f"bank {bank.name}, {bank.recipe.get('readings', 'vectors')} readings"
+            f"{' (left out: ' + ', '.join(left_out) + ')' if left_out else ''}, {len(bank.reference)} clean "
             f"reference nets{_worlds_phrase(bank)}); "
             f"most anomalous {worst.key} (z = {worst.z:.1f})"
             + (f"; an export: frozen layers matched up to the BatchNorm folded into {folded}" if folded else "")
@@ -179,6 +181,7 @@ class WeightBankCheck:
             "domain": {"architecture": bank.architecture, "layers": bank.layers,
                        "readings": bank.recipe.get("readings", "vectors"), "base_sha256": bank.recipe.get("base_sha256"),
                        "layers_left_out": bank.recipe.get("layers_left_out", {}),
+                       "readings_left_out": bank.recipe.get("readings_left_out", []),
                        "frozen_backbone_tensors": len(bank.backbone_keys), "worlds": bank.recipe.get("worlds"),
                        "head_classes": bank.recipe.get("head_classes")},
             # how the frozen weights were found to be the base's
