@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import warnings
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -205,14 +206,13 @@ def data_dependence(scores: np.ndarray, sources: Sequence[int]) -> float | None:
     n, k = len(scores), len(groups)
     if k < 2 or n - k < 2:
         return None
-    sizes = np.array([len(g) for g in groups])
-    between = sum(len(g) * (g.mean() - scores.mean()) ** 2 for g in groups) / (k - 1)
-    within = sum(((g - g.mean()) ** 2).sum() for g in groups) / (n - k)
-    n0 = (n - (sizes ** 2).sum() / n) / (k - 1)  # the mean group size, for unequal groups
-    denominator = between + (n0 - 1) * within
-    if denominator <= 0:
+    with warnings.catch_warnings():  # no spread within sources: F is infinite, or undefined if none at all
+        warnings.simplefilter("ignore")
+        f = float(stats.f_oneway(*groups).statistic)
+    if np.isnan(f):
         return None
-    return float(max((between - within) / denominator, 0.0))
+    n0 = (n - sum(len(g) ** 2 for g in groups) / n) / (k - 1)  # the mean group size, for unequal groups
+    return 1.0 if np.isinf(f) else float(max((f - 1) / (f + n0 - 1), 0.0))
 
 
 def fit_layer_models(
