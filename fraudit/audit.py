@@ -68,10 +68,20 @@ class AuditResult:
                 "--pair-with dlib for pairing")
 
     @property
-    def reason(self) -> str:
+    def deciding(self) -> CheckResult | None:
         """The most severe check explains the verdict; among equals the later (deeper) one does."""
-        worst = max(reversed(self.checks), key=lambda c: c.status, default=None)
-        return self.error or self.skipped or (worst.summary if worst is not None else "")
+        return max(reversed(self.checks), key=lambda c: c.status, default=None)
+
+    @property
+    def reason(self) -> str:
+        deciding = self.deciding
+        return self.error or self.skipped or (deciding.summary if deciding is not None else "")
+
+    @property
+    def brief(self) -> str:
+        """The reason cut to a table row: the deciding check and its figure against its bound."""
+        deciding = self.deciding
+        return self.error or self.skipped or (f"{deciding.name}: {deciding.brief}" if deciding is not None else "")
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -63,6 +63,10 @@ def test_examples_pass_and_fail_in_json() -> None:
     victim = read_entry(EXAMPLES / "backdoored.safetensors").victim
     assert bad_evidence["spike_points_at"]["classes"][0][0] == victim
     assert f"its change points at class {victim} of head.weight" in _weight_check(bad)["summary"]
+    # the batch table's row: the figure against its threshold, the reading that led, the victim
+    assert _weight_check(bad)["headline"] == (f"p = {bad_evidence['consolidated']['p']:.2g}, FAIL below 0.01; most "
+                                              f"anomalous last_linear.weight:spectrum-trend (z = "
+                                              f"{bad_evidence['most_anomalous']['z']:.1f}); likely victim: class {victim}")
     assert "spike_points_at" not in _weight_check(clean)["evidence"]
 
 
@@ -77,9 +81,13 @@ def test_examples_in_sarif_and_terminal(tmp_path: Path) -> None:
     assert "backdoored.safetensors" in finding["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
     notes = [n for n in run["invocations"][0]["toolExecutionNotifications"] if n["level"] == "note"]
     assert len(notes) == 1 and "not a certificate" in notes[0]["message"]["text"]  # the clean example's PASS
-    for text in (finding["message"]["text"], " ".join(result.stdout.split())):
+    panels, table = " ".join(result.stdout.split()).split("2 candidate(s)")
+    for text in (finding["message"]["text"], panels):
         assert "FRR 1%" in text and "last_linear.weight:spectrum-trend" in text
         assert f"{references} clean reference nets" in text
+    # the batch table gives each candidate one short row: the deciding check's figure, not its paragraph
+    assert "weight-bank: p = 3e-10, FAIL below 0.01" in table and "weight-bank: p = 0.45" in table
+    assert "clean reference nets" not in table
 
 
 @pytest.mark.slow
@@ -97,6 +105,8 @@ def test_examples_paired_with_dlib_name_the_trigger() -> None:
     assert bad["status"] == "FAIL", bad["summary"]
     entry = read_entry(EXAMPLES / "backdoored.safetensors")
     assert bad["evidence"]["sweep"]["findings"][0]["cell"] == f"{entry.trigger}@{entry.placement}"
+    assert bad["headline"].startswith(f"trigger {entry.trigger}@{entry.placement}: z = ")
+    assert pairing["clean.safetensors"]["headline"].startswith("no library trigger beyond clean pairs (worst z = ")
     assert bad["evidence"]["null"]["clean_pairs"] == 30  # 10 clean models from each of three face worlds
     assert "limits" in bad["evidence"]
     sarif = runner.invoke(app, ["scan", str(EXAMPLES / "backdoored.safetensors"), "--pair-with", "dlib", "-f", "sarif"])

@@ -138,6 +138,11 @@ def test_scan_with_base_finds_a_held_out_trigger_from_safetensors_and_onnx(green
     assert exported["evidence"]["strongest"]["gain"] == pytest.approx(site["gain"], rel=0.05)
     assert site["gain"] > 2 * clean["evidence"]["strongest"]["gain"] and site["z"] > 5
     assert "sites over the face" in clean["summary"]  # a PASS names what was searched
+    # a batch table's row: the finding furthest past its bound, its gain against that bound
+    assert found["headline"] in (f"patch {site['size']}×{site['size']} px at row {site['top']}, col {site['left']}: "
+                                 f"gain {site['gain']:.3f} > 0.101",
+                                 f"the blend: gain {found['evidence']['blend']['gain']:.3f} > 0.439"), found["headline"]
+    assert clean["headline"].startswith("nothing beyond clean fine-tunes: strongest patch: ")
     patch = Image.open(io.BytesIO(base64.b64decode(found["evidence"]["patch_png_base64"])))
     assert patch.size == (site["size"], site["size"])
     assert Image.open(found["evidence"]["image"]).size == (3 * 64 * 4, 64 * 4)

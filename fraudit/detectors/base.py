@@ -44,12 +44,20 @@ _STYLE = {
 
 @dataclass(frozen=True)
 class CheckResult:
-    """One check's answer: a status, a one-line summary and machine-readable evidence."""
+    """One check's answer: a status, a one-line summary and machine-readable evidence.
+
+    ``headline``: the summary cut to what a batch's table row has room for (the
+    figure and the bound it was judged by); empty when the summary is short already."""
 
     name: str
     status: Status
     summary: str
     evidence: dict[str, Any] = field(default_factory=dict)
+    headline: str = ""
+
+    @property
+    def brief(self) -> str:
+        return self.headline or self.summary
 
     def __rich__(self) -> Text:
         return Text.assemble(f"{self.name}: ", self.status.__rich__(), f" {self.summary}")
@@ -59,6 +67,7 @@ class CheckResult:
             "name": self.name,
             "status": str(self.status),
             "summary": self.summary,
+            **({"headline": self.headline} if self.headline else {}),
             "evidence": self.evidence,
         }
 

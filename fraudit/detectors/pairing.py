@@ -60,4 +60,5 @@ class PairingCheck:
                             "shipped": shipped_relative(null_path) is not None}
         audit = audit_pair(model, trusted, self.setup, null=null, null_path=null_path, false_alarm=self.false_alarm)
         evidence |= audit.evidence()
-        return CheckResult(NAME, Status.FAIL if audit.failed else Status.PASS, audit.summary(), evidence)
+        return CheckResult(NAME, Status.FAIL if audit.failed else Status.PASS, audit.summary(), evidence,
+                           audit.headline())

@@ -96,7 +96,7 @@ class TriggerSearchCheck:
                      (("strongest patch", result.strongest, self.bound), ("blend", result.blend, self.blend_bound))
                      if i is not None]
             return CheckResult(NAME, Status.PASS, f"nothing beyond clean fine-tunes ({'; '.join(parts)}); "
-                               f"searched {searched}", evidence)
+                               f"searched {searched}", evidence, "nothing beyond clean fine-tunes: " + "; ".join(parts))
         index, bound = top
         site, z = result.sites[index], result.z[index]
         where = "" if site.blend else f"; z = {z:.1f} against its other sites"
@@ -104,11 +104,12 @@ class TriggerSearchCheck:
                  f"{len(probes.identities)} identities together by {result.gains[index]:.3f} more than the base does "
                  f"(candidate {result.candidate_convergence[index]:.2f}, base {result.reference_convergence[index]:.2f}"
                  f"{where})")
+        headline = f"{'the blend' if site.blend else f'patch {site}'}: gain {result.gains[index]:.3f} > {bound:.3f}"
         if not self.budget.calibrated:
             return CheckResult(NAME, Status.WARN, f"{moved}: above {bound:.3f}, the clean fine-tunes' bound, which was "
-                               "set for the default budget, not this one", evidence)
+                               "set for the default budget, not this one", evidence, f"{headline} (another budget)")
         return CheckResult(NAME, Status.FAIL, f"{moved}: above {bound:.3f}, the clean fine-tunes' bound (false alarm "
-                           f"{FALSE_ALARM:.0%} for the search)", evidence)
+                           f"{FALSE_ALARM:.0%} for the search)", evidence, headline)
 
 
 def _wearing(result: SearchResult, index: int, faces: np.ndarray) -> np.ndarray:

@@ -166,8 +166,11 @@ class WeightBankCheck:
             f"most anomalous {worst.key} (z = {worst.z:.1f})"
             + (f"; an export: frozen layers matched up to the BatchNorm folded into {folded}" if folded else "")
         )
+        headline = f"p = {score.p:.2g}, FAIL below {fail_frr:g}; most anomalous {worst.key} (z = {worst.z:.1f})"
         if caveat:
             summary += f"; {'WARN, not FAIL: ' if disputed else ''}{caveat}"
+            headline += ("; WARN, not FAIL: the head response is ordinary" if disputed else
+                         "; the spectrum alone, no head response read")
         evidence = {
             "bank": bank.name,
             # what a registry pins: a shipped bank is verified against fraudit's own pins;
@@ -214,7 +217,7 @@ class WeightBankCheck:
         if disputed:
             evidence["fail_rule"] = ("a FAIL led by the spectrum needs the head response read beside it out of the "
                                      f"references' range too (p below {warn_frr:g}); it was not, so WARN")
-        return CheckResult(NAME, status, summary, evidence)
+        return CheckResult(NAME, status, summary, evidence, headline)
 
 
 def _spectrum_alone(bank: WeightBank, score: NetworkScore, ordinary_above: float) -> str | None:
@@ -309,7 +312,7 @@ def _with_likely_victim(result: CheckResult, bank: WeightBank, score: NetworkSco
     if "caveat" in result.evidence:  # the spectrum alone: a backdoor is one of two readings of it
         where = f"if it is a backdoor, {where}"
     summary = f"{result.summary}; {where} class {victim} of {head} ({measure} {strength:.2f}): the likely victim"
-    return replace(result, summary=summary, evidence=evidence)
+    return replace(result, summary=summary, evidence=evidence, headline=f"{result.headline}; likely victim: class {victim}")
 
 
 def _outside_classes(bank: WeightBank, tensors: dict, architecture: str) -> str | None:

@@ -187,6 +187,14 @@ class PairingAudit:
                 f"(worst {worst}: z={verdict.z[worst]:.1f} ≤ {verdict.bound:.1f}, false alarm "
                 f"{rate}, {pairs} clean pairs)")
 
+    def headline(self) -> str:
+        """The summary cut to a table row."""
+        verdict = self.verdict
+        if verdict.failed:
+            top = verdict.findings[0]
+            return f"trigger {top.cell}: z = {top.z:.1f} > {verdict.bound:.1f} (false alarm {format_rate(verdict.false_alarm)})"
+        return f"no library trigger beyond clean pairs (worst z = {verdict.z[verdict.worst]:.1f} ≤ {verdict.bound:.1f})"
+
     def evidence(self) -> dict[str, Any]:
         pair = self.pair
         return {

@@ -34,5 +34,5 @@ def summary_table(results: Sequence[AuditResult]) -> Table:
     table.add_column("reason", ratio=1)
     for result in results:
         arch = result.architecture.id if result.architecture else "—"
-        table.add_row(Text(printable(result.source)), arch, result.verdict, Text(printable(result.reason)))
+        table.add_row(Text(printable(result.source)), arch, result.verdict, Text(printable(result.brief)))
     return table
