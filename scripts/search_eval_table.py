@@ -1,9 +1,14 @@
 """Pool ``fraudit search evaluate`` files (one per zoo) into the trigger search's
 numbers: false alarms on clean models and detections of successful backdoors per
 zoo, per trigger family (held-out or library) and per recipe, with the strongest
-site on the trigger — at the bounds each file was judged with.
+site on the trigger — at the bounds each file was judged with. With ``--bank``
+files of ``scripts/onnx_verdicts.py`` for the same zoos, also what ``scan --base``
+gives with the weight bank beside the search (a model is flagged when either
+FAILs), for the safetensors and for the ONNX exports — each export by its own
+search verdict where the file searched the exports too (``--base``), else by its
+safetensors' search verdict.
 
-    python scripts/search_eval_table.py measurements/search-eval-X-*.json
+    python scripts/search_eval_table.py measurements/search-eval-X-*.json [--bank measurements/onnx-bank-verdicts-X-*.json]
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
+FORMATS = ("safetensors", "onnx")
 
 def _detected(model: dict, bound: float, blend_bound: float) -> bool:
     return ((model["gain"] is not None and model["gain"] > bound)
@@ -22,8 +28,10 @@ def _recipe(model: dict) -> str:
     return model["recipe"] or "one-to-one"
 
 
-def pooled(files: list[dict]) -> dict:
+def pooled(files: list[dict], bank: dict[tuple[str, str], dict] | None = None) -> dict:
+    """``bank``: (zoo, model) → that model's onnx_verdicts row, for the flagged-by-either counts."""
     clean = flagged_clean = hits = found = located = 0
+    either = {fmt: [0, 0] for fmt in FORMATS}  # clean flagged, backdoors flagged
     clean_gains: list[float] = []
     by_family: dict[str, list[int]] = {}
     by_recipe: dict[str, list[int]] = {}
@@ -31,6 +39,12 @@ def pooled(files: list[dict]) -> dict:
         bound, blend_bound = data["summary"]["bound"], data["summary"]["blend_bound"]
         for model in data["models"]:
             flagged = _detected(model, bound, blend_bound)
+            row = (bank or {}).get((data["zoo"], model["name"]))
+            if row is not None and (model["kind"] == "clean" or model["successful"]):
+                for fmt in FORMATS:
+                    # a file that searched the exports too gives each format its own search verdict
+                    searched = row[fmt]["trigger-search"] == "FAIL" if "trigger-search" in row[fmt] else flagged
+                    either[fmt][model["kind"] != "clean"] += searched or row[fmt]["weight-bank"] == "FAIL"
             if model["kind"] == "clean":
                 clean += 1
                 flagged_clean += flagged
@@ -53,20 +67,31 @@ def pooled(files: list[dict]) -> dict:
         "strongest site on the trigger (of those detected)": f"{located}/{found}",
         **{f"{k} detected": f"{v[0]}/{v[1]}" for k, v in sorted(by_family.items())},
         **{f"recipe {k} detected": f"{v[0]}/{v[1]}" for k, v in sorted(by_recipe.items())},
+        **({f"with the bank, {fmt}: clean flagged / backdoors flagged": f"{either[fmt][0]}/{clean} / {either[fmt][1]}/{hits}"
+            for fmt in FORMATS} if bank else {}),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", type=Path, nargs="+")
+    parser.add_argument("--bank", type=Path, nargs="+", default=[],
+                        help="scripts/onnx_verdicts.py files of the same zoos (the weight bank's verdicts per format)")
     args = parser.parse_args()
     files = [json.loads(f.read_text()) for f in args.files]
-    per_zoo = {data["zoo"]: pooled([data]) for data in files}
+    bank: dict[tuple[str, str], dict] = {}
+    for path in args.bank:
+        verdicts = json.loads(path.read_text())
+        bank.update({(Path(verdicts["zoo"]).name, row["model"]): row for row in verdicts["models"]})
+    missing = [(d["zoo"], m["name"]) for d in files for m in d["models"] if bank and (d["zoo"], m["name"]) not in bank]
+    if missing:
+        parser.error(f"no bank verdict for {len(missing)} models, e.g. {missing[0]}")
+    per_zoo = {data["zoo"]: pooled([data], bank) for data in files}
     missed = [{"zoo": data["zoo"], "model": m["name"], "gain": round(m["gain"], 3), "blend_gain": round(m["blend_gain"], 3)}
               for data in files for m in data["models"]
               if m["kind"] != "clean" and m["successful"]
               and not _detected(m, data["summary"]["bound"], data["summary"]["blend_bound"])]
-    print(json.dumps({"per zoo": per_zoo, "pooled": pooled(files), "missed": missed}, indent=2, ensure_ascii=False))
+    print(json.dumps({"per zoo": per_zoo, "pooled": pooled(files, bank), "missed": missed}, indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":
