@@ -20,9 +20,14 @@ SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "gpu_facenet_zoo.p
 @pytest.mark.slow
 def test_facenet_script_runs_end_to_end_at_tiny_scale(tmp_path: Path) -> None:
     env = {**os.environ, "FRAUDIT_CACHE_DIR": str(tmp_path / "cache"), "PYTHONUNBUFFERED": "1"}
+    # The script's time budgets (pretraining, the deadline past which no model is
+    # trained) are for the GPU run; here they are lifted so that the work done, and so
+    # what is asserted, does not depend on how busy the machine is (a loaded CI
+    # machine hit the 420-s deadline before the held-out attempts were trained).
     proc = subprocess.run([sys.executable, "-W", "ignore", str(SCRIPT), "--scale", "tiny", "--scenarios", "last-layer",
+                           "--deadline", "100000", "--pretrain-budget", "100000",
                            "--search-until", "100000", "--search-max", "1", "--out", str(tmp_path / "out")],
-                          capture_output=True, text=True, env=env, timeout=900)
+                          capture_output=True, text=True, env=env, timeout=3600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     records = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
     stages = {r["stage"] for r in records}
