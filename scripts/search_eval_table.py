@@ -17,11 +17,14 @@ import argparse
 import json
 from pathlib import Path
 
+from fraudit.search.evaluate import SearchOutcome
+from fraudit.zoo.heldout import heldout_triggers
+
 FORMATS = ("safetensors", "onnx")
 
+
 def _detected(model: dict, bound: float, blend_bound: float) -> bool:
-    return ((model["gain"] is not None and model["gain"] > bound)
-            or (model["blend_gain"] is not None and model["blend_gain"] > blend_bound))
+    return SearchOutcome(**model).detected(bound, blend_bound)
 
 
 def _recipe(model: dict) -> str:
@@ -55,7 +58,7 @@ def pooled(files: list[dict], bank: dict[tuple[str, str], dict] | None = None) -
             hits += 1
             found += flagged
             located += bool(flagged and model["on_trigger"])
-            family = "held-out triggers" if model["trigger"].startswith("heldout-") else "library triggers"
+            family = "held-out triggers" if model["trigger"] in heldout_triggers() else "library triggers"
             for table, key in ((by_family, family), (by_recipe, _recipe(model))):
                 counts = table.setdefault(key, [0, 0])
                 counts[0] += flagged
