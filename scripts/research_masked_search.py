@@ -35,7 +35,6 @@ def masked_search(cand, base, faces, *, window=16, area=64.0, steps=20, scout=5,
     phi = torch.logit(torch.tensor(p0)) + 0.5 * torch.randn(n, 1, window, window, generator=g)
     theta.requires_grad_(True)
     phi.requires_grad_(True)
-    opt_state = {}
     best = torch.full((n,), -np.inf)
 
     def stamp(idx):
@@ -44,7 +43,6 @@ def masked_search(cand, base, faces, *, window=16, area=64.0, steps=20, scout=5,
         m = m * (area / total).clamp(max=1.0).view(-1, 1, 1, 1)
         t = torch.sigmoid(theta[idx]) * 255
         copies = x.unsqueeze(0).repeat(len(idx), 1, 1, 1, 1)
-        out = []
         for j, i in enumerate(idx):
             s = sites[i]
             r, c = slice(s.top, s.top + window), slice(s.left, s.left + window)
