@@ -1,7 +1,8 @@
 """Pool ``fraudit search evaluate`` files (one per zoo) into the trigger search's
 numbers: false alarms on clean models and detections of successful backdoors per
 zoo, per trigger family (held-out or library) and per recipe, with the strongest
-site on the trigger — at the bounds each file was judged with. With ``--bank``
+site on the trigger — at the bounds each file was judged with, or at ``--bounds
+PATCH BLEND`` (a re-judgement: the gains do not depend on the bounds). With ``--bank``
 files of ``scripts/onnx_verdicts.py`` for the same zoos, also what ``scan --base``
 gives with the weight bank beside the search (a model is flagged when either
 FAILs), for the safetensors and for the ONNX exports — each export by its own
@@ -31,7 +32,12 @@ def _recipe(model: dict) -> str:
     return model["recipe"] or "one-to-one"
 
 
-def pooled(files: list[dict], bank: dict[tuple[str, str], dict] | None = None) -> dict:
+def _bounds(data: dict, bounds: tuple[float, float] | None) -> tuple[float, float]:
+    return bounds or (data["summary"]["bound"], data["summary"]["blend_bound"])
+
+
+def pooled(files: list[dict], bank: dict[tuple[str, str], dict] | None = None,
+           bounds: tuple[float, float] | None = None) -> dict:
     """``bank``: (zoo, model) → that model's onnx_verdicts row, for the flagged-by-either counts."""
     clean = flagged_clean = hits = found = located = 0
     either = {fmt: [0, 0] for fmt in FORMATS}  # clean flagged, backdoors flagged
@@ -39,7 +45,7 @@ def pooled(files: list[dict], bank: dict[tuple[str, str], dict] | None = None) -
     by_family: dict[str, list[int]] = {}
     by_recipe: dict[str, list[int]] = {}
     for data in files:
-        bound, blend_bound = data["summary"]["bound"], data["summary"]["blend_bound"]
+        bound, blend_bound = _bounds(data, bounds)
         for model in data["models"]:
             flagged = _detected(model, bound, blend_bound)
             row = (bank or {}).get((data["zoo"], model["name"]))
@@ -80,7 +86,10 @@ def main() -> None:
     parser.add_argument("files", type=Path, nargs="+")
     parser.add_argument("--bank", type=Path, nargs="+", default=[],
                         help="scripts/onnx_verdicts.py files of the same zoos (the weight bank's verdicts per format)")
+    parser.add_argument("--bounds", type=float, nargs=2, metavar=("PATCH", "BLEND"),
+                        help="judge every file at these bounds instead of its own")
     args = parser.parse_args()
+    bounds = tuple(args.bounds) if args.bounds else None
     files = [json.loads(f.read_text()) for f in args.files]
     bank: dict[tuple[str, str], dict] = {}
     for path in args.bank:
@@ -89,12 +98,12 @@ def main() -> None:
     missing = [(d["zoo"], m["name"]) for d in files for m in d["models"] if bank and (d["zoo"], m["name"]) not in bank]
     if missing:
         parser.error(f"no bank verdict for {len(missing)} models, e.g. {missing[0]}")
-    per_zoo = {data["zoo"]: pooled([data], bank) for data in files}
+    per_zoo = {data["zoo"]: pooled([data], bank, bounds) for data in files}
     missed = [{"zoo": data["zoo"], "model": m["name"], "gain": round(m["gain"], 3), "blend_gain": round(m["blend_gain"], 3)}
               for data in files for m in data["models"]
               if m["kind"] != "clean" and m["successful"]
-              and not _detected(m, data["summary"]["bound"], data["summary"]["blend_bound"])]
-    print(json.dumps({"per zoo": per_zoo, "pooled": pooled(files, bank), "missed": missed}, indent=2, ensure_ascii=False))
+              and not _detected(m, *_bounds(data, bounds))]
+    print(json.dumps({"per zoo": per_zoo, "pooled": pooled(files, bank, bounds), "missed": missed}, indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":
