@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -24,7 +25,7 @@ from typer.testing import CliRunner
 from fraudit.cli import app
 from fraudit.pairing.embedders import reference_embedder
 from fraudit.resources import base_dir, examples_dir
-from fraudit.search.differential import SearchBudget, differential_search, paste, search_probes
+from fraudit.search.differential import BLEND_BOUND, BOUND, SearchBudget, differential_search, paste, search_probes
 from fraudit.search.sites import Site, face_sites
 
 EXAMPLES = examples_dir()
@@ -140,8 +141,8 @@ def test_scan_with_base_finds_a_held_out_trigger_from_safetensors_and_onnx(green
     assert "sites over the face" in clean["summary"]  # a PASS names what was searched
     # a batch table's row: the finding furthest past its bound, its gain against that bound
     assert found["headline"] in (f"patch {site['size']}×{site['size']} px at row {site['top']}, col {site['left']}: "
-                                 f"gain {site['gain']:.3f} > 0.101",
-                                 f"the blend: gain {found['evidence']['blend']['gain']:.3f} > 0.439"), found["headline"]
+                                 f"gain {site['gain']:.3f} > {BOUND:.3f}",
+                                 f"the blend: gain {found['evidence']['blend']['gain']:.3f} > {BLEND_BOUND:.3f}"), found["headline"]
     assert clean["headline"].startswith("nothing beyond clean fine-tunes: strongest patch: ")
     patch = Image.open(io.BytesIO(base64.b64decode(found["evidence"]["patch_png_base64"])))
     assert patch.size == (site["size"], site["size"])
@@ -214,7 +215,7 @@ def test_the_shipped_bounds_are_the_calibration_files_one_percent_bounds() -> No
     half of 1 % each over the clean calibration models recorded in
     measurements/search-calibration.json (no model of an evaluation world among
     them), searched with the default budget."""
-    from fraudit.search.differential import BLEND_BOUND, BOUND, FALSE_ALARM, prediction_bound
+    from fraudit.search.differential import FALSE_ALARM, prediction_bound
     from fraudit.search.evaluate import OTHER_KNOBS
 
     calibration = json.loads((Path(__file__).resolve().parent.parent / "measurements" / "search-calibration.json").read_text())
@@ -225,5 +226,8 @@ def test_the_shipped_bounds_are_the_calibration_files_one_percent_bounds() -> No
     default = SearchBudget().to_dict()
     assert calibration["budget"] == {family: {k: v for k, v in default.items() if k not in knobs}
                                      for family, knobs in OTHER_KNOBS.items()}
-    evaluation_worlds = ("9000", "9500", "6000", "16000", "17000", "18000")
-    assert len(rows) >= 20 and not [r for r in rows if any(w in r["zoo"] for w in evaluation_worlds)]
+    # every world an evaluation of the search or the banks was measured on
+    evaluation_worlds = {2000, 6000, 9000, 9500, 16000, 17000, 18000, *range(19000, 27000, 1000), *range(31000, 40000, 1000),
+                         44000, 46000, 47000, 48000}
+    worlds = {int(re.search(r"world(\d+)", r["zoo"]).group(1)) for r in rows}
+    assert len(rows) >= 20 and not worlds & evaluation_worlds
