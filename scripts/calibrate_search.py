@@ -10,6 +10,10 @@ search's false-alarm rate (``fraudit.search.differential.prediction_bound``), fo
 of the file this writes; ``tests/test_search.py`` checks it.
 
     python scripts/calibrate_search.py EVAL.json ... --out measurements/search-calibration.json
+
+``--include CALIBRATION.json`` adds the clean models of an earlier calibration file
+(searched with the same budget) to the new evaluations' — how the bounds were widened
+from two face worlds per architecture to the banks' fourteen.
 """
 
 from __future__ import annotations
@@ -26,11 +30,19 @@ FAMILIES = {"gain": "patch", "blend_gain": "blend"}
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("evaluations", type=Path, nargs="+")
+    parser.add_argument("evaluations", type=Path, nargs="*")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--include", type=Path, action="append", default=[],
+                        help="an earlier calibration file whose clean models count too (same budget)")
     args = parser.parse_args()
     models: dict[tuple[str, str], dict] = {}
     budgets: dict[str, dict] = {}
+    for path in args.include:
+        earlier = json.loads(path.read_text())
+        for family, budget in earlier["budget"].items():
+            if budgets.setdefault(family, budget) != budget:
+                raise SystemExit(f"{path}: the {family} values were searched with another budget")
+        models.update({(row["zoo"], row["model"]): dict(row) for row in earlier["models"]})
     for path in args.evaluations:
         evaluation = json.loads(path.read_text())
         for model in (m for m in evaluation["models"] if m["kind"] == "clean"):
