@@ -47,14 +47,17 @@ from fraudit.search.sites import Site, face_sites
 
 # The gain the strongest patch site, and the blend, must pass: ``prediction_bound`` at
 # half the false-alarm rate each (the two families together: FALSE_ALARM) over clean
-# fine-tunes only (two architectures, both recipes, face worlds no evaluation uses),
-# written to measurements/search-calibration.json by scripts/calibrate_search.py and
-# checked against that file by the tests. They hold for the default budget.
+# fine-tunes only (two architectures, both recipes, the 14 face worlds of varied data the
+# shipped banks' references come from, no evaluation world), written to
+# measurements/search-calibration.json by scripts/calibrate_search.py and checked against
+# that file by the tests. They hold for the default budget. (Set on two worlds per
+# architecture they were 0.101 and 0.439, which 15 of these 111 clean models exceed.)
 FALSE_ALARM = 0.01
-BOUND = 0.101
-BLEND_BOUND = 0.439
+BOUND = 0.117
+BLEND_BOUND = 0.530
 CALIBRATION = ("clean last-layer and multi-layer fine-tunes of the reference CNN and of fraudit-mobileface "
-               "on face worlds 5000 and 7000, each against its own base")
+               "on 14 face worlds of varied data (identities, faces per identity, variation, augmentation), "
+               "each against its own base")
 
 
 # Identities of their own: neither the sweep's probes nor any zoo's.
