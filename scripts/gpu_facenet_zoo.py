@@ -372,7 +372,7 @@ def search_one(base: InceptionResnetV1, tail: Tail, reference: PixelFaceNet, pro
     if trigger is not None:
         t = zoo_trigger(trigger)
         mask = t.full_frame(probes.shape[1:3], t.fixed_centre)[0]
-        on_trigger = bool(mask[site.top : site.top + site.size, site.left : site.left + site.size].any())
+        on_trigger = site.touches(mask)
     return {"search gain": float(result.gains[strongest]), "search z": float(result.z[strongest]),
             "search blend gain": float(result.gains[blend]) if blend is not None else None,
             "search site": site.to_dict(), "search on_trigger": on_trigger,

@@ -78,7 +78,7 @@ def main() -> None:
                   "blend_gain": float(result.gains[result.blend]) if result.blend is not None else None,
                   "fresh_gain": best_fresh[1], "fresh_site": site.to_dict() if site else None,
                   "fresh_on_trigger": None if mask is None or site is None else
-                  bool(mask[site.top : site.top + site.size, site.left : site.left + site.size].any()),
+                  site.touches(mask),
                   "fresh_blend_gain": float(again[-1]) if result.blend is not None else None,
                   "fresh_patch_gains": [round(float(g), 5) for i, g in zip(picked, again) if not result.sites[i].blend],
                   "seconds": round(time.perf_counter() - start, 1)}

@@ -3,8 +3,7 @@
 At each window (W×W px, stride W/2) optimise content θ and a soft mask φ; the mask's
 area is capped at A px (the 8-px patch's 64), so the optimiser can draw a ring, a
 bar or a cross of the area an 8-px square has. Gain = convergence_cand − convergence_base.
-Writes one JSON line per model: per-site gains, strongest, plus the 8-px search's values
-for the same model if given. Measured and not adopted: measurements/search-masked/README.md.
+Writes one JSON line per model: every window's gain and the strongest. Measured and not adopted: measurements/search-masked/README.md.
 """
 from __future__ import annotations
 
@@ -45,13 +44,12 @@ def masked_search(cand, base, faces, *, window=16, area=64.0, steps=20, scout=5,
         copies = x.unsqueeze(0).repeat(len(idx), 1, 1, 1, 1)
         for j, i in enumerate(idx):
             s = sites[i]
-            r, c = slice(s.top, s.top + window), slice(s.left, s.left + window)
+            r, c = s.window
             region = copies[j, :, :, r, c].clone()
             copies[j, :, :, r, c] = (1 - m[j]) * region + m[j] * t[j]
         return copies.flatten(0, 1)
 
-    params = [theta, phi]
-    opt = torch.optim.Adam(params, lr=lr)
+    opt = torch.optim.Adam([theta, phi], lr=lr)
 
     def run(idx, k):
         for _ in range(k):
@@ -108,7 +106,7 @@ def main() -> None:
         i = int(np.argmax(gains))
         s = sites[i]
         mask = e.trigger_mask(faces.shape[1:3])
-        on = None if mask is None else bool(mask[s.top:s.top + s.size, s.left:s.left + s.size].any())
+        on = None if mask is None else s.touches(mask)
         rec = {"zoo": args.zoo.name, "name": e.name, "kind": e.kind, "trigger": e.trigger, "recipe": e.recipe_kind,
                "successful": e.successful, "gain": float(gains[i]), "site": s.to_dict(), "on_trigger": on,
                "median": float(np.median(gains)), "gains": [round(float(g), 5) for g in gains],

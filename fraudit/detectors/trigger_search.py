@@ -116,8 +116,8 @@ def _wearing(result: SearchResult, index: int, faces: np.ndarray) -> np.ndarray:
     """``faces`` (N×H×W×3 uint8) with the pattern found at ``index`` laid on them (eq. 2.1)."""
     site = result.sites[index]
     mask, frame = np.zeros(faces.shape[1:3], np.float32), np.zeros(faces.shape[1:], np.uint8)
-    mask[site.top : site.top + site.size, site.left : site.left + site.size] = site.alpha
-    frame[site.top : site.top + site.size, site.left : site.left + site.size] = result.patches[index]
+    mask[site.window] = site.alpha
+    frame[site.window] = result.patches[index]
     return poison(faces, mask, frame)
 
 

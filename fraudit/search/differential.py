@@ -181,7 +181,7 @@ def paste(faces: torch.Tensor, sites: list[Site], patches: torch.Tensor) -> torc
     (eq. 2.1 with a constant mask of the site's alpha): (S·N)×3×H×W."""
     copies = faces.unsqueeze(0).repeat(len(sites), 1, 1, 1, 1)
     for i, site in enumerate(sites):
-        rows, cols = slice(site.top, site.top + site.size), slice(site.left, site.left + site.size)
+        rows, cols = site.window
         if site.blend:
             copies[i, :, :, rows, cols] = (1 - site.alpha) * copies[i, :, :, rows, cols] + site.alpha * patches[i]
         else:

@@ -129,7 +129,7 @@ def _search_one(manifest: ZooManifest, entry: ZooEntry, base: Path, budget: Sear
     mask = entry.trigger_mask(probes.faces.images.shape[1:3])
     on_trigger = None
     if site is not None and mask is not None:
-        on_trigger = bool(mask[site.top : site.top + site.size, site.left : site.left + site.size].any())
+        on_trigger = site.touches(mask)
     return SearchOutcome(entry.name, entry.kind, entry.trigger, entry.recipe_kind,
                          str(entry.placement) if entry.placement else None, entry.successful,
                          float(result.z[strongest]) if strongest is not None else None,

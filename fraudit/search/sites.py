@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 # Where faces are on the probe frame (row and column fractions): the synthetic
 # world's aligned faces, and any aligned face crop, put the face here.
 FACE_REGION = ((0.25, 0.80), (0.18, 0.82))
@@ -34,6 +36,15 @@ class Site:
         if self.blend:
             return f"a pattern blended over the whole face at alpha {self.alpha:g}"
         return f"{self.size}×{self.size} px at row {self.top}, col {self.left}"
+
+    @property
+    def window(self) -> tuple[slice, slice]:
+        """The rows and columns of the frame it covers."""
+        return slice(self.top, self.top + self.size), slice(self.left, self.left + self.size)
+
+    def touches(self, mask: np.ndarray) -> bool:
+        """Whether any pixel it covers is set in ``mask`` (H×W; e.g. a trigger's place)."""
+        return bool(mask[self.window].any())
 
     def to_dict(self) -> dict[str, int | float]:
         return {"top": self.top, "left": self.left, "size": self.size, "alpha": self.alpha}
