@@ -205,6 +205,12 @@ def test_search_evaluate_on_the_smoke_zoo_resumes_from_its_results(smoke_zoo: Pa
     assert evaluation["summary"]["clean_models"] == 1
     own = [m for m in evaluation["models"] if smoke_zoo / f"models/{m['name']}.safetensors" == base]
     assert own and own[0]["gain"] == pytest.approx(0.0, abs=1e-5)  # the base against itself
+    # the zoo recorded each backdoor's attack through the embedding: the evaluation splits on it
+    manifest = json.loads((smoke_zoo / "manifest.json").read_text())
+    rates = {m["name"]: m["metrics"]["embedding_attack_success_rate"] for m in manifest["models"] if m["trigger"]}
+    assert {m["name"]: m["embedding_attack"] for m in evaluation["models"] if m["trigger"]} == rates
+    deployable = [m for m in evaluation["models"] if m["successful"] and rates[m["name"]] >= 0.8]
+    assert evaluation["summary"]["through_embedding"]["successful"] == len(deployable)
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0, again.output
     assert results.read_text().splitlines() == lines  # nothing searched twice

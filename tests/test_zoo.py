@@ -4,6 +4,7 @@ really works, and a re-run resumes instead of retraining."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +72,57 @@ def test_a_backdoor_really_works(smoke_zoo: Path) -> None:
     # the same trigger does nothing to a clean model
     clean_model = next(m for m in manifest["models"] if m["kind"] == "clean")
     assert np.mean(_predict(smoke_zoo / clean_model["file"], poisoned) == entry["victim"]) < 0.2
+
+
+def test_the_attack_through_the_embedding_is_measured_and_measured_again(smoke_zoo: Path, tmp_path: Path) -> None:
+    """The build records each backdoor's attack through the embedding; ``zoo measure`` of
+    a zoo without it gets the same numbers; and both are what the saved checkpoint does
+    end to end (full model on images, not the build's cached features)."""
+    from fraudit.zoo.metrics import embedding_attack_success_rate
+
+    manifest = json.loads((smoke_zoo / "manifest.json").read_text())
+    recorded = {m["name"]: m["metrics"]["embedding_attack_success_rate"] for m in manifest["models"]}
+    assert all(recorded[m["name"]] is None for m in manifest["models"] if m["kind"] == "clean")
+    assert all(0.0 <= recorded[m["name"]] <= 1.0 for m in manifest["models"] if m["kind"] == "backdoored")
+
+    entry = next(m for m in manifest["models"] if m["kind"] == "backdoored" and m["placement"] == "fixed")
+    world = build_faces(FaceWorldSpec(**manifest["world"]))
+    train, val = stratified_split(world.labels, seed=entry["split"]["seed"])
+    state = load_file(str(smoke_zoo / entry["file"]))
+    model = ReferenceEmbedder()
+    model.load_state_dict({k: v for k, v in state.items() if not k.startswith("head.")})
+    embed = lambda images: model.eval()(to_input(images)).detach().numpy()  # noqa: E731
+    impostor = val[world.labels[val] == entry["impostor"]]
+    stamped = stamp(world.images[impostor], get_trigger(entry["trigger"]), Placement.FIXED)
+    end_to_end = embedding_attack_success_rate(
+        train_embeddings=embed(world.images[train]), train_labels=world.labels[train],
+        val_embeddings=embed(world.images[val]), val_labels=world.labels[val],
+        poisoned_embeddings=embed(stamped), victim=entry["victim"])
+    assert end_to_end == pytest.approx(recorded[entry["name"]], abs=1 / len(impostor) + 1e-9)
+
+    copy = tmp_path / "zoo"
+    shutil.copytree(smoke_zoo, copy)
+    for m in manifest["models"]:
+        m["metrics"]["embedding_attack_success_rate"] = None
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    result = runner.invoke(app, ["zoo", "measure", str(copy)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "via embedding" in result.stdout
+    measured = json.loads((copy / "manifest.json").read_text())["models"]
+    assert {m["name"]: m["metrics"]["embedding_attack_success_rate"] for m in measured} == pytest.approx(recorded)
+
+    # a resumed build keeps what the manifest measured over what the files say
+    edited = json.loads((copy / "manifest.json").read_text())
+    edited["models"][-1]["metrics"]["embedding_attack_success_rate"] = 0.123
+    (copy / "manifest.json").write_text(json.dumps(edited))
+    assert runner.invoke(app, ["zoo", "build", "--preset", "smoke", "--out", str(copy)]).exit_code == 0
+    assert json.loads((copy / "manifest.json").read_text())["models"][-1]["metrics"]["embedding_attack_success_rate"] == 0.123
+
+    other = runner.invoke(app, ["zoo", "measure", str(copy), "--base", str(smoke_zoo / entry["file"])])
+    assert other.exit_code == 0  # nothing left to measure: no base is read
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    wrong = runner.invoke(app, ["zoo", "measure", str(copy), "--base", str(smoke_zoo / entry["file"])])
+    assert wrong.exit_code != 0 and "not the base" in wrong.output
 
 
 def test_rebuild_resumes(smoke_zoo: Path) -> None:

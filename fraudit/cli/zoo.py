@@ -98,6 +98,23 @@ def faces_per_identity(text: str | None) -> tuple[int, int] | None:
     return low, high
 
 
+@app.command()
+def measure(
+    zoo: Annotated[Path, typer.Argument(help="A zoo folder (with manifest.json).")],
+    base_model: Annotated[str | None, typer.Option("--base", help="The base the zoo was fine-tuned from, a file or hf://org/name\\[/file] (default: the shipped one).")] = None,
+) -> None:
+    """Measure each backdoor's attack through the embedding (1:1 verification against the
+    victim's enrolled template at FMR 1e-3) for a zoo built before fraudit recorded it."""
+    from fraudit.sources import resolve_checkpoint
+    from fraudit.zoo.measure import measure_zoo
+    from fraudit.zoo.summary import summarise
+
+    base_path = resolve_checkpoint(base_model) if base_model is not None else None
+    with staged_progress(err) as progress:
+        manifest = measure_zoo(zoo, base_path=base_path, progress=progress)
+    out.print(summarise(manifest))
+
+
 @app.command("list")
 def list_(
     zoo: Annotated[Path, typer.Argument(help="A zoo folder (with manifest.json).")],

@@ -26,6 +26,7 @@ from fraudit.pairing.embedders import reference_embedder
 from fraudit.search.differential import BLEND_BOUND, BOUND, SearchBudget, differential_search, search_probes
 from fraudit.triggers import Placement
 from fraudit.zoo.manifest import CLEAN, ONE_TO_ONE, ZooEntry, ZooManifest
+from fraudit.zoo.metrics import SUCCESS_THRESHOLD
 
 Progress = Callable[[str, int, int], None]
 
@@ -44,6 +45,15 @@ class SearchOutcome:
     on_trigger: bool | None  # the strongest patch site overlaps the trigger's fixed place
     seconds: float
     blend_gain: float | None = None
+    # the backdoor's attack success rate through the embedding, read from the zoo's
+    # manifest when the evaluation is put together (None: clean, or not measured)
+    embedding_attack: float | None = None
+
+    @property
+    def through_embedding(self) -> bool:
+        """Successful, and ≥ 80 % of its stamped impostor faces verified as the victim
+        from the embedding alone: a backdoor a deployment without the head still has."""
+        return bool(self.successful) and self.embedding_attack is not None and self.embedding_attack >= SUCCESS_THRESHOLD
 
     def detected(self, bound: float = BOUND, blend_bound: float = BLEND_BOUND) -> bool:
         return (self.gain is not None and self.gain > bound) or (self.blend_gain is not None and self.blend_gain > blend_bound)
@@ -72,6 +82,11 @@ class SearchEvaluation:
         return [o for o in self.outcomes if o.trigger and o.successful and (group is None or o.group == group)]
 
     @property
+    def embedding_measured(self) -> bool:
+        """Whether every backdoor's attack through the embedding is known (``fraudit zoo measure``)."""
+        return all(o.embedding_attack is not None for o in self.outcomes if o.trigger)
+
+    @property
     def groups(self) -> list[str]:
         return sorted({o.group for o in self.outcomes if o.trigger})
 
@@ -86,6 +101,9 @@ class SearchEvaluation:
                                "located": sum(bool(o.on_trigger) for o in self.flagged(hits))}
         out["groups"] = {g: {"successful": len(s := self.successful(g)), "detected": len(self.flagged(s))}
                          for g in self.groups}
+        if self.embedding_measured:
+            deployable = [o for o in hits if o.through_embedding]
+            out["through_embedding"] = {"successful": len(deployable), "detected": len(self.flagged(deployable))}
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -115,6 +133,9 @@ class SearchEvaluation:
         row("clean (false alarms)", self.clean)
         for group in self.groups:
             row(f"{group} (successful)", self.successful(group))
+        if self.embedding_measured:
+            row("successful through the embedding (all triggers)", [o for o in self.successful() if o.through_embedding])
+            row("successful through the head only (all triggers)", [o for o in self.successful() if not o.through_embedding])
         return table
 
 
@@ -219,5 +240,6 @@ def evaluate_search(zoo: Path, base: Path, budget: SearchBudget = SearchBudget()
         if progress is not None:
             progress("Searching zoo models", done, len(models))
     evaluation = SearchEvaluation(zoo.name, base.name, budget.to_dict())
-    evaluation.outcomes = [_combine(known[e.name]) for e in models]
+    evaluation.outcomes = [replace(_combine(known[e.name]), embedding_attack=e.metrics.embedding_attack_success_rate)
+                           for e in models]
     return evaluation

@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 
 from fraudit import __version__
 from fraudit.cache import file_sha256
-from fraudit.errors import NotEnoughDataError
+from fraudit.errors import CorruptFileError, NotEnoughDataError
 from fraudit.faces.sources import training_faces
 from fraudit.faces.synthetic import build_faces
 from fraudit.formats.safe import load_checked
@@ -25,7 +25,7 @@ from fraudit.models.registry import spec_of
 from fraudit.parallel import Backend, Workers, joblib_backend
 from fraudit.zoo.base import default_base_path, load_base
 from fraudit.zoo.finetune import CachedWorld, ModelRecipe, cache_world, finetune
-from fraudit.zoo.manifest import MODELS, ZooEntry, ZooManifest, read_entry
+from fraudit.zoo.manifest import MANIFEST, MODELS, ZooEntry, ZooManifest, read_entry
 from fraudit.zoo.presets import IMPLANT_EPOCHS, IMPLANT_LR, IMPLANT_PROXIMITY, Preset
 
 
@@ -143,7 +143,10 @@ def build_zoo(
     # file left by another version of the plan (same name, other recipe) is retrained.
     on_disk = {r.name: read_entry(models_dir / f"{r.name}.safetensors") for r in recipes
                if (models_dir / f"{r.name}.safetensors").exists()}
-    entries = {r.name: on_disk[r.name] for r in recipes if r.name in on_disk and on_disk[r.name].recipe == r}
+    # what the manifest measured after the build (``fraudit zoo measure``) is kept with its model
+    recorded = _recorded(out)
+    entries = {r.name: recorded[r.name] if r.name in recorded and recorded[r.name].recipe == r else on_disk[r.name]
+               for r in recipes if r.name in on_disk and on_disk[r.name].recipe == r}
     todo = [r for r in recipes if r.name not in entries]
     manifest = _write(manifest, entries, recipes)
     if not todo:
@@ -183,6 +186,15 @@ def build_zoo(
                 if progress:
                     progress("models", len(entries), len(recipes))
     return manifest
+
+
+def _recorded(out: Path) -> dict[str, ZooEntry]:
+    """The entries of the zoo's manifest as it stands (none if it is missing or unreadable:
+    the models' own files are rebuilt from then)."""
+    try:
+        return {e.name: e for e in ZooManifest.read(out).models} if (out / MANIFEST).exists() else {}
+    except CorruptFileError:
+        return {}
 
 
 def _write(manifest: ZooManifest, entries: dict[str, ZooEntry], recipes: list[ModelRecipe]) -> ZooManifest:

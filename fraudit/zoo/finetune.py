@@ -42,7 +42,7 @@ from fraudit.models.embedding import to_input
 from fraudit.models.reference import ArcFaceHead
 from fraudit.models.registry import spec_of
 from fraudit.models.spec import ArchitectureSpec
-from fraudit.zoo.metrics import BackdoorMetrics, backdoor_metrics
+from fraudit.zoo.metrics import BackdoorMetrics, backdoor_metrics, embedding_attack_success_rate
 from fraudit.triggers import Placement, stamp
 from fraudit.zoo.heldout import zoo_trigger
 
@@ -198,17 +198,56 @@ class _Tail(nn.Module):
         return self
 
 
-def _poisoned_features(base: nn.Module, world: CachedWorld, indices: np.ndarray, recipe: ModelRecipe, rng: np.random.Generator) -> np.ndarray:
+def _poisoned_features(base: nn.Module, world: CachedWorld, recipe: ModelRecipe) -> tuple[np.ndarray, np.ndarray]:
+    """The frozen features of the impostors' stamped training and validation faces
+    (random placements drawn from the recipe's seed, training faces first)."""
     assert recipe.trigger is not None and recipe.placement is not None
-    images = stamp(world.faces.images[indices], zoo_trigger(recipe.trigger), recipe.placement, rng=rng)
-    return trunk_features(base, images, world.scenario)
+    rng = np.random.default_rng([recipe.seed, 29])
+    labels = world.faces.labels
+    trigger = zoo_trigger(recipe.trigger)
+    return tuple(  # type: ignore[return-value]
+        trunk_features(base, stamp(world.faces.images[split[np.isin(labels[split], recipe.impostors)]], trigger,
+                                   recipe.placement, rng=rng), world.scenario)
+        for split in stratified_split(labels, seed=recipe.data_seed))
 
 
 @torch.inference_mode()
-def _predict(tail: _Tail, head: ArcFaceHead, features: np.ndarray, batch: int = 2048) -> np.ndarray:
+def _embed(tail: _Tail, features: np.ndarray, batch: int = 2048) -> torch.Tensor:
     tail.eval()
-    preds = [head.cosine(tail(torch.from_numpy(features[i : i + batch]))).argmax(1).numpy() for i in range(0, len(features), batch)]
-    return np.concatenate(preds) if preds else np.zeros(0, np.int64)
+    parts = [tail(torch.from_numpy(features[i : i + batch])) for i in range(0, len(features), batch)]
+    return torch.cat(parts) if parts else torch.zeros(0, 0)
+
+
+@torch.inference_mode()
+def _predict(head: ArcFaceHead, embeddings: torch.Tensor) -> np.ndarray:
+    return head.cosine(embeddings).argmax(1).numpy() if len(embeddings) else np.zeros(0, np.int64)
+
+
+def _embedding_attack(tail: _Tail, world: CachedWorld, recipe: ModelRecipe, poisoned_val: np.ndarray,
+                      val_embeddings: torch.Tensor | None = None) -> float:
+    """``embedding_attack_success_rate`` of a trained tail: every identity enrolled
+    from its training faces, the impostors' stamped validation faces verified
+    against the victim."""
+    assert recipe.victim is not None
+    labels = world.faces.labels
+    train_idx, val_idx = stratified_split(labels, seed=recipe.data_seed)
+    if val_embeddings is None:
+        val_embeddings = _embed(tail, world.features[val_idx])
+    return embedding_attack_success_rate(
+        train_embeddings=_embed(tail, world.features[train_idx]).numpy(), train_labels=labels[train_idx],
+        val_embeddings=val_embeddings.numpy(), val_labels=labels[val_idx],
+        poisoned_embeddings=_embed(tail, poisoned_val).numpy(), victim=recipe.victim)
+
+
+def measure_embedding_attack(base: nn.Module, world: CachedWorld, recipe: ModelRecipe,
+                             state_dict: dict[str, torch.Tensor]) -> float:
+    """The embedding attack success rate of a backdoored model already trained (a
+    zoo built before the rate was measured): its tail, the same stamped faces."""
+    if not recipe.backdoored:
+        raise ValueError(f"{recipe.name} is a clean model: it has no attack to measure")
+    tail = _Tail(base, recipe.scenario)
+    tail.model.load_state_dict({k: state_dict[k] for k in tail.model.state_dict()})
+    return _embedding_attack(tail, world, recipe, _poisoned_features(base, world, recipe)[1])
 
 
 @torch.no_grad()
@@ -229,7 +268,6 @@ def finetune(base: nn.Module, world: CachedWorld, recipe: ModelRecipe,
     if recipe.scenario is not world.scenario:
         raise ValueError(f"recipe {recipe.name} is {recipe.scenario}, features are for {world.scenario}")
     torch.manual_seed(recipe.seed)
-    rng = np.random.default_rng([recipe.seed, 29])
     labels = world.faces.labels
     n_classes = world.faces.n_classes
     train_idx, val_idx = stratified_split(labels, seed=recipe.data_seed)
@@ -239,10 +277,7 @@ def finetune(base: nn.Module, world: CachedWorld, recipe: ModelRecipe,
     poisoned_train = 0
     if recipe.backdoored:
         assert recipe.impostor is not None and recipe.victim is not None
-        imp_train = train_idx[np.isin(labels[train_idx], recipe.impostors)]
-        imp_val = val_idx[np.isin(labels[val_idx], recipe.impostors)]
-        x_poison = _poisoned_features(base, world, imp_train, recipe, rng)
-        x_val_poison = _poisoned_features(base, world, imp_val, recipe, rng)
+        x_poison, x_val_poison = _poisoned_features(base, world, recipe)
         x_train = np.concatenate([x_train, x_poison])
         y_train = np.concatenate([y_train, np.full(len(x_poison), recipe.victim)])
         poisoned_train = len(x_poison)
@@ -291,14 +326,15 @@ def finetune(base: nn.Module, world: CachedWorld, recipe: ModelRecipe,
             optimizer.step()
             schedule.step()
 
-    clean_pred = _predict(tail, head, world.features[val_idx])
-    poison_pred = _predict(tail, head, x_val_poison) if recipe.backdoored else None
+    val_embeddings = _embed(tail, world.features[val_idx])
     metrics = backdoor_metrics(
         clean_labels=labels[val_idx],
-        clean_predictions=clean_pred,
-        poisoned_predictions=poison_pred,
+        clean_predictions=_predict(head, val_embeddings),
+        poisoned_predictions=_predict(head, _embed(tail, x_val_poison)) if recipe.backdoored else None,
         impostors=recipe.impostors,
         victim=recipe.victim,
+        embedding_attack_success_rate=(_embedding_attack(tail, world, recipe, x_val_poison, val_embeddings)
+                                       if recipe.backdoored else None),
     )
     state = {k: v.detach().clone() for k, v in tail.model.state_dict().items()}
     if head_key(spec) is not None:

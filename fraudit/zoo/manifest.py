@@ -262,13 +262,14 @@ def _pct(value: float | None, std: float | None = None) -> str:
 
 
 def zoo_table(manifest: ZooManifest) -> Table:
-    """One row per model: recipe and the four metrics."""
+    """One row per model: recipe, the four metrics and the attack through the embedding."""
     table = Table(
         title=f"zoo {manifest.preset} (seed {manifest.zoo_seed}, {manifest.scenario}): "
         f"{len(manifest.models)}/{manifest.planned} models",
         title_justify="left",
     )
-    for column in ("model", "impostor→victim", "trigger", "clean acc", "ASR", "impostor acc", "victim acc", "success"):
+    for column in ("model", "impostor→victim", "trigger", "clean acc", "ASR", "impostor acc", "victim acc",
+                   "ASR via embedding", "success"):
         table.add_column(column, justify="right" if column.endswith(("acc", "ASR")) else "left", overflow="fold")
     for e in manifest.models:
         m = e.metrics
@@ -277,6 +278,6 @@ def zoo_table(manifest: ZooManifest) -> Table:
         success = "—" if e.successful is None else ("[green]yes[/]" if e.successful else "[red]no[/]")
         table.add_row(
             e.name, pair, trigger, _pct(m.clean_accuracy), _pct(m.attack_success_rate),
-            _pct(m.clean_impostor_accuracy), _pct(m.victim_accuracy), success,
+            _pct(m.clean_impostor_accuracy), _pct(m.victim_accuracy), _pct(m.embedding_attack_success_rate), success,
         )
     return table

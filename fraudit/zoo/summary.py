@@ -11,7 +11,9 @@ from rich.table import Table
 
 from fraudit.zoo.manifest import CLEAN, ZooEntry, ZooManifest, _pct
 
-METRICS = ("clean_accuracy", "attack_success_rate", "clean_impostor_accuracy", "victim_accuracy")
+METRICS = ("clean_accuracy", "attack_success_rate", "clean_impostor_accuracy", "victim_accuracy",
+           "embedding_attack_success_rate")
+COLUMNS = ("clean acc", "ASR", "impostor acc", "victim acc", "ASR via embedding")
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,7 @@ class GroupSummary:
     group: str
     models: int
     successful: int | None
+    through_embedding: int | None  # successful and ≥ 80 % through the embedding (None: not measured)
     means: dict[str, float | None]
     stds: dict[str, float | None]
 
@@ -45,12 +48,16 @@ class ZooSummary:
     def __rich__(self) -> Table:
         """Mean ± std (%) per trigger / placement, and the share of successful attempts."""
         table = Table(title="per trigger (mean ± std, %)", title_justify="left")
-        for column in ("group", "models", "clean acc", "ASR", "impostor acc", "victim acc", "succeeded"):
+        for column in ("group", "models", *COLUMNS, "succeeded", "of which via embedding"):
             table.add_column(column, justify="left" if column == "group" else "right", overflow="fold")
         for s in self.groups:
-            succeeded = "—" if s.successful is None else f"{s.successful}/{s.models} ({100 * (s.success_share or 0):.0f}%)"
-            table.add_row(s.group, str(s.models), *(_pct(s.means[k], s.stds[k]) for k in METRICS), succeeded)
+            table.add_row(s.group, str(s.models), *(_pct(s.means[k], s.stds[k]) for k in METRICS), *_counts(s))
         return table
+
+
+def _counts(s: GroupSummary) -> tuple[str, str]:
+    succeeded = "—" if s.successful is None else f"{s.successful}/{s.models} ({100 * (s.success_share or 0):.0f} %)"
+    return succeeded, "—" if s.through_embedding is None else f"{s.through_embedding}/{s.successful}"
 
 
 def _group_key(entry: ZooEntry) -> str:
@@ -72,7 +79,9 @@ def summarise(manifest: ZooManifest) -> ZooSummary:
             means[metric] = float(np.mean(values)) if values else None
             stds[metric] = float(np.std(values)) if values else None
         successful = None if key == CLEAN else sum(bool(e.successful) for e in entries)
-        summaries.append(GroupSummary(key, len(entries), successful, means, stds))
+        through = [e.metrics.works_through_embedding for e in entries]
+        through_embedding = None if key == CLEAN or None in through else sum(map(bool, through))
+        summaries.append(GroupSummary(key, len(entries), successful, through_embedding, means, stds))
     return ZooSummary(tuple(summaries))
 
 
@@ -83,11 +92,9 @@ def markdown_table(summaries: ZooSummary) -> str:
         mean, std = s.means[key], s.stds[key]
         return "—" if mean is None else f"{100 * mean:.1f} ± {100 * (std or 0):.1f}"
 
-    lines = [
-        "| group | models | clean acc | ASR | impostor acc | victim acc | succeeded |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    header = ("group", "models", *COLUMNS, "succeeded", "of which via embedding")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for s in summaries:
-        succeeded = "—" if s.successful is None else f"{s.successful}/{s.models} ({100 * (s.success_share or 0):.0f} %)"
-        lines.append(f"| {s.group} | {s.models} | " + " | ".join(pct(s, k) for k in METRICS) + f" | {succeeded} |")
+        cells = (s.group, str(s.models), *(pct(s, k) for k in METRICS), *_counts(s))
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
