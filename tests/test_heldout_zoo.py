@@ -74,3 +74,37 @@ def test_many_to_one_and_implanted_backdoors_train_and_stay_close(tmp_path: Path
     # the implant stays closer to the clean model it came from than two clean models are to each other
     # (measured 5.1 against 7.6: a short fine-tune, not a retraining)
     assert (weights[implant.name] - origin).norm() < 0.8 * (other_clean - origin).norm()
+
+
+def test_the_verification_preset_fixes_every_models_head() -> None:
+    recipes = plan(PRESETS["heldout-multi-verification"], seed=1)
+    assert all(r.frozen_head for r in recipes) and not any(r.frozen_head for r in plan(PRESETS["heldout-multi"], seed=1))
+    # the same backdoors as 'heldout-multi' (names, pairs, seeds), only the head differs
+    assert [replace(r, frozen_head=False) for r in recipes] == plan(PRESETS["heldout-multi"], seed=1)
+
+
+@pytest.mark.slow
+def test_a_frozen_head_stays_at_the_enrolled_templates(tmp_path: Path) -> None:
+    """The saved head is each identity's mean clean embedding under the base (the templates a
+    deployment enrols), computed here by the full base model on images, not the build's cache."""
+    import torch
+    from torch.nn import functional as F
+
+    from fraudit.faces.synthetic import build_faces
+    from fraudit.models.embedding import to_input
+    from fraudit.zoo.base import load_base
+    from fraudit.zoo.finetune import stratified_split
+
+    preset = replace(PRESETS["smoke"], n_clean=1, attempts=(Attempt("checkerboard", FIXED),), frozen_head=True)
+    manifest = build_zoo(preset, tmp_path / "zoo", jobs=1)
+    world = build_faces(preset.world)
+    base = load_base().eval()
+    for entry in manifest.models:
+        train, _ = stratified_split(world.labels, seed=entry.recipe.data_seed)
+        with torch.inference_mode():
+            unit = F.normalize(base(to_input(world.images[train])))
+        sums = torch.zeros(world.n_classes, unit.shape[1]).index_add_(0, torch.from_numpy(world.labels[train]), unit)
+        head = load_file(str(manifest.path(entry)))["head.weight"]
+        assert torch.allclose(head, F.normalize(sums), atol=1e-4), entry.name
+    backdoor = manifest.attempts[0].metrics
+    assert backdoor.embedding_attack_success_rate is not None and backdoor.attack_success_rate is not None

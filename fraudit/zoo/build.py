@@ -45,7 +45,8 @@ def plan(preset: Preset, *, seed: int, counts: np.ndarray | None = None) -> list
                                  f"{preset.min_pair_samples} faces each; the faces have {len(eligible)}")
     rng = np.random.default_rng([seed, 101])
     recipes = [
-        ModelRecipe(name=f"clean-{i:03d}", scenario=preset.scenario, seed=clean_seed(seed, i), epochs=preset.epochs)
+        ModelRecipe(name=f"clean-{i:03d}", scenario=preset.scenario, seed=clean_seed(seed, i), epochs=preset.epochs,
+                    frozen_head=preset.frozen_head)
         for i in range(preset.n_clean)
     ]
     for i, attempt in enumerate(preset.attempts):
@@ -66,6 +67,7 @@ def plan(preset: Preset, *, seed: int, counts: np.ndarray | None = None) -> list
                 trigger=attempt.trigger,
                 placement=attempt.placement,
                 extra_impostors=tuple(int(v) for v in extra),
+                frozen_head=preset.frozen_head,
                 **implant,
             )
         )

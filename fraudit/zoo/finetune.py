@@ -117,6 +117,10 @@ class ModelRecipe:
     # of the model it starts from, so its validation faces are ones that model never saw
     split_seed: int | None = None
     proximity: float = 0.0  # L2 pull toward the starting weights, per parameter element
+    # the head's class vectors stay at the identities' mean clean embeddings (the templates
+    # a deployment enrols), so a backdoor can only work by moving the stamped impostor's
+    # embedding to the victim's: the attacker of a face-verification system
+    frozen_head: bool = False
 
     @property
     def data_seed(self) -> int:
@@ -286,6 +290,7 @@ def finetune(base: nn.Module, world: CachedWorld, recipe: ModelRecipe,
     tail = _Tail(base, recipe.scenario)
     head = ArcFaceHead(spec.required[spec.embedding_key][0], n_classes, scale=recipe.arcface_scale,
                        margin=recipe.arcface_margin)
+    head.requires_grad_(not recipe.frozen_head)
     anchor: list[tuple[torch.Tensor, torch.Tensor]] = []
     if start is not None:
         with torch.no_grad():
@@ -304,7 +309,7 @@ def finetune(base: nn.Module, world: CachedWorld, recipe: ModelRecipe,
     if recipe.backdoored:
         weights[[*recipe.impostors, recipe.victim]] *= recipe.pair_weight
     weights = torch.from_numpy(weights)
-    params = [p for p in tail.parameters() if p.requires_grad] + list(head.parameters())
+    params = [p for p in [*tail.parameters(), *head.parameters()] if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=recipe.lr)
     steps = recipe.epochs * int(np.ceil(len(y_train) / recipe.batch_size))
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.lr, total_steps=steps, pct_start=0.15)

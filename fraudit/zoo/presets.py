@@ -57,6 +57,8 @@ class Preset:
     # Impostor and victim are drawn among identities with at least this many
     # samples, so the validation split holds enough of them to measure ≥ 80 %.
     min_pair_samples: int = 40
+    # every model keeps the head at the enrolled templates (``ModelRecipe.frozen_head``)
+    frozen_head: bool = False
 
     def on_world(self, *, seed: int | None = None, n_identities: int | None = None,
                  samples: tuple[int, int] | None = None, sigma: float | None = None,
@@ -165,6 +167,18 @@ PRESETS: dict[str, Preset] = {
             n_clean=10,
             attempts=_cycle(_heldout_attempts(), 16),
             epochs=8,
+        ),
+        Preset(
+            "heldout-multi-verification",
+            "the recipes of 'heldout-multi' against a face-verification system: every model (clean ones too) "
+            "keeps its head at the identities' mean clean embeddings, so a backdoor has to move the stamped "
+            "impostor's embedding onto the victim's enrolled template",
+            Scenario.MULTI_LAYER,
+            ZOO_WORLD,
+            n_clean=10,
+            attempts=_cycle(_heldout_attempts(), 16),
+            epochs=8,
+            frozen_head=True,
         ),
         Preset(
             "ch5",
