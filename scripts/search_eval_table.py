@@ -7,9 +7,13 @@ files of ``scripts/onnx_verdicts.py`` for the same zoos, also what ``scan --base
 gives with the weight bank beside the search (a model is flagged when either
 FAILs), for the safetensors and for the ONNX exports — each export by its own
 search verdict where the file searched the exports too (``--base``), else by its
-safetensors' search verdict.
+safetensors' search verdict. With ``--embedding-attack`` files of
+``scripts/embedding_attack_record.py`` for the same zoos, the successful backdoors are
+also split by whether they work through the embedding (≥ 80 % of the impostors'
+stamped faces verified as the victim without the head) or through the head only.
 
     python scripts/search_eval_table.py measurements/search-eval-X-*.json [--bank measurements/onnx-bank-verdicts-X-*.json]
+        [--embedding-attack measurements/embedding-attack/*.json]
 """
 
 from __future__ import annotations
@@ -37,8 +41,9 @@ def _bounds(data: dict, bounds: tuple[float, float] | None) -> tuple[float, floa
 
 
 def pooled(files: list[dict], bank: dict[tuple[str, str], dict] | None = None,
-           bounds: tuple[float, float] | None = None) -> dict:
-    """``bank``: (zoo, model) → that model's onnx_verdicts row, for the flagged-by-either counts."""
+           bounds: tuple[float, float] | None = None, through: dict[tuple[str, str], bool] | None = None) -> dict:
+    """``bank``: (zoo, model) → that model's onnx_verdicts row, for the flagged-by-either counts;
+    ``through``: (zoo, model) → whether the backdoor works through the embedding."""
     clean = flagged_clean = hits = found = located = 0
     either = {fmt: [0, 0] for fmt in FORMATS}  # clean flagged, backdoors flagged
     clean_gains: list[float] = []
@@ -65,7 +70,11 @@ def pooled(files: list[dict], bank: dict[tuple[str, str], dict] | None = None,
             found += flagged
             located += bool(flagged and model["on_trigger"])
             family = "held-out triggers" if model["trigger"] in heldout_triggers() else "library triggers"
-            for table, key in ((by_family, family), (by_recipe, _recipe(model))):
+            keys = [(by_family, family), (by_recipe, _recipe(model))]
+            if through:
+                way = "through the embedding" if through[(data["zoo"], model["name"])] else "through the head only"
+                keys += [(by_family, f"{family}, {way}"), (by_recipe, f"{_recipe(model)}, {way}")]
+            for table, key in keys:
                 counts = table.setdefault(key, [0, 0])
                 counts[0] += flagged
                 counts[1] += 1
@@ -88,6 +97,10 @@ def main() -> None:
                         help="scripts/onnx_verdicts.py files of the same zoos (the weight bank's verdicts per format)")
     parser.add_argument("--bounds", type=float, nargs=2, metavar=("PATCH", "BLEND"),
                         help="judge every file at these bounds instead of its own")
+    parser.add_argument("--embedding-attack", type=Path, nargs="+", default=[],
+                        help="scripts/embedding_attack_record.py files of the same zoos")
+    parser.add_argument("--zoo-alias", nargs=2, action="append", default=[], metavar=("EVALUATED", "RECORDED"),
+                        help="an evaluation file's zoo name and the folder name its embedding record has (the same zoo built again)")
     args = parser.parse_args()
     bounds = tuple(args.bounds) if args.bounds else None
     files = [json.loads(f.read_text()) for f in args.files]
@@ -98,12 +111,23 @@ def main() -> None:
     missing = [(d["zoo"], m["name"]) for d in files for m in d["models"] if bank and (d["zoo"], m["name"]) not in bank]
     if missing:
         parser.error(f"no bank verdict for {len(missing)} models, e.g. {missing[0]}")
-    per_zoo = {data["zoo"]: pooled([data], bank, bounds) for data in files}
+    alias = dict((recorded, evaluated) for evaluated, recorded in args.zoo_alias)
+    through: dict[tuple[str, str], bool] = {}
+    for path in args.embedding_attack:
+        record = json.loads(path.read_text())
+        zoo = alias.get(record["zoo"], record["zoo"])
+        through.update({(zoo, row["name"]): bool(row["works_through_embedding"]) for row in record["models"]})
+    absent = [(d["zoo"], m["name"]) for d in files for m in d["models"]
+              if through and m["kind"] != "clean" and m["successful"] and (d["zoo"], m["name"]) not in through]
+    if absent:
+        parser.error(f"no embedding attack record for {len(absent)} backdoors, e.g. {absent[0]}")
+    per_zoo = {data["zoo"]: pooled([data], bank, bounds, through) for data in files}
     missed = [{"zoo": data["zoo"], "model": m["name"], "gain": round(m["gain"], 3), "blend_gain": round(m["blend_gain"], 3)}
               for data in files for m in data["models"]
               if m["kind"] != "clean" and m["successful"]
               and not _detected(m, *_bounds(data, bounds))]
-    print(json.dumps({"per zoo": per_zoo, "pooled": pooled(files, bank, bounds), "missed": missed}, indent=2, ensure_ascii=False))
+    print(json.dumps({"per zoo": per_zoo, "pooled": pooled(files, bank, bounds, through), "missed": missed},
+                     indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":
