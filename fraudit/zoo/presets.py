@@ -107,6 +107,16 @@ def _heldout_attempts() -> list[Attempt]:
     return fixed + others
 
 
+HELDOUT_MULTI = Preset(
+    "heldout-multi",
+    "multi-layer models with triggers no detector searches: 10 clean, the held-out recipes of 'heldout'",
+    Scenario.MULTI_LAYER,
+    ZOO_WORLD,
+    n_clean=10,
+    attempts=_cycle(_heldout_attempts(), 16),
+    epochs=8,
+)
+
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
@@ -159,25 +169,13 @@ PRESETS: dict[str, Preset] = {
             attempts=_cycle(_heldout_attempts(), 32),
             epochs=12,
         ),
-        Preset(
-            "heldout-multi",
-            "multi-layer models with triggers no detector searches: 10 clean, the held-out recipes of 'heldout'",
-            Scenario.MULTI_LAYER,
-            ZOO_WORLD,
-            n_clean=10,
-            attempts=_cycle(_heldout_attempts(), 16),
-            epochs=8,
-        ),
-        Preset(
-            "heldout-multi-verification",
-            "the recipes of 'heldout-multi' against a face-verification system: every model (clean ones too) "
-            "keeps its head at the identities' mean clean embeddings, so a backdoor has to move the stamped "
-            "impostor's embedding onto the victim's enrolled template",
-            Scenario.MULTI_LAYER,
-            ZOO_WORLD,
-            n_clean=10,
-            attempts=_cycle(_heldout_attempts(), 16),
-            epochs=8,
+        HELDOUT_MULTI,
+        replace(
+            HELDOUT_MULTI,
+            name="heldout-multi-verification",
+            description="the models of 'heldout-multi' against a face-verification system: every model (clean ones "
+                        "too) keeps its head at the identities' mean clean embeddings, so a backdoor has to move the "
+                        "stamped impostor's embedding onto the victim's enrolled template",
             frozen_head=True,
         ),
         Preset(
