@@ -83,8 +83,10 @@ class SearchEvaluation:
 
     @property
     def embedding_measured(self) -> bool:
-        """Whether every backdoor's attack through the embedding is known (``fraudit zoo measure``)."""
-        return all(o.embedding_attack is not None for o in self.outcomes if o.trigger)
+        """Whether the zoo has backdoors and every one's attack through the embedding is known
+        (``fraudit zoo measure``)."""
+        backdoors = [o for o in self.outcomes if o.trigger]
+        return bool(backdoors) and all(o.embedding_attack is not None for o in backdoors)
 
     @property
     def groups(self) -> list[str]:

@@ -208,11 +208,15 @@ def _poisoned_features(base: nn.Module, world: CachedWorld, recipe: ModelRecipe)
     assert recipe.trigger is not None and recipe.placement is not None
     rng = np.random.default_rng([recipe.seed, 29])
     labels = world.faces.labels
-    trigger = zoo_trigger(recipe.trigger)
-    return tuple(  # type: ignore[return-value]
-        trunk_features(base, stamp(world.faces.images[split[np.isin(labels[split], recipe.impostors)]], trigger,
-                                   recipe.placement, rng=rng), world.scenario)
-        for split in stratified_split(labels, seed=recipe.data_seed))
+    trigger, placement = zoo_trigger(recipe.trigger), recipe.placement
+
+    def stamped(split: np.ndarray) -> np.ndarray:
+        images = world.faces.images[split[np.isin(labels[split], recipe.impostors)]]
+        return trunk_features(base, stamp(images, trigger, placement, rng=rng), world.scenario)
+
+    train_idx, val_idx = stratified_split(labels, seed=recipe.data_seed)
+    poisoned_train = stamped(train_idx)  # first: a random placement draws the training faces' places first
+    return poisoned_train, stamped(val_idx)
 
 
 @torch.inference_mode()
