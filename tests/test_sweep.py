@@ -137,3 +137,9 @@ def test_pair_evaluate_reproduces_the_tables(smoke_zoo: Path, smoke_null: Path, 
     successful = [m for m in evaluation["models"] if m["successful"]]
     assert successful and all(m["sweep_failed"] for m in successful)
     assert summary["checkerboard"]["sweep_detected"] == 1.0
+    # the zoo recorded each backdoor's attack through the embedding: the summary splits on it
+    manifest = json.loads((smoke_zoo / "manifest.json").read_text())
+    rates = {m["name"]: m["metrics"]["embedding_attack_success_rate"] for m in manifest["models"] if m["trigger"]}
+    assert {m["name"]: m["embedding_attack"] for m in evaluation["models"] if m["trigger"]} == rates
+    deployable = [m for m in successful if rates[m["name"]] >= 0.8]
+    assert summary["through_embedding"]["successful"] == len(deployable)

@@ -30,6 +30,7 @@ from fraudit.pairing.sweep import SweepNull
 from fraudit.pairing.thresholds import flagged_rate, passed_rate
 from fraudit.rates import format_rate
 from fraudit.zoo.manifest import CLEAN, ONE_TO_ONE, ZooManifest
+from fraudit.zoo.metrics import works_through_embedding
 
 
 @dataclass
@@ -45,6 +46,12 @@ class ModelOutcome:
     sweep_failed: bool | None = None
     sweep_cell: str | None = None
     sweep_z: float | None = None
+    # the backdoor's attack success rate through the embedding (the zoo's manifest; None: clean or not measured)
+    embedding_attack: float | None = None
+
+    @property
+    def through_embedding(self) -> bool:
+        return works_through_embedding(self.successful, self.embedding_attack)
 
     def to_dict(self) -> dict[str, Any]:
         return {**vars(self), "poisoned": {format_rate(k): v for k, v in self.poisoned.items()}}
@@ -91,7 +98,17 @@ class PairingEvaluation:
             entry["sweep_detected"] = _share([o.sweep_failed for o in group])
             out[trigger] = entry
         out["sweep_false_alarms"] = _share([o.sweep_failed for o in clean])
+        if self.embedding_measured:
+            deployable = [o for o in self.outcomes if o.trigger and o.through_embedding]
+            out["through_embedding"] = {"successful": len(deployable),
+                                        "sweep_detected": _share([o.sweep_failed for o in deployable])}
         return out
+
+    @property
+    def embedding_measured(self) -> bool:
+        """Whether the zoo has backdoors and every one's attack through the embedding is known."""
+        backdoors = [o for o in self.outcomes if o.trigger]
+        return bool(backdoors) and all(o.embedding_attack is not None for o in backdoors)
 
     def __rich__(self) -> Table:
         setup = self.setup
@@ -113,6 +130,11 @@ class PairingEvaluation:
             group = self.successful(trigger)
             detected = _share([o.sweep_failed for o in group])
             table.add_row(f"passed on {trigger} backdoors ({len(group)} successful)", *cells(group),
+                          "—" if detected is None else f"{100 * detected:.0f}% detected")
+        if self.embedding_measured:
+            group = [o for o in self.outcomes if o.trigger and o.through_embedding]
+            detected = _share([o.sweep_failed for o in group])
+            table.add_row(f"passed on backdoors that work through the embedding ({len(group)})", *cells(group),
                           "—" if detected is None else f"{100 * detected:.0f}% detected")
         return table
 
@@ -157,7 +179,8 @@ def evaluate_zoo(
         scores = np.concatenate([pair.score_sides(embed_cached(candidate, f), embed_cached(trusted, f)) for f in faces])
         rate = flagged_rate if entry.kind == CLEAN else passed_rate
         outcome = ModelOutcome(entry.name, entry.kind, entry.trigger, entry.recipe_kind, entry.successful,
-                               float(pair.genuine.mean()), {k: rate(scores, t) for k, t in pair.thresholds.items()})
+                               float(pair.genuine.mean()), {k: rate(scores, t) for k, t in pair.thresholds.items()},
+                               embedding_attack=entry.metrics.embedding_attack_success_rate)
         if null is not None:
             verdict = audit_pair(candidate, trusted, setup, null=null, pair=pair).verdict
             outcome.sweep_failed, outcome.sweep_cell = verdict.failed, verdict.worst.key

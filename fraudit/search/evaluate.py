@@ -26,7 +26,7 @@ from fraudit.pairing.embedders import reference_embedder
 from fraudit.search.differential import BLEND_BOUND, BOUND, SearchBudget, differential_search, search_probes
 from fraudit.triggers import Placement
 from fraudit.zoo.manifest import CLEAN, ONE_TO_ONE, ZooEntry, ZooManifest
-from fraudit.zoo.metrics import SUCCESS_THRESHOLD
+from fraudit.zoo.metrics import works_through_embedding
 
 Progress = Callable[[str, int, int], None]
 
@@ -53,7 +53,7 @@ class SearchOutcome:
     def through_embedding(self) -> bool:
         """Successful, and ≥ 80 % of its stamped impostor faces verified as the victim
         from the embedding alone: a backdoor a deployment without the head still has."""
-        return bool(self.successful) and self.embedding_attack is not None and self.embedding_attack >= SUCCESS_THRESHOLD
+        return works_through_embedding(self.successful, self.embedding_attack)
 
     def detected(self, bound: float = BOUND, blend_bound: float = BLEND_BOUND) -> bool:
         return (self.gain is not None and self.gain > bound) or (self.blend_gain is not None and self.blend_gain > blend_bound)

@@ -44,7 +44,7 @@ class BackdoorMetrics:
         (None where that rate was not measured)."""
         if self.embedding_attack_success_rate is None:
             return None
-        return self.successful and self.embedding_attack_success_rate >= SUCCESS_THRESHOLD
+        return works_through_embedding(self.successful, self.embedding_attack_success_rate)
 
     def to_dict(self) -> dict[str, float | None]:
         return asdict(self)
@@ -74,6 +74,13 @@ def backdoor_metrics(
         victim_accuracy=float(np.mean(clean_predictions[vic] == victim)),
         embedding_attack_success_rate=embedding_attack_success_rate,
     )
+
+
+def works_through_embedding(successful: bool | None, embedding_attack_success_rate: float | None) -> bool:
+    """A backdoor a deployment without the head still carries: successful by the
+    thesis' rule, and ≥ 80 % of its stamped faces verified as the victim."""
+    return bool(successful) and embedding_attack_success_rate is not None and \
+        embedding_attack_success_rate >= SUCCESS_THRESHOLD
 
 
 def embedding_attack_success_rate(*, train_embeddings: np.ndarray, train_labels: np.ndarray,
