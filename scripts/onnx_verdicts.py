@@ -100,8 +100,8 @@ def main() -> None:
         rows.append(row)
     summary: dict = {"models": len(rows), "same_weight-bank_verdict": sum(r["same_weight-bank_verdict"] for r in rows),
                      "max_abs_log10_bank_p_difference": max(
-                         abs(float(np.log10(r["safetensors"]["bank_p"])) - float(np.log10(r["onnx"]["bank_p"])))
-                         for r in rows if r["onnx"]["bank_p"] and r["safetensors"]["bank_p"]), default=None)}
+                         (abs(float(np.log10(r["safetensors"]["bank_p"])) - float(np.log10(r["onnx"]["bank_p"])))
+                          for r in rows if r["onnx"]["bank_p"] and r["safetensors"]["bank_p"]), default=None)}
     summary["weight-bank_verdicts"] = verdict_counts(rows, "weight-bank")
     if args.pair_with != "none":
         summary["same_pairing_verdict"] = sum(r["same_pairing_verdict"] for r in rows)
