@@ -66,6 +66,7 @@ CASES = [
     ("zoo build --preset smoke --out {bad}", ("unwritable",)),
     ("zoo base --out {bad}", ("unwritable",)),
     ("zoo list {bad}", ("missing", "empty", "garbage", "garbage-dir")),
+    ("zoo measure {bad}", ("missing", "empty", "garbage", "garbage-dir")),
     ("zoo show {bad}", ("missing", "empty", "garbage", "garbage-dir")),
     ("zoo show {clean} --out {bad}", ("unwritable",)),
     # fraudit scan keeps per-candidate errors in its report, but its own output path is the CLI's
