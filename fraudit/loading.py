@@ -52,7 +52,10 @@ def _recognise(candidate: Candidate, tensors: dict, formats: tuple[Format, ...],
         return match, tensors, {}
     export = recognise_onnx_export(candidate.files[0], tensors)
     if export is not None:
-        return (replace(match_of(export.spec, dict(export.spec.required)), parameters=match.parameters,
+        # the parameters are the embedder's, as a checkpoint's are counted: a head exported with it is not
+        head = export.layers.get(export.spec.head_key) if export.spec.head_key else None
+        parameters = match.parameters - (head.weight.size if head is not None else 0)
+        return (replace(match_of(export.spec, dict(export.spec.required)), parameters=parameters,
                         recognised_from="ONNX graph topology", folded_layers=export.folded),
                 export.exact_tensors(), export.folded_tensors())
     signature = onnx_signature(candidate.files[0])

@@ -26,18 +26,29 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from safetensors.torch import load_file
+
+from fraudit.models.heads import EmbedderWithHead
+from fraudit.models.registry import spec_for
 from fraudit.pairing.embedders import reference_embedder
 from fraudit.zoo.manifest import ZooManifest
 
 
-def export(model: Path, path: Path) -> None:
+def export(model: Path, path: Path, *, with_head: bool = False) -> None:
+    """The checkpoint's embedder exported to ``path``; ``with_head``: with its
+    classification head too, as a second output (the logits), as a classifier ships."""
     embedder = reference_embedder(model)
     size = embedder.input_size
+    module, outputs = embedder.module.eval(), ["embedding"]
+    if with_head:
+        head_key = spec_for(embedder.architecture).head_key
+        head = load_file(str(model))[head_key]
+        module, outputs = EmbedderWithHead(module, head).eval(), ["embedding", "logits"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(embedder.module.eval(), (torch.zeros(1, 3, size, size),), str(path), dynamo=False,
-                          input_names=["input"],
-                          output_names=["embedding"], dynamic_axes={"input": {0: "n"}, "embedding": {0: "n"}})
+        torch.onnx.export(module, (torch.zeros(1, 3, size, size),), str(path), dynamo=False,
+                          input_names=["input"], output_names=outputs,
+                          dynamic_axes={"input": {0: "n"}, **{name: {0: "n"} for name in outputs}})
 
 
 def verdict_counts(rows: list[dict], check: str) -> dict[str, dict[str, dict[str, int]]]:
@@ -63,6 +74,8 @@ def main() -> None:
     parser.add_argument("--base", type=Path, help="add the trigger search against this base")
     parser.add_argument("--models", help="comma-separated model names (default: every model of the zoo)")
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--with-head", action="store_true",
+                        help="export each model with its classification head (embedding and logits)")
     args = parser.parse_args()
     manifest = ZooManifest.read(args.zoo)
     chosen = set(args.models.split(",")) if args.models else None
@@ -71,7 +84,7 @@ def main() -> None:
         folder = Path(tmp)
         for entry in entries:
             shutil.copy(manifest.path(entry), folder / f"{entry.name}.safetensors")
-            export(manifest.path(entry), folder / f"{entry.name}.onnx")
+            export(manifest.path(entry), folder / f"{entry.name}.onnx", with_head=args.with_head)
         report = folder / "report.json"
         pairing = [] if args.pair_with == "none" else ["--pair-with", args.pair_with]
         banks = [arg for bank in args.bank for arg in ("--bank", str(bank))]
@@ -113,7 +126,8 @@ def main() -> None:
             abs(a - b) for r in rows for a, b in zip(r["safetensors"]["search_gains"], r["onnx"]["search_gains"], strict=True)
             if a is not None and b is not None)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"zoo": str(args.zoo), "trusted": args.pair_with, "base": str(args.base), "summary": summary,
+    args.out.write_text(json.dumps({"zoo": str(args.zoo), "trusted": args.pair_with, "base": str(args.base),
+                                    "exported_with_head": args.with_head, "summary": summary,
                                     "models": rows}, indent=2) + "\n")
     print(json.dumps(summary))
 

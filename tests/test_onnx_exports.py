@@ -91,6 +91,71 @@ def test_the_bank_scores_an_export_like_its_safetensors(exported: Path, tmp_path
     assert led["last_linear.weight:spectrum-trend"] < -5 < led["last_linear.weight:spectrum"]
 
 
+def test_an_export_with_its_head_is_scored_like_its_safetensors(tmp_path: Path) -> None:
+    """A model exported with its classification head (embedding and logits, as a
+    classifier is shipped) carries every weight its safetensors does: the head is mapped
+    back to the architecture's head key, the graph's embedding output is run for the
+    head-response reading, and the export gets its safetensors' p, readings and likely
+    victim — the same verdict, where a headless export can only get that of the
+    safetensors without its head (above)."""
+    for name in ("clean", "backdoored"):
+        original = EXAMPLES / f"{name}.safetensors"
+        export(tmp_path / f"{name}.onnx", reference_embedder(original).module, head=load_file(str(original))["head.weight"])
+    result = runner.invoke(app, ["scan", str(tmp_path), str(EXAMPLES), "-f", "json"])
+    reports = {Path(r["source"]).name: r for r in json.loads(result.stdout)["results"]}
+    for name in ("clean", "backdoored"):
+        onnx, original = reports[f"{name}.onnx"], reports[f"{name}.safetensors"]
+        assert onnx["architecture"]["id"] == "fraudit-reference"
+        assert onnx["architecture"]["recognised_from"] == "ONNX graph topology"
+        bank_onnx, bank = (next(c for c in r["checks"] if c["name"] == "weight-bank") for r in (onnx, original))
+        assert bank_onnx["status"] == bank["status"]
+        assert bank_onnx["evidence"]["consolidated"]["p"] == pytest.approx(bank["evidence"]["consolidated"]["p"], rel=1e-3)
+        readings = {layer["layer"]: layer["z"] for layer in bank["evidence"]["layers"]}
+        assert {layer["layer"]: pytest.approx(layer["z"], abs=1e-3) for layer in bank_onnx["evidence"]["layers"]} == readings
+        assert "last_linear.weight:head-response" in readings
+        assert bank_onnx["headline"] == bank["headline"]
+        assert bank_onnx["status"] == ("FAIL" if name == "backdoored" else "PASS")
+        assert ("likely victim: class" in bank_onnx["headline"]) == (name == "backdoored")
+
+
+class _LogitsFirst(torch.nn.Module):
+    """A classifier whose graph gives the logits first and the embedding second."""
+
+    def __init__(self, embedder: torch.nn.Module, head: torch.Tensor) -> None:
+        super().__init__()
+        self.embedder, self.head = embedder, torch.nn.Parameter(head.clone())
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        embedding = self.embedder(x)
+        return embedding @ self.head.T, embedding
+
+
+def test_the_embedding_output_is_run_whichever_output_comes_first(tmp_path: Path) -> None:
+    """Logits are computed from the embedding, so the embedding is the output no other
+    output is computed into: onnxruntime's embeddings and the torch runner's (the search's
+    gradient path) are the checkpoint's either way round."""
+    import numpy as np
+
+    from fraudit.faces.synthetic import unlabelled_faces
+    from fraudit.formats.onnx_graph import OnnxGraphModule
+    from fraudit.pairing.embedders import OnnxEmbedder
+
+    checkpoint = reference_embedder(EXAMPLES / "backdoored.safetensors")
+    head = load_file(str(EXAMPLES / "backdoored.safetensors"))["head.weight"]
+    first = export(tmp_path / "embedding-first.onnx", checkpoint.module, head=head)
+    second = export(tmp_path / "logits-first.onnx", _LogitsFirst(checkpoint.module, head), outputs=("logits", "embedding"))
+    faces = unlabelled_faces(seed=3_001, n=8)
+    expected = checkpoint.embed(faces)
+    for path in (first, second):
+        embedder = OnnxEmbedder(path, mean=checkpoint.mean, scale=checkpoint.scale)
+        np.testing.assert_allclose(embedder.embed(faces), expected, atol=1e-4)
+        pixels = torch.from_numpy(faces).permute(0, 3, 1, 2).float()
+        assert OnnxGraphModule(path)((pixels - checkpoint.mean) / checkpoint.scale).shape == (8, 128)
+        tensors = read_candidate((path,), (str(path),)).tensors
+        found = recognise_onnx_export(path, tensors)
+        assert found is not None and torch.equal(found.exact_tensors()["head.weight"], head)
+
+
 def test_an_export_whose_frozen_layer_was_changed_is_outside_the_bank(exported: Path, tmp_path: Path) -> None:
     """Folding scales a kernel channel by channel; any other change to a frozen layer (here
     one weight of one folded convolution) means the export is not of the bank's base."""

@@ -6,9 +6,13 @@ candidate is read on the same faces, and nothing of a user's data is needed."""
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
+
+from fraudit.errors import UnsupportedFormatError
+from fraudit.models.registry import spec_for
 
 # Where the embeddings sit among the arrays a bank scores (never a tensor name).
 RESPONSE_KEY = "@response"
@@ -23,12 +27,23 @@ def response_faces() -> np.ndarray:
     return unlabelled_faces(seed=RESPONSE_FACES_SEED, n=RESPONSE_FACES)
 
 
-def response_embeddings(name: str, tensors: dict[str, torch.Tensor]) -> np.ndarray:
+def response_embeddings(name: str, tensors: dict[str, torch.Tensor], *, graph: Path | None = None,
+                        architecture: str | None = None) -> np.ndarray:
     """The network's embeddings of the response faces, run with its architecture's own
-    preprocessing (not a user's override: the references were read that way)."""
-    from fraudit.pairing.embedders import torch_embedder
+    preprocessing (not a user's override: the references were read that way).
 
-    return torch_embedder(name, tensors).embed(response_faces()).astype(np.float64)
+    ``graph``: an ONNX export of ``architecture`` — its tensors are the architecture's
+    layers with BatchNorm folded away, so the graph itself is run (onnxruntime)."""
+    from fraudit.pairing.embedders import OnnxEmbedder, torch_embedder
+
+    if graph is None:
+        embedder = torch_embedder(name, tensors)
+    else:
+        spec = spec_for(architecture or "")
+        if spec is None:
+            raise UnsupportedFormatError(f"{name}: no registered architecture {architecture!r} to run its export as")
+        embedder = OnnxEmbedder(graph, mean=spec.mean, scale=spec.scale, architecture=spec.id, input_size=spec.input_size)
+    return embedder.embed(response_faces()).astype(np.float64)
 
 
 def faces_record() -> dict[str, int]:

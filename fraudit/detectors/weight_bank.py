@@ -32,6 +32,7 @@ from fraudit.bank.store import ARRAYS, HEADER, WeightBank, bank_header, load_ban
 from fraudit.detectors.base import CheckResult, Status
 from fraudit.detectors.check import LoadedCandidate, SarifRule
 from fraudit.errors import CorruptFileError, FrauditError
+from fraudit.formats import Format
 from fraudit.rates import format_rate
 from fraudit.models.registry import spec_for
 from fraudit.resources import banks_dir
@@ -92,7 +93,9 @@ class WeightBankCheck:
         scored: list[tuple[WeightBank, NetworkScore]] = []
         inputs: dict[int, tuple[dict[str, np.ndarray], str | None]] = {}  # per bank (by id): what it scored
         # the candidate's embeddings of the response faces: run once, whichever banks read them
-        respond = cache(lambda: response_embeddings(candidate.source, tensors))
+        export = Format.ONNX in candidate.formats and len(candidate.files) == 1
+        respond = cache(lambda: response_embeddings(candidate.source, tensors, graph=candidate.files[0] if export else None,
+                                                    architecture=architecture.id))
         problems: list[str] = []
         broken: list[str] = []
         for path in paths:

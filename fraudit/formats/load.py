@@ -149,8 +149,32 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+def embedding_output(graph: Any) -> str:
+    """The graph output a face embedder gives its embedding on: the first output no
+    other output is computed into. A model exported with its classification head
+    has two — the embedding, and the logits computed from it — in either order."""
+    producer = {out: node for node in graph.node for out in node.output}
+
+    def ancestors(name: str) -> set[str]:
+        seen, todo = set(), [name]
+        while todo:
+            node = producer.get(todo.pop())
+            if node is None:
+                continue
+            for tensor in node.input:
+                if tensor and tensor not in seen:
+                    seen.add(tensor)
+                    todo.append(tensor)
+        return seen
+
+    names = [o.name for o in graph.output]
+    upstream = {name: ancestors(name) for name in names}
+    return next((n for n in names if not any(other in upstream[n] for other in names if other != n)), names[0])
+
+
 def onnx_signature(path: Path) -> tuple[tuple[int | str, ...], tuple[int | str, ...]] | None:
-    """Shapes of the graph's first real input and first output (dynamic dims as names)."""
+    """Shapes of the graph's first real input and of its embedding output (dynamic dims
+    as names; ``embedding_output``)."""
     import onnx
 
     graph = load_onnx_model(path).graph
@@ -158,8 +182,9 @@ def onnx_signature(path: Path) -> tuple[tuple[int | str, ...], tuple[int | str, 
     inputs = [i for i in graph.input if i.name not in initialisers]
     if not inputs or not graph.output:
         return None
+    output = next(o for o in graph.output if o.name == embedding_output(graph))
 
     def dims(value: onnx.ValueInfoProto) -> tuple[int | str, ...]:
         return tuple(d.dim_value if d.HasField("dim_value") else d.dim_param for d in value.type.tensor_type.shape.dim)
 
-    return dims(inputs[0]), dims(graph.output[0])
+    return dims(inputs[0]), dims(output)

@@ -21,7 +21,7 @@ import torch
 from torch.nn import functional as F
 
 from fraudit.errors import UnsupportedFormatError
-from fraudit.formats.load import load_onnx_initialisers, load_onnx_model
+from fraudit.formats.load import embedding_output, load_onnx_initialisers, load_onnx_model
 
 Op = Callable[[list[Any], dict[str, Any]], Any]
 
@@ -162,7 +162,8 @@ OPS: dict[str, Op] = {
 
 
 class OnnxGraphModule(torch.nn.Module):
-    """``forward(x)``: the graph's first output for its one image input, differentiable in x."""
+    """``forward(x)``: the graph's embedding output (``embedding_output``) for its one
+    image input, differentiable in x."""
 
     def __init__(self, path: Path) -> None:
         super().__init__()
@@ -174,7 +175,7 @@ class OnnxGraphModule(torch.nn.Module):
         self.constants = {k: v.float() if v.is_floating_point() else v for k, v in load_onnx_initialisers(path).items()}
         self.nodes = [(n.op_type, list(n.input), list(n.output), _attributes(n)) for n in graph.node]
         self.input_name = next(i.name for i in graph.input if i.name not in self.constants)
-        self.output_name = graph.output[0].name
+        self.output_name = embedding_output(graph)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         values: dict[str, Any] = {**self.constants, self.input_name: x, "": None}

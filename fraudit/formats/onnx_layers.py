@@ -39,7 +39,8 @@ class OnnxArchitecture:
     """An ONNX graph recognised as an export of ``spec``."""
 
     spec: ArchitectureSpec
-    layers: dict[str, OnnxLayer]  # architecture key (e.g. ``last_linear.weight``) → its ONNX layer
+    # architecture key (e.g. ``last_linear.weight``; the head's too, when it was exported) → its ONNX layer
+    layers: dict[str, OnnxLayer]
     folded: tuple[str, ...]  # keys whose values are not the checkpoint's (something folded in)
 
     def exact_tensors(self) -> dict[str, torch.Tensor]:
@@ -94,14 +95,25 @@ def _biased_keys(architecture_id: str) -> frozenset[str]:
 
 def recognise_onnx_export(path: Path, tensors: dict[str, torch.Tensor]) -> OnnxArchitecture | None:
     """The registered architecture whose defining weights, in module order, have exactly
-    the shapes of the graph's weighted layers in execution order; else None."""
+    the shapes of the graph's weighted layers in execution order — or those and one
+    more, a classification head on the embedding (a linear layer as wide as it, of at
+    least two classes), mapped to the architecture's head key; else None."""
     layers = weighted_layers(path, tensors)
-    shapes = [layer.weight.shape for layer in layers]
+    shapes = [tuple(layer.weight.shape) for layer in layers]
     for spec in registered():
-        if spec.build is None or [tuple(s) for s in spec.required.values()] != [tuple(s) for s in shapes]:
+        required = [tuple(s) for s in spec.required.values()]
+        if spec.build is None or shapes[: len(required)] != required:
             continue
-        mapped = dict(zip(spec.required, layers, strict=True))
+        keys = list(spec.required)
+        extra = shapes[len(required) :]
+        if extra:
+            width = spec.required[spec.embedding_key][0]
+            if spec.head_key is None or len(extra) != 1 or len(extra[0]) != 2 or extra[0][1] != width or extra[0][0] < 2:
+                continue
+            keys.append(spec.head_key)
+        mapped = dict(zip(keys, layers, strict=True))
         biased = _biased_keys(spec.id)
-        folded = tuple(key for key, layer in mapped.items() if layer.has_bias and key not in biased)
+        # a head's bias is its own, not something folded into it
+        folded = tuple(key for key, layer in mapped.items() if layer.has_bias and key not in biased and key != spec.head_key)
         return OnnxArchitecture(spec, mapped, folded)
     return None

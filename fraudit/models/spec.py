@@ -46,6 +46,12 @@ class ArchitectureSpec:
     def matches(self, shapes: Shapes) -> bool:
         return all(shapes.get(key) == shape for key, shape in self.required.items())
 
+    @property
+    def head_key(self) -> str | None:
+        """Where a checkpoint of it keeps a classification head: the first optional
+        prefix's ``weight`` (a checkpoint without it is the embedder alone)."""
+        return f"{self.optional_prefixes[0]}weight" if self.optional_prefixes else None
+
 
 @dataclass(frozen=True)
 class ArchitectureMatch:

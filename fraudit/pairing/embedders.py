@@ -26,6 +26,7 @@ from fraudit.cache import cache_dir, file_sha256
 from fraudit.errors import EmbedderUnavailableError, UnsupportedFormatError
 from fraudit.formats import Format
 from fraudit.faces.resize import resize_faces
+from fraudit.formats.load import embedding_output, load_onnx_model
 from fraudit.formats.safe import load_checked
 from fraudit.models.dlib_resnet import INPUT_SIZE as DLIB_INPUT_SIZE
 from fraudit.models.registry import ONNX_EMBEDDER, ONNX_MEAN, ONNX_SCALE, ArchitectureMatch, load_module
@@ -156,6 +157,8 @@ class OnnxEmbedder:
                                          path=self.path) from exc
         graph_input = self.session.get_inputs()[0]
         self.input_name = graph_input.name
+        # a model exported with its head gives logits too; the embedding is read
+        self.output_name = embedding_output(load_onnx_model(self.path).graph)
         shape = graph_input.shape
         if len(shape) != 4 or shape[1] != 3:
             raise UnsupportedFormatError(f"{self.path.name}: expected an N×3×H×W image input, got {shape}")
@@ -179,9 +182,9 @@ class OnnxEmbedder:
             x = (np.ascontiguousarray(faces[i : i + step]).transpose(0, 3, 1, 2).astype(np.float32) - self.mean) / self.scale
             if self.fixed_batch and len(x) < self.fixed_batch:  # pad a last partial batch
                 x = np.concatenate([x, np.zeros((self.fixed_batch - len(x), *x.shape[1:]), np.float32)])
-                out.append(self.session.run(None, {self.input_name: x})[0][: len(faces) - i])
+                out.append(self.session.run([self.output_name], {self.input_name: x})[0][: len(faces) - i])
             else:
-                out.append(self.session.run(None, {self.input_name: x})[0])
+                out.append(self.session.run([self.output_name], {self.input_name: x})[0])
         return np.concatenate(out).astype(np.float32)
 
     def forward_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -198,7 +201,7 @@ class OnnxEmbedder:
             sample = x[: self.fixed_batch or 8].detach()
             with torch.no_grad():
                 ours = graph(sample).float().numpy()
-            theirs = self.session.run(None, {self.input_name: sample.float().numpy()})[0]
+            theirs = self.session.run([self.output_name], {self.input_name: sample.float().numpy()})[0]
             error = float(np.abs(ours - theirs).max() / max(float(np.abs(theirs).max()), 1e-12))
             if ours.shape != theirs.shape or not error <= GRAPH_TOLERANCE:
                 raise EmbedderUnavailableError(f"{self.name}: torch runs this graph differently from onnxruntime "

@@ -86,12 +86,6 @@ def trunk_features(base: nn.Module, images: np.ndarray, scenario: Scenario, *, b
     return np.concatenate(chunks) if chunks else np.zeros((0,), np.float32)
 
 
-def head_key(spec: ArchitectureSpec) -> str | None:
-    """Where a fine-tune keeps its classification head: the architecture's optional
-    tensors (a checkpoint without them is the embedder alone), if it has any."""
-    return f"{spec.optional_prefixes[0]}weight" if spec.optional_prefixes else None
-
-
 @dataclass(frozen=True)
 class ModelRecipe:
     """Everything that makes one zoo model what it is."""
@@ -299,7 +293,7 @@ def finetune(base: nn.Module, world: CachedWorld, recipe: ModelRecipe,
     if start is not None:
         with torch.no_grad():
             tail.model.load_state_dict({k: start[k] for k in tail.model.state_dict()})
-            key = head_key(spec)
+            key = spec.head_key
             if key is not None and key in start:
                 head.weight.copy_(start[key])
             else:  # an architecture that ships no head: start from the clean model's class means
@@ -346,6 +340,6 @@ def finetune(base: nn.Module, world: CachedWorld, recipe: ModelRecipe,
                                        if recipe.backdoored else None),
     )
     state = {k: v.detach().clone() for k, v in tail.model.state_dict().items()}
-    if head_key(spec) is not None:
-        state[head_key(spec)] = head.weight.detach().clone()
+    if spec.head_key is not None:
+        state[spec.head_key] = head.weight.detach().clone()
     return FineTuned(state, metrics, len(train_idx), len(val_idx), poisoned_train, len(x_val_poison))

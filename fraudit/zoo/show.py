@@ -13,7 +13,7 @@ from fraudit.formats.safe import load_checked
 from fraudit.models.registry import load_module
 from fraudit.triggers import stamp
 from fraudit.zoo.heldout import zoo_trigger
-from fraudit.zoo.finetune import head_key, model_input, stratified_split
+from fraudit.zoo.finetune import model_input, stratified_split
 from fraudit.zoo.manifest import ZooEntry, faces_of, read_model_context
 
 SCALE = 2
@@ -34,7 +34,7 @@ def show_model(model_path: Path, out: Path, *, per_row: int = 6) -> Path:
 
     state = load_checked(model_path)
     model, spec = load_module(model_path.name, state)
-    key = head_key(spec)
+    key = spec.head_key
     if key is None or key not in state:
         raise UnsupportedFormatError(f"{model_path.name} carries no classification head to show predictions with",
                                      path=model_path)

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from fraudit.models.heads import EmbedderWithHead
 from fraudit.models.reference import ReferenceEmbedder
 from fraudit.models.registry import read_shape_listing
 
@@ -32,25 +33,25 @@ def write_safetensors(path: Path, tensors: dict[str, torch.Tensor]) -> Path:
     return path
 
 
-def export_onnx(path: Path, model: torch.nn.Module | None = None) -> Path:
+def export_onnx(path: Path, model: torch.nn.Module | None = None, *, head: torch.Tensor | None = None,
+                outputs: tuple[str, ...] = ("embedding", "logits")) -> Path:
+    """``model`` exported to ``path``; with ``head`` (classes × embedding) the graph
+    gives the logits of that linear head too, under the second of ``outputs``."""
     model = (model or ReferenceEmbedder()).eval()
+    names = list(outputs[:1] if head is None else outputs)
     with warnings.catch_warnings():
         # the TorchScript exporter needs no onnxscript; its deprecation is not ours to fix
         warnings.simplefilter("ignore", DeprecationWarning)
-        _export(model, path)
+        torch.onnx.export(
+            model if head is None else EmbedderWithHead(model, head).eval(),
+            (torch.randn(1, 3, 64, 64),),
+            str(path),
+            dynamo=False,
+            input_names=["input"],
+            output_names=names,
+            dynamic_axes={"input": {0: "batch"}, **{name: {0: "batch"} for name in names}},
+        )
     return path
-
-
-def _export(model: torch.nn.Module, path: Path) -> None:
-    torch.onnx.export(
-        model,
-        (torch.randn(1, 3, 64, 64),),
-        str(path),
-        dynamo=False,
-        input_names=["input"],
-        output_names=["embedding"],
-        dynamic_axes={"input": {0: "batch"}, "embedding": {0: "batch"}},
-    )
 
 
 def require_dlib_model() -> None:
