@@ -50,6 +50,17 @@ def test_graph_of_an_unregistered_network_is_not_mapped(tmp_path: Path) -> None:
     assert recognise_onnx_export(path, tensors) is None
 
 
+def test_a_layer_the_embedding_is_computed_through_is_not_read_as_a_head(tmp_path: Path) -> None:
+    """A linear layer after the architecture's embedding whose output *is* the graph's
+    embedding (a projection) makes another embedder, not this architecture with a head."""
+    from fraudit.models.reference import ReferenceEmbedder
+
+    projected = torch.nn.Sequential(ReferenceEmbedder(), torch.nn.Linear(128, 64, bias=False))
+    path = export(tmp_path / "projected.onnx", projected)
+    tensors = read_candidate((path,), (str(path),)).tensors
+    assert recognise_onnx_export(path, tensors) is None
+
+
 def test_the_bank_scores_an_export_like_its_safetensors(exported: Path, tmp_path: Path) -> None:
     """The shipped bank reads what survives export: the embedding layer exactly, and the
     frozen convolutions up to the BatchNorm folded into them. An export of the embedder

@@ -149,26 +149,27 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+def onnx_ancestors(graph: Any, name: str) -> set[str]:
+    """Every tensor of the graph that ``name`` is computed from."""
+    producer = {out: node for node in graph.node for out in node.output}
+    seen, todo = set(), [name]
+    while todo:
+        node = producer.get(todo.pop())
+        if node is None:
+            continue
+        for tensor in node.input:
+            if tensor and tensor not in seen:
+                seen.add(tensor)
+                todo.append(tensor)
+    return seen
+
+
 def embedding_output(graph: Any) -> str:
     """The graph output a face embedder gives its embedding on: the first output no
     other output is computed into. A model exported with its classification head
     has two — the embedding, and the logits computed from it — in either order."""
-    producer = {out: node for node in graph.node for out in node.output}
-
-    def ancestors(name: str) -> set[str]:
-        seen, todo = set(), [name]
-        while todo:
-            node = producer.get(todo.pop())
-            if node is None:
-                continue
-            for tensor in node.input:
-                if tensor and tensor not in seen:
-                    seen.add(tensor)
-                    todo.append(tensor)
-        return seen
-
     names = [o.name for o in graph.output]
-    upstream = {name: ancestors(name) for name in names}
+    upstream = {name: onnx_ancestors(graph, name) for name in names}
     return next((n for n in names if not any(other in upstream[n] for other in names if other != n)), names[0])
 
 

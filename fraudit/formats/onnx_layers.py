@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fraudit.formats.load import load_onnx_model
+from fraudit.formats.load import embedding_output, load_onnx_model, onnx_ancestors
 from fraudit.models.registry import ArchitectureSpec, registered, spec_for
 
 _WEIGHTED = ("Conv", "Gemm", "MatMul")
@@ -32,6 +32,7 @@ _WEIGHTED = ("Conv", "Gemm", "MatMul")
 class OnnxLayer:
     weight: np.ndarray  # in the torch layout: Conv O×I×kh×kw, linear out×in
     has_bias: bool
+    output: str  # the node's output tensor
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def weighted_layers(path: Path, tensors: dict[str, torch.Tensor]) -> list[OnnxLa
                 continue
             if not attributes.get("transB"):
                 weight = weight.T
-        layers.append(OnnxLayer(weight, has_bias))
+        layers.append(OnnxLayer(weight, has_bias, node.output[0]))
     return layers
 
 
@@ -109,6 +110,12 @@ def recognise_onnx_export(path: Path, tensors: dict[str, torch.Tensor]) -> OnnxA
         if extra:
             width = spec.required[spec.embedding_key][0]
             if spec.head_key is None or len(extra) != 1 or len(extra[0]) != 2 or extra[0][1] != width or extra[0][0] < 2:
+                continue
+            # a head is computed from the embedding, never into it: a layer the embedding output
+            # is computed through is part of another embedder, not this architecture's
+            graph = load_onnx_model(path).graph
+            embedding = embedding_output(graph)
+            if layers[-1].output == embedding or layers[-1].output in onnx_ancestors(graph, embedding):
                 continue
             keys.append(spec.head_key)
         mapped = dict(zip(keys, layers, strict=True))
