@@ -158,7 +158,8 @@ class OnnxEmbedder:
         graph_input = self.session.get_inputs()[0]
         self.input_name = graph_input.name
         # a model exported with its head gives logits too; the embedding is read
-        self.output_name = embedding_output(load_onnx_model(self.path).graph)
+        graph = load_onnx_model(self.path).graph
+        self.output_name = embedding_output(graph)
         shape = graph_input.shape
         if len(shape) != 4 or shape[1] != 3:
             raise UnsupportedFormatError(f"{self.path.name}: expected an N×3×H×W image input, got {shape}")
@@ -171,7 +172,9 @@ class OnnxEmbedder:
             raise UnsupportedFormatError(f"{self.path.name}: the graph's input size is dynamic ({shape}): "
                                          "give it (--input-size)")
         self.name = self.path.name
-        self.fingerprint = hashlib.sha256(f"{file_sha256(self.path)}|{self.mean}|{self.scale}".encode()).hexdigest()
+        # which output is read belongs in the cache key where there is a choice
+        read = f"|{self.output_name}" if len(graph.output) > 1 else ""
+        self.fingerprint = hashlib.sha256(f"{file_sha256(self.path)}|{self.mean}|{self.scale}{read}".encode()).hexdigest()
         self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
 
     def embed(self, faces: np.ndarray) -> np.ndarray:
