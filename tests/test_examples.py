@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -86,7 +87,8 @@ def test_examples_in_sarif_and_terminal(tmp_path: Path) -> None:
         assert "FRR 1%" in text and "last_linear.weight:spectrum-trend" in text
         assert f"{references} clean reference nets" in text
     # the batch table gives each candidate one short row: the deciding check's figure, not its paragraph
-    assert "weight-bank: p = 3e-10, FAIL below 0.01" in table and "weight-bank: p = 0.45" in table
+    # (p to two digits: its last one moves with the numerical libraries' versions)
+    assert re.search(r"weight-bank: p = [23](\.\d)?e-10, FAIL below 0\.01", table) and "weight-bank: p = 0.45" in table
     assert "clean reference nets" not in table
 
 

@@ -92,6 +92,8 @@ def test_the_bank_scores_an_export_like_its_safetensors(exported: Path, tmp_path
         assert onnx["evidence"]["consolidated"]["p"] == pytest.approx(without_head["evidence"]["consolidated"]["p"], rel=1e-6)
         assert "last_linear.weight:head-response" in {layer["layer"] for layer in original["evidence"]["layers"]}
         assert "last_linear.weight:head-response" not in {layer["layer"] for layer in onnx["evidence"]["layers"]}
+        assert "the file carries no classification head" in onnx["summary"] and "head_response" in onnx["evidence"]
+        assert "head_response" not in original["evidence"]
         assert onnx["evidence"]["frozen_check"] == "up to BatchNorm folding (7 layers)"
         assert original["evidence"]["frozen_check"] == "bit for bit"
     assert bank["clean.onnx"]["status"] == bank["clean.safetensors"]["status"] == "PASS"

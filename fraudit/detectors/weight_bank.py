@@ -132,6 +132,10 @@ class WeightBankCheck:
         # would let whoever adds a bank choose the judge.
         bank, score = max(scored, key=lambda pair: (_specificity(pair[0]), -pair[1].p))
         result = self._result(bank, score, [b.name for b, _ in scored], problems, len(candidate.folded))
+        headless = _headless(bank, tensors)
+        if headless:
+            result = replace(result, summary=f"{result.summary}; {headless}",
+                             evidence={**result.evidence, "head_response": headless})
         if result.status is not Status.FAIL and "caveat" not in result.evidence:
             return result
         return _with_likely_victim(result, bank, score, candidate, inputs[id(bank)][0].get(RESPONSE_KEY))
@@ -255,6 +259,16 @@ def _between_sources(bank: WeightBank, key: str) -> str:
     if share is None:
         return ""
     return f" ({share:.0%} of this reading's spread over the references lies between their face worlds)"
+
+
+def _headless(bank: WeightBank, tensors: dict) -> str | None:
+    """Why the bank's head-response reading was not read, when the candidate carries no
+    head for it (None when it does, or the bank has no such reading)."""
+    heads = {m.head_key for m in bank.models if m.kind == RESPONSE_KIND and m.head_key}
+    if not heads or heads & set(tensors):
+        return None
+    return ("head response not read: the file carries no classification head (an embedder alone, e.g. a headless "
+            "export); a checkpoint or export that carries its head (an embedding and a logits output) is read whole")
 
 
 def _response_of(score: NetworkScore) -> LayerScore | None:
