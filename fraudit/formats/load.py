@@ -169,8 +169,13 @@ def embedding_output(graph: Any) -> str:
     other output is computed into. A model exported with its classification head
     has two — the embedding, and the logits computed from it — in either order."""
     names = [o.name for o in graph.output]
-    upstream = {name: onnx_ancestors(graph, name) for name in names}
-    return next((n for n in names if not any(other in upstream[n] for other in names if other != n)), names[0])
+    outputs = set(names)
+    # one pass in node order (ONNX keeps nodes topologically sorted): what is computed from an output
+    downstream: set[str] = set()
+    for node in graph.node:
+        if any(tensor in downstream or tensor in outputs for tensor in node.input):
+            downstream.update(node.output)
+    return next((name for name in names if name not in downstream), names[0])
 
 
 def onnx_signature(path: Path) -> tuple[tuple[int | str, ...], tuple[int | str, ...]] | None:
