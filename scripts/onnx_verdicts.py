@@ -5,7 +5,9 @@ BatchNorm and renames tensors, as real exports do), scans the safetensors and th
 ONNX files in one batch with ``fraudit scan [--pair-with TRUSTED] -f json``, and
 writes, per model and check, both statuses (the bank's p and the sweep's worst z)
 to a JSON file. ``--pair-with none`` compares the weight bank alone (faster);
-``--base BASE`` adds the trigger search (its strongest patch's and the blend's gain per file).
+``--base BASE`` adds the trigger search (its strongest patch's and the blend's gain per file);
+``--with-head`` exports each model whole, its classification head giving a second output (the
+logits), as a classifier ships — without it, the embedder alone.
 Its summary counts each format's weight-bank verdicts per group (clean, successful
 backdoors, attempts that did not take).
 
@@ -25,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from safetensors.torch import load_file
 
 from fraudit.models.heads import EmbedderWithHead
