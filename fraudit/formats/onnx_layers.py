@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,10 +55,9 @@ class OnnxArchitecture:
         return {key: torch.from_numpy(np.ascontiguousarray(self.layers[key].weight)) for key in self.folded}
 
 
-def weighted_layers(path: Path, tensors: dict[str, torch.Tensor]) -> list[OnnxLayer]:
+def weighted_layers(graph: Any, tensors: dict[str, torch.Tensor]) -> list[OnnxLayer]:
     """The graph's Conv / Gemm / MatMul nodes whose weight is an initializer, in graph
     order (ONNX requires nodes to be topologically sorted)."""
-    graph = load_onnx_model(path).graph
     consumers: dict[str, list] = {}
     for node in graph.node:
         for name in node.input:
@@ -99,7 +99,8 @@ def recognise_onnx_export(path: Path, tensors: dict[str, torch.Tensor]) -> OnnxA
     the shapes of the graph's weighted layers in execution order — or those and one
     more, a classification head on the embedding (a linear layer as wide as it, of at
     least two classes), mapped to the architecture's head key; else None."""
-    layers = weighted_layers(path, tensors)
+    graph = load_onnx_model(path).graph
+    layers = weighted_layers(graph, tensors)
     shapes = [tuple(layer.weight.shape) for layer in layers]
     for spec in registered():
         required = [tuple(s) for s in spec.required.values()]
@@ -113,7 +114,6 @@ def recognise_onnx_export(path: Path, tensors: dict[str, torch.Tensor]) -> OnnxA
                 continue
             # a head is computed from the embedding, never into it: a layer the embedding output
             # is computed through is part of another embedder, not this architecture's
-            graph = load_onnx_model(path).graph
             embedding = embedding_output(graph)
             if layers[-1].output == embedding or layers[-1].output in onnx_ancestors(graph, embedding):
                 continue
