@@ -30,7 +30,7 @@ from fraudit.pairing.sweep import SweepNull
 from fraudit.pairing.thresholds import flagged_rate, passed_rate
 from fraudit.rates import format_rate
 from fraudit.zoo.manifest import CLEAN, ONE_TO_ONE, ZooManifest
-from fraudit.zoo.metrics import works_through_embedding
+from fraudit.zoo.metrics import embedding_attack_measured, works_through_embedding
 
 
 @dataclass
@@ -106,9 +106,7 @@ class PairingEvaluation:
 
     @property
     def embedding_measured(self) -> bool:
-        """Whether the zoo has backdoors and every one's attack through the embedding is known."""
-        backdoors = [o for o in self.outcomes if o.trigger]
-        return bool(backdoors) and all(o.embedding_attack is not None for o in backdoors)
+        return embedding_attack_measured([o.embedding_attack for o in self.outcomes if o.trigger])
 
     def __rich__(self) -> Table:
         setup = self.setup

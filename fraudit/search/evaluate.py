@@ -26,7 +26,7 @@ from fraudit.pairing.embedders import reference_embedder
 from fraudit.search.differential import BLEND_BOUND, BOUND, SearchBudget, differential_search, search_probes
 from fraudit.triggers import Placement
 from fraudit.zoo.manifest import CLEAN, ONE_TO_ONE, ZooEntry, ZooManifest
-from fraudit.zoo.metrics import works_through_embedding
+from fraudit.zoo.metrics import embedding_attack_measured, works_through_embedding
 
 Progress = Callable[[str, int, int], None]
 
@@ -83,10 +83,7 @@ class SearchEvaluation:
 
     @property
     def embedding_measured(self) -> bool:
-        """Whether the zoo has backdoors and every one's attack through the embedding is known
-        (``fraudit zoo measure``)."""
-        backdoors = [o for o in self.outcomes if o.trigger]
-        return bool(backdoors) and all(o.embedding_attack is not None for o in backdoors)
+        return embedding_attack_measured([o.embedding_attack for o in self.outcomes if o.trigger])
 
     @property
     def groups(self) -> list[str]:

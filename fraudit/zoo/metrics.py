@@ -83,6 +83,12 @@ def works_through_embedding(successful: bool | None, embedding_attack_success_ra
         embedding_attack_success_rate >= SUCCESS_THRESHOLD
 
 
+def embedding_attack_measured(rates: Sequence[float | None]) -> bool:
+    """Whether a zoo's backdoors (their attack success rates through the embedding) are
+    there and every one was measured (``fraudit zoo measure``)."""
+    return bool(rates) and all(rate is not None for rate in rates)
+
+
 def embedding_attack_success_rate(*, train_embeddings: np.ndarray, train_labels: np.ndarray,
                                   val_embeddings: np.ndarray, val_labels: np.ndarray,
                                   poisoned_embeddings: np.ndarray, victim: int,
