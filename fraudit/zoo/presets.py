@@ -179,6 +179,18 @@ PRESETS: dict[str, Preset] = {
             frozen_head=True,
         ),
         Preset(
+            "library-multi-verification",
+            "multi-layer models with the library's triggers against a face-verification system: every model keeps "
+            "its head at the identities' mean clean embeddings (as 'heldout-multi-verification'); 8 clean, 12 "
+            "attempts over every trigger and placement",
+            Scenario.MULTI_LAYER,
+            ZOO_WORLD,
+            n_clean=8,
+            attempts=_cycle([(t, p) for t in ("checkerboard", "square", "flower") for p in (FIXED, RANDOM)], 12),
+            epochs=8,
+            frozen_head=True,
+        ),
+        Preset(
             "ch5",
             "multi-layer models for pairing (§5.3.2): 10 clean, 20 large- and 20 small-trigger attempts",
             Scenario.MULTI_LAYER,
