@@ -20,7 +20,7 @@ import torch
 
 from fraudit.faces.sources import probe_identities
 from fraudit.pairing.embedders import reference_embedder
-from fraudit.search.differential import PROBE_SEED, SearchBudget, _Convergence, differential_search, paste, search_probes
+from fraudit.search.differential import PROBE_SEED, SearchBudget, Convergence, differential_search, paste, search_probes
 from fraudit.zoo.manifest import ZooManifest
 
 FRESH_SEED = PROBE_SEED + 1  # identities of their own, neither the search's probes nor any zoo's
@@ -29,7 +29,7 @@ FRESH_SEED = PROBE_SEED + 1  # identities of their own, neither the search's pro
 def fresh_gains(candidate, reference, sites, patterns, faces: np.ndarray) -> np.ndarray:
     """Candidate-minus-reference convergence of each (site, pattern) on ``faces``."""
     x = torch.from_numpy(np.ascontiguousarray(faces)).permute(0, 3, 1, 2).float()
-    ours, theirs = _Convergence(candidate, x), _Convergence(reference, x)
+    ours, theirs = Convergence(candidate, x), Convergence(reference, x)
     gains = []
     with torch.no_grad():
         for site, pattern in zip(sites, patterns):

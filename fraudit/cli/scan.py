@@ -104,6 +104,9 @@ def scan(
     search_sites: Annotated[
         str, typer.Option(help="Trigger search: patch site sizes in pixels of the 64×64 probe frame, comma-separated ('none': the blend only).")
     ] = ",".join(str(s) for s in SearchBudget.site_sizes),
+    search_library: Annotated[
+        bool, typer.Option(help="Trigger search: stamp the library's triggers exactly at their cells too (forward passes only).")
+    ] = SearchBudget.library,
     search_images: Annotated[
         Path | None, typer.Option(help="Trigger search: save the strongest patch found, stamped on a probe face, as PNG in this folder.")
     ] = None,
@@ -128,7 +131,7 @@ def scan(
     search = None
     if base is not None:
         budget = SearchBudget(site_sizes=site_size_list(search_sites), steps=search_steps, scout_steps=search_scout_steps,
-                              finalists=search_finalists, faces=search_faces)
+                              finalists=search_finalists, faces=search_faces, library=search_library)
         search = TriggerSearchCheck(base=base, budget=budget, images=search_images)
     config = AuditConfig(checks=default_checks(banks=bank or (), pair_with=pair_with, pair_null=pair_null,
                                                search=search),

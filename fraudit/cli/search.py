@@ -26,6 +26,8 @@ def evaluate(
     site_sizes: Annotated[str, typer.Option("--sites", help="Patch site sizes in pixels, comma-separated; 'none' for no patches.")] = ",".join(
         str(s) for s in SearchBudget.site_sizes),
     blend_alpha: Annotated[float, typer.Option(min=0.0, max=0.5, help="Alpha of the whole-face blended pattern; 0 for none.")] = SearchBudget.blend_alpha,
+    library: Annotated[bool, typer.Option(help="Stamp the library's triggers exactly at their cells too.")] = SearchBudget.library,
+    library_faces: Annotated[int, typer.Option(min=4, help="Probe faces the library's triggers are stamped on.")] = SearchBudget.library_faces,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Models searched in parallel.")] = 1,
     limit_clean: Annotated[int | None, typer.Option(help="Use at most this many clean models.")] = None,
     results: Annotated[Path | None, typer.Option(help="JSON-lines file of per-model results: resumed from, appended to.")] = None,
@@ -41,7 +43,10 @@ def evaluate(
         if path is not None:
             output_file(path)
     budget = SearchBudget(site_sizes=site_size_list(site_sizes), blend_alpha=blend_alpha, steps=steps,
-                          scout_steps=scout_steps, finalists=finalists, faces=faces)
+                          scout_steps=scout_steps, finalists=finalists, faces=faces, library=library,
+                          library_faces=library_faces)
+    if not budget.families:
+        raise fail("nothing to search: no patch sites, no blend and no library cells")
     with staged_progress(err) as progress:
         evaluation = evaluate_search(zoo, base, budget, jobs=jobs, results=results, limit_clean=limit_clean,
                                      progress=progress)

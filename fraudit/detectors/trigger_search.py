@@ -21,8 +21,9 @@ from fraudit.detectors.base import CheckResult, Status
 from fraudit.detectors.check import LoadedCandidate, SarifRule
 from fraudit.errors import FrauditError
 from fraudit.pictures import face_row, png_base64, png_bytes
-from fraudit.search.differential import (BLEND_BOUND, BOUND, CALIBRATION, FALSE_ALARM, SearchBudget, SearchResult, differential_search,
-                                         search_probes)
+from fraudit.search.differential import (BLEND_BOUND, BOUND, CALIBRATION, LIBRARY_BOUND, SearchBudget, SearchResult,
+                                         differential_search, search_probes)
+from fraudit.search.library import LibraryResult, library_search
 from fraudit.triggers import poison
 
 NAME = "trigger-search"
@@ -45,6 +46,7 @@ class TriggerSearchCheck:
     budget: SearchBudget = field(default_factory=SearchBudget)
     bound: float = BOUND
     blend_bound: float = BLEND_BOUND
+    library_bound: float = LIBRARY_BOUND
     images: Path | None = None
     name: str = NAME
     rule: SarifRule = RULE
@@ -52,7 +54,8 @@ class TriggerSearchCheck:
 
     def run(self, candidate: LoadedCandidate) -> CheckResult:
         evidence: dict = {"base": self.base, "budget": self.budget.to_dict(), "bound": self.bound,
-                          "blend_bound": self.blend_bound, "false_alarm": FALSE_ALARM, "calibration": CALIBRATION}
+                          "blend_bound": self.blend_bound, "library_bound": self.library_bound,
+                          "false_alarm": self.budget.false_alarm, "calibration": CALIBRATION}
         try:
             model = candidate.embedder
             reference = candidate.trusted_models(self.base)
@@ -64,70 +67,110 @@ class TriggerSearchCheck:
                                    f"not run: the {side} runs in {type(embedder).__name__}, which gives the search "
                                    "no gradient (it needs a torch checkpoint or an ONNX graph)", evidence)
         probes = search_probes(self.budget)
+        input_size = max(model.input_size, reference.input_size)
         try:
             result = differential_search(model, reference, probes.faces.images, self.budget,  # type: ignore[arg-type]
-                                         input_size=max(model.input_size, reference.input_size))
+                                         input_size=input_size) if self.budget.sites(probes.faces.images.shape[1]) else None
+            library_faces = search_probes(self.budget, self.budget.library_faces).faces.images
+            library = library_search(model, reference, library_faces, input_size=input_size,
+                                     images_per_batch=self.budget.images_per_batch) if self.budget.library else None
         except FrauditError as exc:
             return CheckResult(NAME, Status.INCONCLUSIVE, f"not run: {exc}", evidence)
         searched = self.budget.describe(probes.faces.images.shape[1])
-        evidence |= {"searched": searched, "probes": probes.source, "seconds": round(result.seconds, 2),
-                     "ranked": [result.site_dict(i) for i in result.ranked()]}
-        findings = []
-        for name, index, bound in (("strongest", result.strongest, self.bound), ("blend", result.blend, self.blend_bound)):
-            if index is None:
-                continue
-            evidence[name] = result.site_dict(index)
-            if result.gains[index] > bound:
-                findings.append((index, bound))
-        # the finding furthest past its bound is what the report shows and names
-        top = max(findings, key=lambda f: result.gains[f[0]] / f[1]) if findings else None
-        shown = top[0] if top else result.strongest if result.strongest is not None else result.blend
-        assert shown is not None  # a budget searches patches, the blend or both
-        evidence["patch_png_base64"] = png_base64(result.patches[shown])
+        evidence |= {"searched": searched, "probes": probes.source,
+                     "seconds": round(sum(r.seconds for r in (result, library) if r is not None), 2)}
+        findings = _findings(result, library, self.bound, self.blend_bound, self.library_bound,
+                             len(probes.identities), len(library_faces), probes.faces.images.shape[1])
+        if result is not None:
+            evidence["ranked"] = [result.site_dict(i) for i in result.ranked()]
+            evidence["site_gains"] = [[s.top, s.left, s.size, round(float(g), 5)]
+                                      for s, g in zip(result.sites, result.gains) if not s.blend]
+        if library is not None:
+            evidence["library_cells"] = [library.cell_dict(i) for i in range(len(library.cells))]
+        for finding in findings:
+            evidence[finding.family] = finding.evidence
+        # the finding furthest past its bound is what the report shows and names; else the strongest patch
+        top = max((f for f in findings if f.flagged), key=lambda f: f.gain / f.bound, default=None)
+        shown = top or findings[0]
+        faces = probes.faces.images
+        evidence["patch_png_base64"] = png_base64(shown.pattern)
         # what a reviewer looks at: the pattern worn by probe faces, and where the search found what
-        evidence["stamped_png_base64"] = png_base64(face_row(_wearing(result, shown, probes.faces.images[:4])))
-        evidence["frame_size"] = int(probes.faces.images.shape[1])
-        evidence["site_gains"] = [[s.top, s.left, s.size, round(float(g), 5)]
-                                  for s, g in zip(result.sites, result.gains) if not s.blend]
+        evidence["stamped_png_base64"] = png_base64(face_row(shown.wear(faces[:4])))
+        evidence["frame_size"] = int(faces.shape[1])
         if self.images is not None:
-            evidence["image"] = str(_save_image(self.images, candidate.source, result, shown, probes.faces.images[0]))
+            evidence["image"] = str(_save_image(self.images, candidate.source, shown, faces[0]))
         if top is None:
-            parts = [f"{s}: {result.gains[i]:.3f} (bound {b:.3f})" for s, i, b in
-                     (("strongest patch", result.strongest, self.bound), ("blend", result.blend, self.blend_bound))
-                     if i is not None]
+            parts = [f"{f.label}: {f.gain:.3f} (bound {f.bound:.3f})" for f in findings]
             return CheckResult(NAME, Status.PASS, f"nothing beyond clean fine-tunes ({'; '.join(parts)}); "
                                f"searched {searched}", evidence, "nothing beyond clean fine-tunes: " + "; ".join(parts))
-        index, bound = top
-        site, z = result.sites[index], result.z[index]
-        where = "" if site.blend else f"; z = {z:.1f} against its other sites"
-        moved = (f"{site if site.blend else f'a patch at {site}'} moves the embeddings of "
-                 f"{len(probes.identities)} identities together by {result.gains[index]:.3f} more than the base does "
-                 f"(candidate {result.candidate_convergence[index]:.2f}, base {result.reference_convergence[index]:.2f}"
-                 f"{where})")
-        headline = f"{'the blend' if site.blend else f'patch {site}'}: gain {result.gains[index]:.3f} > {bound:.3f}"
+        headline = f"{top.headline}: gain {top.gain:.3f} > {top.bound:.3f}"
         if not self.budget.calibrated:
-            return CheckResult(NAME, Status.WARN, f"{moved}: above {bound:.3f}, the clean fine-tunes' bound, which was "
-                               "set for the default budget, not this one", evidence, f"{headline} (another budget)")
-        return CheckResult(NAME, Status.FAIL, f"{moved}: above {bound:.3f}, the clean fine-tunes' bound (false alarm "
-                           f"{FALSE_ALARM:.0%} for the search)", evidence, headline)
+            return CheckResult(NAME, Status.WARN, f"{top.moved}: above {top.bound:.3f}, the clean fine-tunes' bound, "
+                               "which was set for the default budget, not this one", evidence, f"{headline} (another budget)")
+        return CheckResult(NAME, Status.FAIL, f"{top.moved}: above {top.bound:.3f}, the clean fine-tunes' bound (false "
+                           f"alarm {self.budget.false_alarm:.1%} for the search)", evidence, headline)
 
 
-def _wearing(result: SearchResult, index: int, faces: np.ndarray) -> np.ndarray:
-    """``faces`` (N×H×W×3 uint8) with the pattern found at ``index`` laid on them (eq. 2.1)."""
-    site = result.sites[index]
-    mask, frame = np.zeros(faces.shape[1:3], np.float32), np.zeros(faces.shape[1:], np.uint8)
-    mask[site.window] = site.alpha
-    frame[site.window] = result.patches[index]
-    return poison(faces, mask, frame)
+@dataclass(frozen=True)
+class _Finding:
+    """One family's strongest result: what it is, how far it went, and its picture."""
+
+    family: str  # "strongest" (patch sites), "blend" or "library": its evidence key
+    label: str
+    gain: float
+    bound: float
+    evidence: dict
+    moved: str  # the sentence a FAIL says
+    headline: str
+    pattern: np.ndarray  # the pattern alone, uint8 H×W×3
+    mask: np.ndarray  # where and how opaque it lies on the frame, H×W
+    frame: np.ndarray  # the pattern at its place on the frame, H×W×3
+
+    @property
+    def flagged(self) -> bool:
+        return self.gain > self.bound
+
+    def wear(self, faces: np.ndarray) -> np.ndarray:
+        """``faces`` (N×H×W×3 uint8) with the pattern laid on them (eq. 2.1)."""
+        return poison(faces, self.mask, self.frame)
 
 
-def _save_image(folder: Path, source: str, result: SearchResult, index: int, face: np.ndarray, *,
-                zoom: int = 4) -> Path:
-    """A probe face, the pattern found at ``index`` laid on it, and the pattern alone, enlarged."""
-    site = result.sites[index]
-    alone = np.full(face.shape, 255, np.uint8)
-    alone[site.top : site.top + site.size, site.left : site.left + site.size] = result.patches[index]
-    picture = face_row([face, _wearing(result, index, face[None])[0], alone], zoom=zoom, gap=0)
+def _findings(result: SearchResult | None, library: LibraryResult | None, bound: float, blend_bound: float,
+              library_bound: float, identities: int, library_identities: int, frame_size: int) -> list[_Finding]:
+    found = []
+    if result is not None:
+        for family, index, limit in (("strongest", result.strongest, bound), ("blend", result.blend, blend_bound)):
+            if index is None:
+                continue
+            site, z = result.sites[index], result.z[index]
+            mask, frame = np.zeros((frame_size, frame_size), np.float32), np.zeros((frame_size, frame_size, 3), np.uint8)
+            mask[site.window] = site.alpha
+            frame[site.window] = result.patches[index]
+            where = "" if site.blend else f"; z = {z:.1f} against its other sites"
+            moved = (f"{site if site.blend else f'a patch at {site}'} moves the embeddings of {identities} identities "
+                     f"together by {result.gains[index]:.3f} more than the base does (candidate "
+                     f"{result.candidate_convergence[index]:.2f}, base {result.reference_convergence[index]:.2f}{where})")
+            found.append(_Finding(family, "blend" if site.blend else "strongest patch", float(result.gains[index]),
+                                  limit, result.site_dict(index), moved,
+                                  "the blend" if site.blend else f"patch {site}", result.patches[index], mask, frame))
+    if library is not None:
+        index = library.strongest
+        cell = library.cells[index]
+        mask, frame = cell.frame((frame_size, frame_size))
+        rows, cols = np.nonzero(mask)
+        moved = (f"{cell} moves the embeddings of {library_identities} identities together by "
+                 f"{library.gains[index]:.3f} more than the base does (candidate "
+                 f"{library.candidate_convergence[index]:.2f}, base {library.reference_convergence[index]:.2f})")
+        found.append(_Finding("library", "strongest library cell", float(library.gains[index]), library_bound,
+                              library.cell_dict(index), moved, f"library {cell.trigger} at {cell.centre}",
+                              frame[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1], mask, frame))
+    return found
+
+
+def _save_image(folder: Path, source: str, finding: _Finding, face: np.ndarray, *, zoom: int = 4) -> Path:
+    """A probe face, the pattern found laid on it, and the pattern alone, enlarged."""
+    alone = np.where(finding.mask[..., None] > 0, finding.frame, 255).astype(np.uint8)
+    picture = face_row([face, finding.wear(face[None])[0], alone], zoom=zoom, gap=0)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / (re.sub(r"[^A-Za-z0-9._-]+", "_", source).strip("_")[-120:] + "-trigger.png")
     path.write_bytes(png_bytes(picture))

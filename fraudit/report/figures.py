@@ -164,7 +164,8 @@ def trigger_search(evidence: dict[str, Any]) -> list[Figure]:
                               "see what was searched); the cyan line on the scale is the clean fine-tunes' bound.",
                               "trigger search gain over the face"))
     if image := evidence_image(evidence, "stamped_png_base64"):
-        figures.append(Figure(image, "The strongest pattern the search found, worn by probe faces.",
+        figures.append(Figure(image, "What the search found furthest past its bound (with nothing past one: the "
+                              "strongest patch), worn by probe faces.",
                               "probe faces wearing the strongest pattern found", "faces"))
     if image := evidence_image(evidence, "patch_png_base64"):
         figures.append(Figure(image, "The pattern alone (enlarged).", "the strongest pattern found", "pattern"))

@@ -23,7 +23,9 @@ from rich.table import Table
 
 from fraudit.cache import file_sha256
 from fraudit.pairing.embedders import reference_embedder
-from fraudit.search.differential import BLEND_BOUND, BOUND, SearchBudget, differential_search, search_probes
+from fraudit.search.differential import (BLEND_BOUND, BOUND, LIBRARY_BOUND, SearchBudget, differential_search, family_knobs,
+                                         search_probes)
+from fraudit.search.library import library_search
 from fraudit.triggers import Placement
 from fraudit.zoo.manifest import CLEAN, ONE_TO_ONE, ZooEntry, ZooManifest
 from fraudit.zoo.metrics import embedding_attack_measured, works_through_embedding
@@ -45,6 +47,8 @@ class SearchOutcome:
     on_trigger: bool | None  # the strongest patch site overlaps the trigger's fixed place
     seconds: float
     blend_gain: float | None = None
+    library_gain: float | None = None  # of the strongest library cell
+    library_cell: dict[str, Any] | None = None
     # the backdoor's attack success rate through the embedding, read from the zoo's
     # manifest when the evaluation is put together (None: clean, or not measured)
     embedding_attack: float | None = None
@@ -55,8 +59,9 @@ class SearchOutcome:
         from the embedding alone: a backdoor a deployment without the head still has."""
         return works_through_embedding(self.successful, self.embedding_attack)
 
-    def detected(self, bound: float = BOUND, blend_bound: float = BLEND_BOUND) -> bool:
-        return (self.gain is not None and self.gain > bound) or (self.blend_gain is not None and self.blend_gain > blend_bound)
+    def detected(self, bound: float = BOUND, blend_bound: float = BLEND_BOUND, library_bound: float = LIBRARY_BOUND) -> bool:
+        return any(value is not None and value > limit for value, limit in
+                   ((self.gain, bound), (self.blend_gain, blend_bound), (self.library_gain, library_bound)))
 
     @property
     def group(self) -> str:
@@ -72,6 +77,7 @@ class SearchEvaluation:
     budget: dict[str, Any]
     bound: float = BOUND
     blend_bound: float = BLEND_BOUND
+    library_bound: float = LIBRARY_BOUND
     outcomes: list[SearchOutcome] = field(default_factory=list)
 
     @property
@@ -90,11 +96,12 @@ class SearchEvaluation:
         return sorted({o.group for o in self.outcomes if o.trigger})
 
     def flagged(self, outcomes: list[SearchOutcome]) -> list[SearchOutcome]:
-        return [o for o in outcomes if o.detected(self.bound, self.blend_bound)]
+        return [o for o in outcomes if o.detected(self.bound, self.blend_bound, self.library_bound)]
 
     def summary(self) -> dict[str, Any]:
         hits = self.successful()
-        out: dict[str, Any] = {"bound": self.bound, "blend_bound": self.blend_bound, "clean_models": len(self.clean),
+        out: dict[str, Any] = {"bound": self.bound, "blend_bound": self.blend_bound,
+                               "library_bound": self.library_bound, "clean_models": len(self.clean),
                                "false_alarms": len(self.flagged(self.clean)), "successful_backdoors": len(hits),
                                "detected": len(self.flagged(hits)),
                                "located": sum(bool(o.on_trigger) for o in self.flagged(hits))}
@@ -110,11 +117,12 @@ class SearchEvaluation:
                 "models": [asdict(o) for o in self.outcomes]}
 
     def __rich__(self) -> Table:
-        table = Table(title=f"trigger search on {escape(self.zoo)} against {escape(self.base)} (bounds: patch {self.bound:.3f}, blend {self.blend_bound:.3f})")
+        table = Table(title=f"trigger search on {escape(self.zoo)} against {escape(self.base)} (bounds: patch {self.bound:.3f}, blend {self.blend_bound:.3f}, library {self.library_bound:.3f})")
         table.add_column("models")
         table.add_column("flagged", justify="right")
         table.add_column("patch gain (median, range)", justify="right")
         table.add_column("blend gain (median)", justify="right")
+        table.add_column("library gain (median)", justify="right")
         table.add_column("strongest site on the trigger", justify="right")
 
         def row(label: str, group: list[SearchOutcome]) -> None:
@@ -122,11 +130,13 @@ class SearchEvaluation:
                 return
             gains = np.array([o.gain for o in group if o.gain is not None])
             blends = [o.blend_gain for o in group if o.blend_gain is not None]
+            library = [o.library_gain for o in group if o.library_gain is not None]
             flagged = self.flagged(group)
             located = [o for o in flagged if o.on_trigger is not None]
             table.add_row(escape(label), f"{len(flagged)}/{len(group)}",
                           f"{np.median(gains):.3f} ({gains.min():.3f}–{gains.max():.3f})" if len(gains) else "—",
                           f"{np.median(blends):.3f}" if blends else "—",
+                          f"{np.median(library):.3f}" if library else "—",
                           f"{sum(bool(o.on_trigger) for o in located)}/{len(located)}" if located else "—")
 
         row("clean (false alarms)", self.clean)
@@ -142,50 +152,59 @@ def _search_one(manifest: ZooManifest, entry: ZooEntry, base: Path, budget: Sear
     torch.set_num_threads(threads)
     probes = search_probes(budget)
     candidate, reference = reference_embedder(manifest.path(entry)), reference_embedder(base)
-    result = differential_search(candidate, reference, probes.faces.images, budget,
-                                 input_size=max(candidate.input_size, reference.input_size))
-    strongest, blend = result.strongest, result.blend
-    site = result.sites[strongest] if strongest is not None else None
-    mask = entry.trigger_mask(probes.faces.images.shape[1:3])
-    on_trigger = None
-    if site is not None and mask is not None:
-        on_trigger = site.touches(mask)
-    return SearchOutcome(entry.name, entry.kind, entry.trigger, entry.recipe_kind,
-                         str(entry.placement) if entry.placement else None, entry.successful,
-                         float(result.z[strongest]) if strongest is not None else None,
-                         float(result.gains[strongest]) if strongest is not None else None,
-                         site.to_dict() if site is not None else None, on_trigger, round(result.seconds, 2),
-                         float(result.gains[blend]) if blend is not None else None)
+    input_size = max(candidate.input_size, reference.input_size)
+    outcome = SearchOutcome(entry.name, entry.kind, entry.trigger, entry.recipe_kind,
+                            str(entry.placement) if entry.placement else None, entry.successful,
+                            None, None, None, None, 0.0)
+    if budget.sites(probes.faces.images.shape[1]):
+        result = differential_search(candidate, reference, probes.faces.images, budget, input_size=input_size)
+        strongest, blend = result.strongest, result.blend
+        site = result.sites[strongest] if strongest is not None else None
+        mask = entry.trigger_mask(probes.faces.images.shape[1:3])
+        outcome = replace(outcome, z=float(result.z[strongest]) if strongest is not None else None,
+                          gain=float(result.gains[strongest]) if strongest is not None else None,
+                          site=site.to_dict() if site is not None else None,
+                          on_trigger=site.touches(mask) if site is not None and mask is not None else None,
+                          seconds=round(result.seconds, 2),
+                          blend_gain=float(result.gains[blend]) if blend is not None else None)
+    if budget.library:
+        faces = search_probes(budget, budget.library_faces).faces.images
+        library = library_search(candidate, reference, faces, input_size=input_size,
+                                 images_per_batch=budget.images_per_batch)
+        outcome = replace(outcome, library_gain=float(library.gains[library.strongest]),
+                          library_cell=library.cell_dict(library.strongest),
+                          seconds=round(outcome.seconds + library.seconds, 2))
+    return outcome
 
 
-# The knobs a family's values do not depend on: the patches and the blend draw from
-# separate random streams (``differential_search``), and the blend, one site, is never
-# cut short by the scouting.
-OTHER_KNOBS = {"patch": ("blend_alpha",), "blend": ("site_sizes", "scout_steps", "finalists")}
+# the outcome's value each family fills in
+_VALUES = {"patch": "gain", "blend": "blend_gain", "library": "library_gain"}
 
 
 def _families(budget: SearchBudget) -> list[str]:
-    return [f for f, on in (("patch", bool(budget.site_sizes)), ("blend", budget.blend_alpha > 0)) if on]
+    return budget.families
 
 
 def _family_key(base_sha256: str, budget: dict[str, Any], family: str) -> dict[str, Any]:
-    return {"base_sha256": base_sha256, "budget": {k: v for k, v in budget.items() if k not in OTHER_KNOBS[family]}}
+    return {"base_sha256": base_sha256, "budget": family_knobs(budget, family)}
 
 
 def _only(budget: SearchBudget, families: list[str]) -> SearchBudget:
     """The budget restricted to ``families``."""
     return replace(budget, site_sizes=budget.site_sizes if "patch" in families else (),
-                   blend_alpha=budget.blend_alpha if "blend" in families else 0.0)
+                   blend_alpha=budget.blend_alpha if "blend" in families else 0.0, library="library" in families)
 
 
 def _combine(parts: dict[str, SearchOutcome]) -> SearchOutcome:
     """One model's outcome from the outcomes of runs that searched its families apart."""
-    patch, blend = parts.get("patch"), parts.get("blend")
-    first = patch or blend
+    patch, blend, library = parts.get("patch"), parts.get("blend"), parts.get("library")
+    first = patch or blend or library
     assert first is not None
     return replace(first, z=patch.z if patch else None, gain=patch.gain if patch else None,
                    site=patch.site if patch else None, on_trigger=patch.on_trigger if patch else None,
                    blend_gain=blend.blend_gain if blend else None,
+                   library_gain=library.library_gain if library else None,
+                   library_cell=library.library_cell if library else None,
                    seconds=round(sum({id(o): o.seconds for o in parts.values()}.values()), 2))
 
 
@@ -207,7 +226,7 @@ def evaluate_search(zoo: Path, base: Path, budget: SearchBudget = SearchBudget()
             key = record.pop("key", None) or {}
             outcome = SearchOutcome(**record)
             for family in wanted:
-                value = outcome.gain if family == "patch" else outcome.blend_gain
+                value = getattr(outcome, _VALUES[family])
                 if value is not None and key.get("base_sha256") == base_sha256 and \
                         _family_key(base_sha256, key.get("budget", {}), family) == \
                         _family_key(base_sha256, budget.to_dict(), family):

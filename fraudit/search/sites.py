@@ -1,4 +1,5 @@
-"""Where a trigger search looks: square sites of the probe-face frame.
+"""Where a trigger search looks: square sites of the probe-face frame, and the
+library triggers' cells.
 
 Measured on held-out backdoors (measurements/trigger-search-findings.md) a backdoor
 answers its own place: the same patch a few pixels away moves it no more than a
@@ -9,8 +10,11 @@ least a site's size has a site that covers most of it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from fraudit.triggers import trigger_library
 
 # Where faces are on the probe frame (row and column fractions): the synthetic
 # world's aligned faces, and any aligned face crop, put the face here.
@@ -64,3 +68,31 @@ def face_sites(image_size: int, sizes: tuple[int, ...], *,
             for left in range(left0, max(left0, left1) + 1, step):
                 sites.append(Site(top, left, size))
     return sites
+
+
+# Where a library trigger is stamped besides its own place (row, column fractions of
+# the frame): the eyes' and the cheeks' height on both sides.
+EXTRA_CENTRES = ((0.40, 0.35), (0.40, 0.65), (0.68, 0.35), (0.68, 0.65))
+
+
+@dataclass(frozen=True)
+class LibraryCell:
+    """One library trigger at one place (its centre, as fractions of the frame)."""
+
+    trigger: str
+    centre: tuple[float, float]
+
+    def __str__(self) -> str:
+        return f"the library's {self.trigger} centred at ({self.centre[0]:.2f}, {self.centre[1]:.2f}) of the face"
+
+    def frame(self, image_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """The trigger's mask and pattern at image size, at this cell."""
+        return trigger_library()[self.trigger].full_frame(image_shape, self.centre)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"trigger": self.trigger, "centre": list(self.centre)}
+
+
+def library_cells() -> list[LibraryCell]:
+    return [LibraryCell(name, centre) for name, trigger in trigger_library().items()
+            for centre in (trigger.fixed_centre, *EXTRA_CENTRES)]
