@@ -1,13 +1,14 @@
 """The trigger search's bounds, from clean models only.
 
 Reads evaluations written by ``fraudit search evaluate -o FILE`` of zoos whose
-clean models the bounds may be set on (never the evaluation's worlds; the patch
-sites and the blend may come from separate runs of one zoo, which give the same
-values as one run of both), collects every clean model's strongest-patch gain and
-blend gain, and writes them with each family's prediction bound at half the
-search's false-alarm rate (``fraudit.search.differential.prediction_bound``), for
-1 % and 5 %. ``BOUND`` and ``BLEND_BOUND`` in that module must equal the 1 % bounds
-of the file this writes; ``tests/test_search.py`` checks it.
+clean models the bounds may be set on (never the evaluation's worlds; the families
+may come from separate runs of one zoo, which give the same values as one run of
+all), collects every clean model's strongest-patch gain, blend gain and strongest
+library-cell gain, and writes them with each family's prediction bound
+(``fraudit.search.differential.prediction_bound``) over the models that have it, at
+0.5 % and 2.5 % a family. ``BOUND``, ``BLEND_BOUND`` and ``LIBRARY_BOUND`` in that
+module must equal the 0.5 % bounds of the file this writes
+(``FAMILY_FALSE_ALARM``); ``tests/test_search.py`` checks it.
 
     python scripts/calibrate_search.py EVAL.json ... --out measurements/search-calibration.json
 
@@ -22,10 +23,10 @@ import argparse
 import json
 from pathlib import Path
 
-from fraudit.search.differential import prediction_bound
-from fraudit.search.evaluate import OTHER_KNOBS
+from fraudit.search.differential import family_knobs, prediction_bound
 
-FAMILIES = {"gain": "patch", "blend_gain": "blend"}
+FAMILIES = {"gain": "patch", "blend_gain": "blend", "library_gain": "library"}
+RATES = ("0.005", "0.025")  # per family
 
 
 def main() -> None:
@@ -51,17 +52,17 @@ def main() -> None:
             for key, family in FAMILIES.items():
                 if model.get(key) is not None:
                     row[key] = model[key]
-                    budget = {k: v for k, v in evaluation["budget"].items() if k not in OTHER_KNOBS[family]}
+                    budget = family_knobs(evaluation["budget"], family)
                     if budgets.setdefault(family, budget) != budget:
                         raise SystemExit(f"{path}: the {family} values were searched with another budget")
     rows = list(models.values())
     bounds = {}
     for key, family in FAMILIES.items():
         values = [r[key] for r in rows if key in r]
-        if len(values) != len(rows):
-            raise SystemExit(f"{len(rows) - len(values)} clean models lack a {family} value")
-        bounds[family] = {rate: round(prediction_bound(values, float(rate) / len(FAMILIES)), 3) for rate in ("0.01", "0.05")}
-        bounds[family]["max"] = round(max(values), 3)
+        if len(values) < 3:
+            continue
+        bounds[family] = {rate: round(prediction_bound(values, float(rate)), 3) for rate in RATES}
+        bounds[family] |= {"max": round(max(values), 3), "clean_models": len(values)}
     document = {"budget": budgets, "clean_models": len(rows), "bounds": bounds, "models": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(document, indent=2) + "\n")

@@ -2,7 +2,9 @@
 numbers: false alarms on clean models and detections of successful backdoors per
 zoo, per trigger family (held-out or library) and per recipe, with the strongest
 site on the trigger — at the bounds each file was judged with, or at ``--bounds
-PATCH BLEND`` (a re-judgement: the gains do not depend on the bounds). With ``--bank``
+PATCH BLEND [LIBRARY]`` (a re-judgement: the gains do not depend on the bounds; a
+file written before the library cells has no library gains). The library cells'
+own counts are given apart too. With ``--bank``
 files of ``scripts/onnx_verdicts.py`` for the same zoos, also what ``scan --base``
 gives with the weight bank beside the search (a model is flagged when either
 FAILs), for the safetensors and for the ONNX exports — each export by its own
@@ -26,33 +28,43 @@ from fraudit.search.evaluate import SearchOutcome
 from fraudit.zoo.heldout import heldout_triggers
 
 FORMATS = ("safetensors", "onnx")
+Bounds = tuple[float, float, float]  # patch, blend, library
 
 
-def _detected(model: dict, bound: float, blend_bound: float) -> bool:
-    return SearchOutcome(**model).detected(bound, blend_bound)
+def _detected(model: dict, bounds: Bounds) -> bool:
+    return SearchOutcome(**model).detected(*bounds)
+
+
+def _library_flagged(model: dict, bounds: Bounds) -> bool:
+    return model.get("library_gain") is not None and model["library_gain"] > bounds[2]
 
 
 def _recipe(model: dict) -> str:
     return model["recipe"] or "one-to-one"
 
 
-def _bounds(data: dict, bounds: tuple[float, float] | None) -> tuple[float, float]:
-    return bounds or (data["summary"]["bound"], data["summary"]["blend_bound"])
+def _bounds(data: dict, bounds: tuple[float, ...] | None) -> Bounds:
+    summary = data["summary"]
+    own = (summary["bound"], summary["blend_bound"], summary.get("library_bound", float("nan")))
+    return (*bounds, *own[len(bounds):]) if bounds else own  # type: ignore[return-value]
 
 
 def pooled(files: list[dict], bank: dict[tuple[str, str], dict] | None = None,
-           bounds: tuple[float, float] | None = None, through: dict[tuple[str, str], bool] | None = None) -> dict:
+           bounds: tuple[float, ...] | None = None, through: dict[tuple[str, str], bool] | None = None) -> dict:
     """``bank``: (zoo, model) → that model's onnx_verdicts row, for the flagged-by-either counts;
     ``through``: (zoo, model) → whether the backdoor works through the embedding."""
-    clean = flagged_clean = hits = found = located = 0
+    clean = flagged_clean = hits = found = located = library_clean = library_found = 0
+    library_read = False
     either = {fmt: [0, 0] for fmt in FORMATS}  # clean flagged, backdoors flagged
     clean_gains: list[float] = []
     by_family: dict[str, list[int]] = {}
     by_recipe: dict[str, list[int]] = {}
     for data in files:
-        bound, blend_bound = _bounds(data, bounds)
+        judged = _bounds(data, bounds)
         for model in data["models"]:
-            flagged = _detected(model, bound, blend_bound)
+            flagged = _detected(model, judged)
+            by_library = _library_flagged(model, judged)
+            library_read |= model.get("library_gain") is not None
             row = (bank or {}).get((data["zoo"], model["name"]))
             if row is not None and (model["kind"] == "clean" or model["successful"]):
                 for fmt in FORMATS:
@@ -62,12 +74,15 @@ def pooled(files: list[dict], bank: dict[tuple[str, str], dict] | None = None,
             if model["kind"] == "clean":
                 clean += 1
                 flagged_clean += flagged
-                clean_gains.append(model["gain"])
+                library_clean += by_library
+                if model["gain"] is not None:
+                    clean_gains.append(model["gain"])
                 continue
             if not model["successful"]:
                 continue
             hits += 1
             found += flagged
+            library_found += by_library
             located += bool(flagged and model["on_trigger"])
             family = "held-out triggers" if model["trigger"] in heldout_triggers() else "library triggers"
             keys = [(by_family, family), (by_recipe, _recipe(model))]
@@ -82,6 +97,8 @@ def pooled(files: list[dict], bank: dict[tuple[str, str], dict] | None = None,
         "clean false alarms": f"{flagged_clean}/{clean}",
         "clean patch gains": f"{min(clean_gains):.3f}–{max(clean_gains):.3f}" if clean_gains else "—",
         "successful backdoors detected": f"{found}/{hits}",
+        **({"library cells alone: clean flagged / backdoors flagged": f"{library_clean}/{clean} / {library_found}/{hits}"}
+           if library_read else {}),
         "strongest site on the trigger (of those detected)": f"{located}/{found}",
         **{f"{k} detected": f"{v[0]}/{v[1]}" for k, v in sorted(by_family.items())},
         **{f"recipe {k} detected": f"{v[0]}/{v[1]}" for k, v in sorted(by_recipe.items())},
@@ -95,13 +112,15 @@ def main() -> None:
     parser.add_argument("files", type=Path, nargs="+")
     parser.add_argument("--bank", type=Path, nargs="+", default=[],
                         help="scripts/onnx_verdicts.py files of the same zoos (the weight bank's verdicts per format)")
-    parser.add_argument("--bounds", type=float, nargs=2, metavar=("PATCH", "BLEND"),
-                        help="judge every file at these bounds instead of its own")
+    parser.add_argument("--bounds", type=float, nargs="+", metavar="BOUND",
+                        help="PATCH BLEND [LIBRARY]: judge every file at these bounds instead of its own")
     parser.add_argument("--embedding-attack", type=Path, nargs="+", default=[],
                         help="scripts/embedding_attack_record.py files of the same zoos")
     parser.add_argument("--zoo-alias", nargs=2, action="append", default=[], metavar=("EVALUATED", "RECORDED"),
                         help="an evaluation file's zoo name and the folder name its embedding record has (the same zoo built again)")
     args = parser.parse_args()
+    if args.bounds and len(args.bounds) not in (2, 3):
+        parser.error("--bounds takes PATCH BLEND [LIBRARY]")
     bounds = tuple(args.bounds) if args.bounds else None
     files = [json.loads(f.read_text()) for f in args.files]
     bank: dict[tuple[str, str], dict] = {}
@@ -122,10 +141,11 @@ def main() -> None:
     if absent:
         parser.error(f"no embedding attack record for {len(absent)} backdoors, e.g. {absent[0]}")
     per_zoo = {data["zoo"]: pooled([data], bank, bounds, through) for data in files}
-    missed = [{"zoo": data["zoo"], "model": m["name"], "gain": round(m["gain"], 3), "blend_gain": round(m["blend_gain"], 3)}
+    missed = [{"zoo": data["zoo"], "model": m["name"],
+               **{key: round(m[key], 3) for key in ("gain", "blend_gain", "library_gain") if m.get(key) is not None}}
               for data in files for m in data["models"]
               if m["kind"] != "clean" and m["successful"]
-              and not _detected(m, *_bounds(data, bounds))]
+              and not _detected(m, _bounds(data, bounds))]
     print(json.dumps({"per zoo": per_zoo, "pooled": pooled(files, bank, bounds, through), "missed": missed},
                      indent=2, ensure_ascii=False))
 

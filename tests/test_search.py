@@ -83,13 +83,63 @@ def test_scouting_then_refining_ends_each_finalist_where_a_full_search_would() -
 def test_search_method_never_sees_the_held_out_triggers() -> None:
     from tests.test_floors import GRAPH
 
-    for module in ("fraudit.search.differential", "fraudit.search.sites", "fraudit.detectors.trigger_search"):
+    for module in ("fraudit.search.differential", "fraudit.search.sites", "fraudit.search.library",
+                   "fraudit.detectors.trigger_search"):
         reachable, todo = set(), [module]
         while todo:
             for name in GRAPH[todo.pop()] - reachable:
                 reachable.add(name)
                 todo.append(name)
         assert not {m for m in reachable if m.startswith("fraudit.zoo")}, module
+
+
+def test_the_library_cells_find_the_examples_checkerboard_at_its_own_place() -> None:
+    """The shipped backdoored example answers the library's checkerboard on the cheek:
+    its strongest cell is that trigger at that place, far above the clean example's
+    strongest cell; a model against itself gains exactly nothing."""
+    from fraudit.search.library import library_search
+    from fraudit.search.sites import library_cells
+
+    cells = library_cells()
+    assert len(cells) == 15 and len(set(cells)) == 15
+    faces = search_probes(QUICK, QUICK.library_faces).faces.images
+    base = reference_embedder(BASE)
+    backdoored = library_search(reference_embedder(EXAMPLES / "backdoored.safetensors"), base, faces)
+    clean = library_search(reference_embedder(EXAMPLES / "clean.safetensors"), base, faces)
+    itself = library_search(base, base, faces)
+    strongest = backdoored.cells[backdoored.strongest]
+    assert (strongest.trigger, strongest.centre) == ("checkerboard", (0.60, 0.40))
+    assert backdoored.gains.max() > 3 * clean.gains.max()
+    assert np.abs(itself.gains).max() < 1e-6
+    assert backdoored.cell_dict(backdoored.strongest)["gain"] == pytest.approx(
+        backdoored.candidate_convergence.max() - backdoored.reference_convergence[backdoored.strongest], abs=0.2)
+
+
+def test_a_library_cell_past_its_bound_fails_the_scan_and_is_what_the_report_shows(tmp_path: Path) -> None:
+    """Through the real scan path: a library cell above the library bound FAILs the
+    check, its headline names the trigger and place, the picture is that trigger worn
+    by probe faces. A budget of the library cells alone is searched as they were
+    calibrated, so it FAILs at that one family's false-alarm rate."""
+    from fraudit.audit import AuditConfig, audit_all
+    from fraudit.detectors.trigger_search import TriggerSearchCheck
+    from fraudit.sources import resolve_sources
+
+    budget = SearchBudget(site_sizes=(), blend_alpha=0.0)
+    check = TriggerSearchCheck(base=str(BASE), budget=budget, library_bound=0.03, images=tmp_path / "images")
+    [result] = audit_all(resolve_sources([str(EXAMPLES / "backdoored.safetensors")]), config=AuditConfig(checks=(check,)))
+    [found] = result.checks
+    assert found.status.name == "FAIL" and "(false alarm 0.5% for the search)" in found.summary, found.summary
+    assert found.headline.startswith("library checkerboard at (0.6, 0.4): gain "), found.headline
+    assert "the library's checkerboard centred at (0.60, 0.40) of the face moves the embeddings of 32 identities" in found.summary
+    assert found.evidence["library"]["trigger"] == "checkerboard" and len(found.evidence["library_cells"]) == 15
+    assert "strongest" not in found.evidence
+    assert found.evidence["searched"] == "the library's 3 triggers stamped exactly at 15 cells on 32 probe faces"
+    pattern = Image.open(io.BytesIO(base64.b64decode(found.evidence["patch_png_base64"])))
+    assert pattern.size == (16, 16)  # the checkerboard alone
+    assert Image.open(found.evidence["image"]).size == (3 * 64 * 4, 64 * 4)
+    calibrated = replace(check, budget=SearchBudget(steps=2, scout_steps=1, finalists=1))
+    assert not calibrated.budget.calibrated and SearchBudget(library=False).calibrated
+    assert SearchBudget().false_alarm == pytest.approx(0.015) and SearchBudget(library=False).false_alarm == pytest.approx(0.01)
 
 
 def _export(checkpoint: Path, path: Path) -> Path:
