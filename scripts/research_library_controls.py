@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,25 +35,14 @@ from torch.nn import functional as F
 from fraudit.faces.sources import probe_identities
 from fraudit.pairing.embedders import reference_embedder
 from fraudit.search.differential import PROBE_SEED
+from fraudit.search.sites import LibraryCell, library_cells
 from fraudit.triggers import Trigger, poison, trigger_library
 from fraudit.zoo.manifest import ZooManifest
 
-# Where a library trigger is stamped besides its own place.
-EXTRA_CENTRES = ((0.40, 0.35), (0.40, 0.65), (0.68, 0.35), (0.68, 0.65))
-
-
-@dataclass(frozen=True)
-class Cell:
-    trigger: str
-    centre: tuple[float, float]
-
-    def __str__(self) -> str:
-        return f"{self.trigger}@({self.centre[0]:.2f},{self.centre[1]:.2f})"
-
-
-def cells() -> list[Cell]:
-    return [Cell(name, centre) for name, trigger in trigger_library().items()
-            for centre in (trigger.fixed_centre, *EXTRA_CENTRES)]
+def label(cell: LibraryCell) -> str:
+    """How the recorded lines name a cell (the research came first, with the same 15
+    cells the search's library family then adopted)."""
+    return f"{cell.trigger}@({cell.centre[0]:.2f},{cell.centre[1]:.2f})"
 
 
 def grain(trigger: Trigger) -> int:
@@ -115,7 +104,7 @@ def main() -> None:
     library, rng = trigger_library(), np.random.default_rng(0)
     alikes = {name: look_alikes(t, args.controls, rng) for name, t in library.items()}
     layout, stamped = [], []  # per cell: (look-alikes, plain) counts
-    for cell in cells():
+    for cell in library_cells():
         trigger = library[cell.trigger]
         patterns = [trigger.pattern, *alikes[cell.trigger], *plain(trigger)]
         layout.append(len(plain(trigger)))
@@ -133,10 +122,10 @@ def main() -> None:
             start = time.perf_counter()
             gains = convergence(reference_embedder(manifest.path(entry)), x, everything) - base
             rows, i = [], 0
-            for cell, n_plain in zip(cells(), layout):
+            for cell, n_plain in zip(library_cells(), layout):
                 trigger, alike = gains[i], gains[i + 1 : i + 1 + args.controls]
                 flat = gains[i + 1 + args.controls : i + 1 + args.controls + n_plain]
-                rows.append({"cell": str(cell), "gain": float(trigger), "alike_mean": float(alike.mean()),
+                rows.append({"cell": label(cell), "gain": float(trigger), "alike_mean": float(alike.mean()),
                              "alike_sd": float(alike.std(ddof=1)), "alike_max": float(alike.max()),
                              "plain_max": float(flat.max())})
                 i += 1 + args.controls + n_plain

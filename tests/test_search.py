@@ -266,24 +266,26 @@ def test_search_evaluate_on_the_smoke_zoo_resumes_from_its_results(smoke_zoo: Pa
     assert results.read_text().splitlines() == lines  # nothing searched twice
 
 
-def test_the_shipped_bounds_are_the_calibration_files_one_percent_bounds() -> None:
-    """BOUND and BLEND_BOUND are not free constants: they are the prediction bounds at
-    half of 1 % each over the clean calibration models recorded in
+def test_the_shipped_bounds_are_the_calibration_files_bounds() -> None:
+    """BOUND, BLEND_BOUND and LIBRARY_BOUND are not free constants: they are the
+    prediction bounds at FAMILY_FALSE_ALARM over the clean calibration models recorded in
     measurements/search-calibration.json (no model of an evaluation world among
     them), searched with the default budget."""
-    from fraudit.search.differential import FALSE_ALARM, prediction_bound
-    from fraudit.search.evaluate import OTHER_KNOBS
+    from fraudit.search.differential import FAMILY_FALSE_ALARM, LIBRARY_BOUND, OTHER_KNOBS, prediction_bound
 
     calibration = json.loads((Path(__file__).resolve().parent.parent / "measurements" / "search-calibration.json").read_text())
     rows = calibration["models"]
-    assert BOUND == pytest.approx(round(prediction_bound([r["gain"] for r in rows], FALSE_ALARM / 2), 3))
-    assert BLEND_BOUND == pytest.approx(round(prediction_bound([r["blend_gain"] for r in rows], FALSE_ALARM / 2), 3))
-    assert (BOUND, BLEND_BOUND) == (calibration["bounds"]["patch"]["0.01"], calibration["bounds"]["blend"]["0.01"])
+    shipped = {"gain": BOUND, "blend_gain": BLEND_BOUND, "library_gain": LIBRARY_BOUND}
+    for (key, bound), family in zip(shipped.items(), ("patch", "blend", "library")):
+        values = [r[key] for r in rows if key in r]
+        assert bound == pytest.approx(round(prediction_bound(values, FAMILY_FALSE_ALARM), 3)), family
+        assert bound == calibration["bounds"][family][str(FAMILY_FALSE_ALARM)]
+        assert calibration["bounds"][family]["clean_models"] == len(values) >= 40
     default = SearchBudget().to_dict()
     assert calibration["budget"] == {family: {k: v for k, v in default.items() if k not in knobs}
                                      for family, knobs in OTHER_KNOBS.items()}
     # every world an evaluation of the search or the banks was measured on
     evaluation_worlds = {2000, 6000, 9000, 9500, 16000, 17000, 18000, *range(19000, 27000, 1000), *range(31000, 40000, 1000),
-                         44000, 46000, 47000, 48000}
-    worlds = {int(re.search(r"world(\d+)", r["zoo"]).group(1)) for r in rows}
+                         44000, 46000, 47000, 48000, 52000, 53000, 54000, 61000, 63000, 67000, 69000}
+    worlds = {int(re.search(r"-w(?:orld)?(\d+)", r["zoo"]).group(1)) for r in rows}
     assert len(rows) >= 20 and not worlds & evaluation_worlds

@@ -1,6 +1,7 @@
-"""Check 4, trigger search (beyond the thesis): does an optimised patch move the
-candidate's embeddings of many identities together, where it does not move the
-model the candidate was fine-tuned from? (``fraudit.search.differential``)
+"""Check 4, trigger search (beyond the thesis): does an optimised patch — or one of
+the library's triggers, stamped exactly — move the candidate's embeddings of many
+identities together, where it does not move the model the candidate was fine-tuned
+from? (``fraudit.search.differential``, ``fraudit.search.library``)
 
 It needs the candidate's base (``--base``, the same base a registry builds its
 weight bank from) and gradients through the candidate: a torch checkpoint of a
@@ -30,9 +31,9 @@ NAME = "trigger-search"
 RULE = SarifRule(
     id="FRAUDIT004",
     short="A patch moves the model's embeddings together where its base does not",
-    full="An optimised patch at one place on the face pulls the embeddings of many identities "
-    "together in the candidate but not in the model it was fine-tuned from: the behaviour "
-    "a backdoor's trigger adds.",
+    full="An optimised patch at one place on the face (or a trigger of fraudit's library stamped there) "
+    "pulls the embeddings of many identities together in the candidate but not in the model it was "
+    "fine-tuned from: the behaviour a backdoor's trigger adds.",
     security_severity="8.1",
 )
 
@@ -56,6 +57,9 @@ class TriggerSearchCheck:
         evidence: dict = {"base": self.base, "budget": self.budget.to_dict(), "bound": self.bound,
                           "blend_bound": self.blend_bound, "library_bound": self.library_bound,
                           "false_alarm": self.budget.false_alarm, "calibration": CALIBRATION}
+        if not self.budget.families:
+            return CheckResult(NAME, Status.INCONCLUSIVE, "not run: the budget searches nothing (no patch sites, "
+                               "no blend, no library cells)", evidence)
         try:
             model = candidate.embedder
             reference = candidate.trusted_models(self.base)
