@@ -54,15 +54,15 @@ from fraudit.search.sites import Site, face_sites, library_cells
 # which 15 of these 111 clean models exceed.) ``LIBRARY_BOUND``: the same for the
 # strongest library cell (``fraudit.search.library``), over the 56 clean models whose
 # library cells were read (both architectures, both recipes, 12 of those worlds;
-# measurements/search-library-cells-plan.txt). A search's false-alarm rate is FAMILY_FALSE_ALARM times the
-# families it searched (``SearchBudget.false_alarm``).
+# measurements/search-library-cells-plan.txt). A search's false-alarm rate is
+# FAMILY_FALSE_ALARM times the families it searched (``SearchBudget.false_alarm``).
 FAMILY_FALSE_ALARM = 0.005
 BOUND = 0.117
 BLEND_BOUND = 0.530
 LIBRARY_BOUND = 0.054
 CALIBRATION = ("clean last-layer and multi-layer fine-tunes of the reference CNN and of fraudit-mobileface "
                "on 14 face worlds of varied data (identities, faces per identity, variation, augmentation), "
-               "each against its own base")
+               "each against its own base (the library cells' bound: 56 of them, from 12 of those worlds)")
 
 
 # The knobs a family's values do not depend on: the patches and the blend draw from
