@@ -1,7 +1,8 @@
 """What the trigger search costs: a warm search (models loaded, probes built) of a
 candidate against its base, per architecture, at the default budget and at the
 budget knobs given, coarse to fine (the default) side by side with every site run
-for every step (``--no-every-site`` leaves that out). Candidate and base are the
+for every step (``--no-every-site`` leaves that out), and the library cells (the
+library's triggers stamped exactly: forward passes only) beside them. Candidate and base are the
 architecture's randomly initialised module and a perturbed copy (the cost does not
 depend on the weights); medians of N runs, the two searches interleaved, every
 architecture in one run, one after the other.
@@ -25,6 +26,7 @@ import torch
 from fraudit.models.registry import spec_for
 from fraudit.pairing.embedders import TorchEmbedder
 from fraudit.search.differential import SearchBudget, differential_search, search_probes
+from fraudit.search.library import library_search
 
 ARCHITECTURES = ("fraudit-reference", "fraudit-mobileface")
 
@@ -49,6 +51,7 @@ def main() -> None:
     if not args.no_every_site:
         budgets["every_site"] = replace(budget, finalists=1_000_000)
     faces = search_probes(budget).faces.images
+    library_faces = search_probes(budget, budget.library_faces).faces.images
     report: dict = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
                    f"{torch.get_num_threads()} threads",
@@ -63,11 +66,12 @@ def main() -> None:
         with torch.no_grad():
             for parameter in candidate.parameters():
                 parameter.mul_(1 + 0.05 * torch.randn_like(parameter))
-        times: dict[str, list[float]] = {name: [] for name in budgets}
+        times: dict[str, list[float]] = {name: [] for name in (*budgets, "library_cells")}
+        ours, theirs = _embedder(candidate, spec, "candidate"), _embedder(base, spec, "base")
         for _ in range(args.runs):
             for name, searched in budgets.items():
-                times[name].append(differential_search(_embedder(candidate, spec, "candidate"), _embedder(base, spec, "base"),
-                                                       faces, searched, input_size=spec.input_size).seconds)
+                times[name].append(differential_search(ours, theirs, faces, searched, input_size=spec.input_size).seconds)
+            times["library_cells"].append(library_search(ours, theirs, library_faces, input_size=spec.input_size).seconds)
         row: dict = {"input": spec.input_size}
         for name, runs in times.items():
             row[name] = {"median_seconds": round(statistics.median(runs), 1), "runs": [round(t, 1) for t in runs]}
