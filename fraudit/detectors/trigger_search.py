@@ -75,16 +75,16 @@ class TriggerSearchCheck:
         try:
             result = differential_search(model, reference, probes.faces.images, self.budget,  # type: ignore[arg-type]
                                          input_size=input_size) if self.budget.sites(probes.faces.images.shape[1]) else None
-            library_faces = search_probes(self.budget, self.budget.library_faces).faces.images
-            library = library_search(model, reference, library_faces, input_size=input_size,
-                                     images_per_batch=self.budget.images_per_batch) if self.budget.library else None
+            library = library_search(model, reference, search_probes(self.budget, self.budget.library_faces).faces.images,
+                                     input_size=input_size, images_per_batch=self.budget.images_per_batch) \
+                if self.budget.library else None
         except FrauditError as exc:
             return CheckResult(NAME, Status.INCONCLUSIVE, f"not run: {exc}", evidence)
         searched = self.budget.describe(probes.faces.images.shape[1])
         evidence |= {"searched": searched, "probes": probes.source,
                      "seconds": round(sum(r.seconds for r in (result, library) if r is not None), 2)}
         findings = _findings(result, library, self.bound, self.blend_bound, self.library_bound,
-                             len(probes.identities), len(library_faces), probes.faces.images.shape[1])
+                             len(probes.identities), self.budget.library_faces, probes.faces.images.shape[1])
         if result is not None:
             evidence["ranked"] = [result.site_dict(i) for i in result.ranked()]
             evidence["site_gains"] = [[s.top, s.left, s.size, round(float(g), 5)]
