@@ -25,8 +25,9 @@ from typer.testing import CliRunner
 from fraudit.cli import app
 from fraudit.pairing.embedders import reference_embedder
 from fraudit.resources import base_dir, examples_dir
-from fraudit.search.differential import BLEND_BOUND, BOUND, SearchBudget, differential_search, paste, search_probes
-from fraudit.search.sites import Site, face_sites
+from fraudit.search.differential import BLEND_BOUND, BOUND, LIBRARY_BOUND, SearchBudget, differential_search, paste, search_probes
+from fraudit.search.sites import LibraryCell, Site, face_sites
+from fraudit.triggers import get_trigger
 
 EXAMPLES = examples_dir()
 BASE = base_dir() / "fraudit-reference-base.safetensors"
@@ -189,13 +190,28 @@ def test_scan_with_base_finds_a_held_out_trigger_from_safetensors_and_onnx(green
     assert exported["evidence"]["strongest"]["gain"] == pytest.approx(site["gain"], rel=0.05)
     assert site["gain"] > 2 * clean["evidence"]["strongest"]["gain"] and site["z"] > 5
     assert "sites over the face" in clean["summary"]  # a PASS names what was searched
-    # a batch table's row: the finding furthest past its bound, its gain against that bound
-    assert found["headline"] in (f"patch {site['size']}×{site['size']} px at row {site['top']}, col {site['left']}: "
-                                 f"gain {site['gain']:.3f} > {BOUND:.3f}",
-                                 f"the blend: gain {found['evidence']['blend']['gain']:.3f} > {BLEND_BOUND:.3f}"), found["headline"]
+    # a batch table's row: the finding furthest past its bound, its gain against that bound. A library
+    # cell may be it: a backdoor makes the model sensitive to any patch over its trigger's place, so
+    # the library's checkerboard laid over the plus sign moves it too — but only there.
+    library = found["evidence"]["library"]
+    patch_headline = (f"patch {site['size']}×{site['size']} px at row {site['top']}, col {site['left']}: "
+                      f"gain {site['gain']:.3f} > {BOUND:.3f}")
+    assert found["headline"] in (patch_headline,
+                                 f"the blend: gain {found['evidence']['blend']['gain']:.3f} > {BLEND_BOUND:.3f}",
+                                 f"library {library['trigger']} at {tuple(library['centre'])}: gain {library['gain']:.3f} > "
+                                 f"{LIBRARY_BOUND:.3f}"), found["headline"]
+    shown = Image.open(io.BytesIO(base64.b64decode(found["evidence"]["patch_png_base64"])))
+    if found["headline"].startswith("library"):
+        cell = LibraryCell(library["trigger"], tuple(library["centre"]))
+        mask, _ = cell.frame((64, 64))
+        assert mask[33:40, 17:24].any(), library  # over the plus sign
+        height, width = get_trigger(cell.trigger).size
+        assert shown.size[0] <= width and shown.size[1] <= height  # the trigger alone
+        if site["gain"] > BOUND:  # the patch the search found on the plus sign is named beside it
+            assert f"also past their bounds: strongest patch {site['gain']:.3f} (bound {BOUND:.3f})" in found["summary"]
+    else:
+        assert shown.size == ((site["size"],) * 2 if found["headline"] == patch_headline else (64, 64))
     assert clean["headline"].startswith("nothing beyond clean fine-tunes: strongest patch: ")
-    patch = Image.open(io.BytesIO(base64.b64decode(found["evidence"]["patch_png_base64"])))
-    assert patch.size == (site["size"], site["size"])
     assert Image.open(found["evidence"]["image"]).size == (3 * 64 * 4, 64 * 4)
 
 
