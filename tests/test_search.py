@@ -140,6 +140,9 @@ def test_a_library_cell_past_its_bound_fails_the_scan_and_is_what_the_report_sho
     assert Image.open(found.evidence["image"]).size == (3 * 64 * 4, 64 * 4)
     calibrated = replace(check, budget=SearchBudget(steps=2, scout_steps=1, finalists=1))
     assert not calibrated.budget.calibrated and SearchBudget(library=False).calibrated
+    # a family's bound holds whatever knobs only the others read
+    assert calibrated.budget.calibrated_for("library") and not calibrated.budget.calibrated_for("patch")
+    assert SearchBudget(library_faces=16).calibrated_for("patch") and not SearchBudget(library_faces=16).calibrated_for("library")
     assert SearchBudget().false_alarm == pytest.approx(0.015) and SearchBudget(library=False).false_alarm == pytest.approx(0.01)
 
 

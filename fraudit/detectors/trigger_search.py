@@ -111,7 +111,7 @@ class TriggerSearchCheck:
         # a library cell over a backdoor's place is flagged without being its trigger: say what else passed
         others = [f"{f.label} {f.gain:.3f} (bound {f.bound:.3f})" for f in findings if f.flagged and f is not top]
         also = f"; also past their bounds: {', '.join(others)}" if others else ""
-        if not self.budget.calibrated:
+        if not self.budget.calibrated_for(top.searched):
             return CheckResult(NAME, Status.WARN, f"{top.moved}: above {top.bound:.3f}, the clean fine-tunes' bound, "
                                f"which was set for the default budget, not this one{also}", evidence,
                                f"{headline} (another budget)")
@@ -137,6 +137,11 @@ class _Finding:
     @property
     def flagged(self) -> bool:
         return self.gain > self.bound
+
+    @property
+    def searched(self) -> str:
+        """The search family it comes from (``SearchBudget.families``)."""
+        return "patch" if self.family == "strongest" else self.family
 
     def wear(self, faces: np.ndarray) -> np.ndarray:
         """``faces`` (N×H×W×3 uint8) with the pattern laid on them (eq. 2.1)."""

@@ -117,8 +117,12 @@ class SearchBudget:
         """Whether the bounds hold for it: every family it searches is searched as the
         bounds were set (more steps or fewer faces raise clean gains). The batch only
         changes how the work is cut, not its result."""
+        return all(self.calibrated_for(f) for f in self.families)
+
+    def calibrated_for(self, family: str) -> bool:
+        """Whether ``family``'s bound holds for it: the knobs that family reads are the default's."""
         ours, default = replace(self, images_per_batch=SearchBudget.images_per_batch).to_dict(), SearchBudget().to_dict()
-        return all(family_knobs(ours, f) == family_knobs(default, f) for f in self.families)
+        return family_knobs(ours, family) == family_knobs(default, family)
 
     @property
     def families(self) -> list[str]:
