@@ -183,10 +183,6 @@ def _search_one(manifest: ZooManifest, entry: ZooEntry, base: Path, budget: Sear
 _VALUES = {"patch": "gain", "blend": "blend_gain", "library": "library_gain"}
 
 
-def _families(budget: SearchBudget) -> list[str]:
-    return budget.families
-
-
 def _family_key(base_sha256: str, budget: dict[str, Any], family: str) -> dict[str, Any]:
     return {"base_sha256": base_sha256, "budget": family_knobs(budget, family)}
 
@@ -221,7 +217,7 @@ def evaluate_search(zoo: Path, base: Path, budget: SearchBudget = SearchBudget()
     whole result) is not searched again, and new results are appended as they finish."""
     manifest = ZooManifest.read(zoo)
     base_sha256 = file_sha256(base)
-    wanted = _families(budget)
+    wanted = budget.families
     known: dict[str, dict[str, SearchOutcome]] = {}
     if results is not None and results.exists():
         for line in results.read_text().splitlines():
@@ -236,7 +232,7 @@ def evaluate_search(zoo: Path, base: Path, budget: SearchBudget = SearchBudget()
                     known.setdefault(outcome.name, {})[family] = outcome
     models = [*manifest.clean[:limit_clean], *manifest.attempts]
     todo = [(e, _only(budget, [f for f in wanted if f not in known.get(e.name, {})])) for e in models]
-    todo = [(e, b) for e, b in todo if _families(b)]
+    todo = [(e, b) for e, b in todo if b.families]
     n_jobs = max(1, min(jobs, len(todo)))
     threads = max(1, (os.cpu_count() or 1) // n_jobs)
     if n_jobs == 1:
@@ -251,7 +247,7 @@ def evaluate_search(zoo: Path, base: Path, budget: SearchBudget = SearchBudget()
         progress("Searching zoo models", done, len(models))
     by_name = {e.name: b for e, b in todo}  # the budget each model is searched with now
     for outcome in finished:
-        for family in _families(by_name[outcome.name]):
+        for family in by_name[outcome.name].families:
             known.setdefault(outcome.name, {})[family] = outcome
         if results is not None:
             with results.open("a") as stream:
