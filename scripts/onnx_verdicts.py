@@ -5,11 +5,12 @@ BatchNorm and renames tensors, as real exports do), scans the safetensors and th
 ONNX files in one batch with ``fraudit scan [--pair-with TRUSTED] -f json``, and
 writes, per model and check, both statuses (the bank's p and the sweep's worst z)
 to a JSON file. ``--pair-with none`` compares the weight bank alone (faster);
-``--base BASE`` adds the trigger search (its strongest patch's and the blend's gain per file);
+``--base BASE`` adds the trigger search (its strongest patch's, the blend's and the strongest library
+cell's gain per file);
 ``--with-head`` exports each model whole, its classification head giving a second output (the
 logits), as a classifier ships — without it, the embedder alone.
-Its summary counts each format's weight-bank verdicts per group (clean, successful
-backdoors, attempts that did not take).
+Its summary counts each format's verdicts per check, and the scan's, per group (clean,
+successful backdoors, attempts that did not take).
 
     python scripts/onnx_verdicts.py ZOO --out measurements/onnx-verdicts-ZOO.json
 """
@@ -94,6 +95,7 @@ def main() -> None:
                         "--jobs", str(args.jobs), "-f", "json", "-o", str(report)], check=False)
         results = json.loads(report.read_text())["results"]
     by_file = {Path(r["source"]).name: {c["name"]: c for c in r["checks"]} for r in results}
+    verdicts = {Path(r["source"]).name: r["verdict"] for r in results}
     rows = []
     for entry in entries:
         row: dict = {"model": entry.name, "kind": entry.kind, "trigger": entry.trigger, "recipe": entry.recipe_kind,
@@ -101,13 +103,14 @@ def main() -> None:
         for suffix in ("safetensors", "onnx"):
             checks = by_file[f"{entry.name}.{suffix}"]
             row[suffix] = {name: check["status"] for name, check in checks.items()}
+            row[suffix]["verdict"] = verdicts[f"{entry.name}.{suffix}"]
             row[suffix]["bank_p"] = checks["weight-bank"]["evidence"].get("consolidated", {}).get("p")
             if "pairing" in checks:
                 sweep = checks["pairing"]["evidence"].get("sweep", {})
                 row[suffix]["pairing_worst_z"] = max(sweep["z"].values()) if sweep.get("z") else None
             if "trigger-search" in checks:
                 evidence = checks["trigger-search"]["evidence"]
-                row[suffix]["search_gains"] = [evidence.get(k, {}).get("gain") for k in ("strongest", "blend")]
+                row[suffix]["search_gains"] = [evidence.get(k, {}).get("gain") for k in ("strongest", "blend", "library")]
         for check in ("weight-bank", "pairing", "trigger-search"):
             if check in row["onnx"]:
                 row[f"same_{check}_verdict"] = row["safetensors"][check] == row["onnx"][check]
@@ -116,7 +119,9 @@ def main() -> None:
                      "max_abs_log10_bank_p_difference": max(
                          (abs(float(np.log10(r["safetensors"]["bank_p"])) - float(np.log10(r["onnx"]["bank_p"])))
                           for r in rows if r["onnx"]["bank_p"] and r["safetensors"]["bank_p"]), default=None)}
-    summary["weight-bank_verdicts"] = verdict_counts(rows, "weight-bank")
+    for check in ("weight-bank", "pairing", "trigger-search", "verdict"):
+        if all(check in r["safetensors"] for r in rows):
+            summary[f"{check}_verdicts"] = verdict_counts(rows, check)
     if args.pair_with != "none":
         summary["same_pairing_verdict"] = sum(r["same_pairing_verdict"] for r in rows)
         summary["max_abs_z_difference"] = max(abs(r["safetensors"]["pairing_worst_z"] - r["onnx"]["pairing_worst_z"])

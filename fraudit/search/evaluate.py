@@ -50,6 +50,7 @@ class SearchOutcome:
     library_gain: float | None = None  # of the strongest library cell
     library_cell: dict[str, Any] | None = None
     library_on_trigger: bool | None = None  # the strongest library cell is the backdoor's own trigger
+    library_gains: list[float] | None = None  # every library cell's, in ``library_cells()`` order
     # the backdoor's attack success rate through the embedding, read from the zoo's
     # manifest when the evaluation is put together (None: clean, or not measured)
     embedding_attack: float | None = None
@@ -175,6 +176,7 @@ def _search_one(manifest: ZooManifest, entry: ZooEntry, base: Path, budget: Sear
         outcome = replace(outcome, library_gain=float(library.gains[library.strongest]),
                           library_cell=library.cell_dict(library.strongest),
                           library_on_trigger=library.cells[library.strongest].trigger == entry.trigger if entry.trigger else None,
+                          library_gains=[round(float(g), 6) for g in library.gains],
                           seconds=round(outcome.seconds + library.seconds, 2))
     return outcome
 
@@ -204,6 +206,7 @@ def _combine(parts: dict[str, SearchOutcome]) -> SearchOutcome:
                    library_gain=library.library_gain if library else None,
                    library_cell=library.library_cell if library else None,
                    library_on_trigger=library.library_on_trigger if library else None,
+                   library_gains=library.library_gains if library else None,
                    seconds=round(sum({id(o): o.seconds for o in parts.values()}.values()), 2))
 
 
