@@ -26,7 +26,7 @@ from fraudit.cli import app
 from fraudit.pairing.embedders import reference_embedder
 from fraudit.resources import base_dir, examples_dir
 from fraudit.search.differential import BLEND_BOUND, BOUND, LIBRARY_BOUND, SearchBudget, differential_search, paste, search_probes
-from fraudit.search.sites import LibraryCell, Site, face_sites
+from fraudit.search.sites import LibraryCell, Site, face_sites, library_cells
 from fraudit.triggers import get_trigger
 
 EXAMPLES = examples_dir()
@@ -274,6 +274,10 @@ def test_search_evaluate_on_the_smoke_zoo_resumes_from_its_results(smoke_zoo: Pa
     assert evaluation["summary"]["clean_models"] == 1
     own = [m for m in evaluation["models"] if smoke_zoo / f"models/{m['name']}.safetensors" == base]
     assert own and own[0]["gain"] == pytest.approx(0.0, abs=1e-5)  # the base against itself
+    # every library cell's gain is recorded, in the cells' order; the strongest is their largest
+    for model in evaluation["models"]:
+        assert len(model["library_gains"]) == len(library_cells())
+        assert model["library_gain"] == pytest.approx(max(model["library_gains"]), abs=1e-5)
     # the zoo recorded each backdoor's attack through the embedding: the evaluation splits on it
     manifest = json.loads((smoke_zoo / "manifest.json").read_text())
     rates = {m["name"]: m["metrics"]["embedding_attack_success_rate"] for m in manifest["models"] if m["trigger"]}
