@@ -4,11 +4,13 @@ Reads evaluations written by ``fraudit search evaluate -o FILE`` of zoos whose
 clean models the bounds may be set on (never the evaluation's worlds; the families
 may come from separate runs of one zoo, which give the same values as one run of
 all), collects every clean model's strongest-patch gain, blend gain and strongest
-library-cell gain, and writes them with each family's prediction bound
-(``fraudit.search.differential.prediction_bound``) over the models that have it, at
-0.5 % and 2.5 % a family. ``BOUND``, ``BLEND_BOUND`` and ``LIBRARY_BOUND`` in that
-module must equal the 0.5 % bounds of the file this writes
-(``FAMILY_FALSE_ALARM``); ``tests/test_search.py`` checks it.
+library-cell gain (with the flip sensitivity its bound depends on), and writes them
+with each family's prediction bound (``fraudit.search.differential.prediction_bound``;
+the library cells': ``LinearBound.fit`` on the flip sensitivity, and beside it the
+bound that ignores it) over the models that have it, at 0.5 % and 2.5 % a family.
+``BOUND``, ``BLEND_BOUND`` and ``LIBRARY_BOUND`` in that module must equal the 0.5 %
+bounds of the file this writes (``FAMILY_FALSE_ALARM``); ``tests/test_search.py``
+checks it.
 
     python scripts/calibrate_search.py EVAL.json ... --out measurements/search-calibration.json
 
@@ -23,7 +25,7 @@ import argparse
 import json
 from pathlib import Path
 
-from fraudit.search.differential import family_knobs, prediction_bound
+from fraudit.search.differential import LinearBound, family_knobs, prediction_bound
 
 FAMILIES = {"gain": "patch", "blend_gain": "blend", "library_gain": "library"}
 RATES = ("0.005", "0.025")  # per family
@@ -52,6 +54,10 @@ def main() -> None:
             for key, family in FAMILIES.items():
                 if model.get(key) is not None:
                     row[key] = model[key]
+                    if family == "library":
+                        row.pop("library_flip", None)  # a value without it (an older run) must not keep another's
+                        if model.get("library_flip") is not None:
+                            row["library_flip"] = model["library_flip"]
                     budget = family_knobs(evaluation["budget"], family)
                     if budgets.setdefault(family, budget) != budget:
                         raise SystemExit(f"{path}: the {family} values were searched with another budget")
@@ -62,11 +68,22 @@ def main() -> None:
         if len(values) < 3:
             continue
         bounds[family] = {rate: round(prediction_bound(values, float(rate)), 3) for rate in RATES}
+        if family == "library":
+            if any("library_flip" not in r for r in rows if key in r):
+                raise SystemExit("a library-cell value without its flip sensitivity: search its zoo again")
+            flips = [r["library_flip"] for r in rows if key in r]
+            bounds[family] = {"unconditional": bounds[family]} | {
+                rate: _rounded(LinearBound.fit(flips, values, float(rate))) for rate in RATES}
         bounds[family] |= {"max": round(max(values), 3), "clean_models": len(values)}
     document = {"budget": budgets, "clean_models": len(rows), "bounds": bounds, "models": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(document, indent=2) + "\n")
     print(json.dumps({"clean_models": len(rows), "bounds": bounds}))
+
+
+def _rounded(bound: LinearBound) -> dict:
+    """Six significant digits: what ``LIBRARY_BOUND`` carries in its source."""
+    return {k: v if isinstance(v, int) else float(f"{v:.6g}") for k, v in bound.to_dict().items()}
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@ numbers: false alarms on clean models and detections of successful backdoors per
 zoo, per trigger family (held-out or library) and per recipe, with the strongest
 site on the trigger — at the bounds each file was judged with, or at ``--bounds
 PATCH BLEND [LIBRARY]`` (a re-judgement: the gains do not depend on the bounds; a
-file written before the library cells has no library gains). The library cells'
+file written before the library cells has no library gains; LIBRARY is then one
+number for every model, where the shipped bound depends on each model's flip
+sensitivity). The library cells'
 own counts are given apart too. With ``--bank``
 files of ``scripts/onnx_verdicts.py`` for the same zoos, also what ``scan --base``
 gives with the weight bank beside the search (a model is flagged when either
@@ -24,11 +26,12 @@ import argparse
 import json
 from pathlib import Path
 
+from fraudit.search.differential import LinearBound
 from fraudit.search.evaluate import SearchOutcome
 from fraudit.zoo.heldout import heldout_triggers
 
 FORMATS = ("safetensors", "onnx")
-Bounds = tuple[float, float, float]  # patch, blend, library
+Bounds = tuple[float, float, LinearBound]  # patch, blend, library
 
 
 def _detected(model: dict, bounds: Bounds) -> bool:
@@ -36,7 +39,9 @@ def _detected(model: dict, bounds: Bounds) -> bool:
 
 
 def _library_flagged(model: dict, bounds: Bounds) -> bool:
-    return model.get("library_gain") is not None and model["library_gain"] > bounds[2]
+    outcome = SearchOutcome(**model)
+    limit = outcome.library_limit(bounds[2])
+    return limit is not None and model["library_gain"] > limit
 
 
 def _recipe(model: dict) -> str:
@@ -45,8 +50,11 @@ def _recipe(model: dict) -> str:
 
 def _bounds(data: dict, bounds: tuple[float, ...] | None) -> Bounds:
     summary = data["summary"]
-    own = (summary["bound"], summary["blend_bound"], summary.get("library_bound", float("nan")))
-    return (*bounds, *own[len(bounds):]) if bounds else own  # type: ignore[return-value]
+    own = (summary["bound"], summary["blend_bound"], LinearBound.from_record(summary.get("library_bound")))
+    if not bounds:
+        return own
+    given = (*bounds[:2], *(LinearBound.constant(b) for b in bounds[2:]))
+    return (*given, *own[len(given):])  # type: ignore[return-value]
 
 
 def pooled(files: list[dict], bank: dict[tuple[str, str], dict] | None = None,

@@ -25,7 +25,9 @@ from typer.testing import CliRunner
 from fraudit.cli import app
 from fraudit.pairing.embedders import reference_embedder
 from fraudit.resources import base_dir, examples_dir
-from fraudit.search.differential import BLEND_BOUND, BOUND, LIBRARY_BOUND, SearchBudget, differential_search, paste, search_probes
+from fraudit.search.differential import (BLEND_BOUND, BOUND, LIBRARY_BOUND, LinearBound, SearchBudget, differential_search,
+                                         paste, search_probes)
+from fraudit.search.library import library_search
 from fraudit.search.sites import LibraryCell, Site, face_sites, library_cells
 from fraudit.triggers import get_trigger
 
@@ -98,9 +100,6 @@ def test_the_library_cells_find_the_examples_checkerboard_at_its_own_place() -> 
     """The shipped backdoored example answers the library's checkerboard on the cheek:
     its strongest cell is that trigger at that place, far above the clean example's
     strongest cell; a model against itself gains exactly nothing."""
-    from fraudit.search.library import library_search
-    from fraudit.search.sites import library_cells
-
     cells = library_cells()
     assert len(cells) == 15 and len(set(cells)) == 15
     faces = search_probes(QUICK, QUICK.library_faces).faces.images
@@ -111,9 +110,50 @@ def test_the_library_cells_find_the_examples_checkerboard_at_its_own_place() -> 
     strongest = backdoored.cells[backdoored.strongest]
     assert (strongest.trigger, strongest.centre) == ("checkerboard", (0.60, 0.40))
     assert backdoored.gains.max() > 3 * clean.gains.max()
-    assert np.abs(itself.gains).max() < 1e-6
+    assert np.abs(itself.gains).max() < 1e-6 and itself.flip_sensitivity == pytest.approx(0.0, abs=1e-6)
     assert backdoored.cell_dict(backdoored.strongest)["gain"] == pytest.approx(
         backdoored.candidate_convergence.max() - backdoored.reference_convergence[backdoored.strongest], abs=0.2)
+
+
+def test_a_fine_tune_without_augmentation_shows_itself_and_gets_a_higher_library_bound(
+        smoke_zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Fine-tuned on faces that were never mirrored, a clean model answers a horizontal
+    mirror more than one fine-tuned on augmented faces does (on the smoke world: 0.041
+    against 0.029 over the base; on the 1,000-identity worlds 0.27 against 0.02–0.08);
+    the library cells' bound is read at that flip sensitivity, so it is higher for the
+    first (such fine-tunes answer an occluder over an eye as weak backdoors
+    answer their trigger: measurements/library-triggers-every-check-plan.txt)."""
+    from fraudit.zoo.build import build_zoo
+    from fraudit.zoo.presets import PRESETS
+
+    folder = tmp_path_factory.mktemp("not-augmented") / "zoo"
+    build_zoo(PRESETS["smoke"].on_world(augment=False).clean_only().with_clean(1), folder)
+    faces = search_probes(QUICK, QUICK.library_faces).faces.images
+    base = reference_embedder(BASE)
+    augmented, not_augmented = (library_search(reference_embedder(zoo / "models" / "clean-000.safetensors"), base,
+                                               faces).flip_sensitivity for zoo in (smoke_zoo, folder))
+    assert not_augmented > 1.25 * augmented > 0, (augmented, not_augmented)
+    assert LIBRARY_BOUND(not_augmented) > LIBRARY_BOUND(augmented)
+
+
+def test_the_library_bound_is_a_prediction_bound_of_a_line() -> None:
+    """At the covariate's mean the line's bound is the fitted value plus the Student-t
+    margin of one more model; away from it the margin widens; a constant ignores it;
+    a bound that needs the covariate refuses a record without it."""
+    from scipy.stats import t as student_t
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 0.3, 40)
+    y = 0.01 + 0.1 * x + rng.normal(0, 0.005, 40)
+    line = LinearBound.fit(x, y, 0.005)
+    slope, intercept = np.polyfit(x, y, 1)
+    assert (line.slope, line.intercept) == pytest.approx((slope, intercept))
+    margin = student_t.isf(0.005, df=38) * line.residual_sd * np.sqrt(1 + 1 / 40)
+    assert line(x.mean()) == pytest.approx(intercept + slope * x.mean() + margin)
+    assert line(0.6) - (intercept + slope * 0.6) > margin
+    assert LinearBound.from_record(line.to_dict()) == line and LinearBound.from_record(0.054)(0.3) == 0.054
+    with pytest.raises(ValueError, match="covariate"):
+        line(None)
 
 
 def test_a_library_cell_past_its_bound_fails_the_scan_and_is_what_the_report_shows(tmp_path: Path) -> None:
@@ -126,7 +166,8 @@ def test_a_library_cell_past_its_bound_fails_the_scan_and_is_what_the_report_sho
     from fraudit.sources import resolve_sources
 
     budget = SearchBudget(site_sizes=(), blend_alpha=0.0)
-    check = TriggerSearchCheck(base=str(BASE), budget=budget, library_bound=0.03, images=tmp_path / "images")
+    check = TriggerSearchCheck(base=str(BASE), budget=budget, library_bound=LinearBound.constant(0.03),
+                               images=tmp_path / "images")
     [result] = audit_all(resolve_sources([str(EXAMPLES / "backdoored.safetensors")]), config=AuditConfig(checks=(check,)))
     [found] = result.checks
     assert found.status.name == "FAIL" and "(false alarm 0.5% for the search)" in found.summary, found.summary
@@ -202,7 +243,7 @@ def test_scan_with_base_finds_a_held_out_trigger_from_safetensors_and_onnx(green
     assert found["headline"] in (patch_headline,
                                  f"the blend: gain {found['evidence']['blend']['gain']:.3f} > {BLEND_BOUND:.3f}",
                                  f"library {library['trigger']} at {tuple(library['centre'])}: gain {library['gain']:.3f} > "
-                                 f"{LIBRARY_BOUND:.3f}"), found["headline"]
+                                 f"{library['bound']:.3f}"), found["headline"]
     shown = Image.open(io.BytesIO(base64.b64decode(found["evidence"]["patch_png_base64"])))
     if found["headline"].startswith("library"):
         cell = LibraryCell(library["trigger"], tuple(library["centre"]))
@@ -293,22 +334,29 @@ def test_the_shipped_bounds_are_the_calibration_files_bounds() -> None:
     """BOUND, BLEND_BOUND and LIBRARY_BOUND are not free constants: they are the
     prediction bounds at FAMILY_FALSE_ALARM over the clean calibration models recorded in
     measurements/search-calibration.json (no model of an evaluation world among
-    them), searched with the default budget."""
-    from fraudit.search.differential import FAMILY_FALSE_ALARM, LIBRARY_BOUND, OTHER_KNOBS, prediction_bound
+    them), searched with the default budget — the library cells' a line in each model's
+    flip sensitivity."""
+    from fraudit.search.differential import FAMILY_FALSE_ALARM, OTHER_KNOBS, prediction_bound
 
     calibration = json.loads((Path(__file__).resolve().parent.parent / "measurements" / "search-calibration.json").read_text())
     rows = calibration["models"]
-    shipped = {"gain": BOUND, "blend_gain": BLEND_BOUND, "library_gain": LIBRARY_BOUND}
-    for (key, bound), family in zip(shipped.items(), ("patch", "blend", "library")):
+    for key, bound, family in (("gain", BOUND, "patch"), ("blend_gain", BLEND_BOUND, "blend")):
         values = [r[key] for r in rows if key in r]
         assert bound == pytest.approx(round(prediction_bound(values, FAMILY_FALSE_ALARM), 3)), family
         assert bound == calibration["bounds"][family][str(FAMILY_FALSE_ALARM)]
         assert calibration["bounds"][family]["clean_models"] == len(values) >= 40
+    library = [r for r in rows if "library_gain" in r]
+    line = LinearBound.fit([r["library_flip"] for r in library], [r["library_gain"] for r in library], FAMILY_FALSE_ALARM)
+    assert LIBRARY_BOUND.to_dict() == calibration["bounds"]["library"][str(FAMILY_FALSE_ALARM)]
+    for flip in (0.0, 0.05, 0.3):
+        assert LIBRARY_BOUND(flip) == pytest.approx(line(flip), abs=1e-5)
+    assert calibration["bounds"]["library"]["clean_models"] == len(library) == LIBRARY_BOUND.n >= 40
     default = SearchBudget().to_dict()
     assert calibration["budget"] == {family: {k: v for k, v in default.items() if k not in knobs}
                                      for family, knobs in OTHER_KNOBS.items()}
     # every world an evaluation of the search or the banks was measured on
     evaluation_worlds = {2000, 6000, 9000, 9500, 16000, 17000, 18000, *range(19000, 27000, 1000), *range(31000, 40000, 1000),
-                         44000, 46000, 47000, 48000, 52000, 53000, 54000, 61000, 63000, 67000, 69000}
+                         44000, 46000, 47000, 48000, 52000, 53000, 54000, 61000, 63000, 67000, 69000, 71000, 73000,
+                         75000, 77000, 81000}
     worlds = {int(re.search(r"-w(?:orld)?(\d+)", r["zoo"]).group(1)) for r in rows}
     assert len(rows) >= 20 and not worlds & evaluation_worlds

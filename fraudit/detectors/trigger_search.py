@@ -22,8 +22,8 @@ from fraudit.detectors.base import CheckResult, Status
 from fraudit.detectors.check import LoadedCandidate, SarifRule
 from fraudit.errors import FrauditError
 from fraudit.pictures import face_row, png_base64, png_bytes
-from fraudit.search.differential import (BLEND_BOUND, BOUND, CALIBRATION, LIBRARY_BOUND, SearchBudget, SearchResult,
-                                         differential_search, search_probes)
+from fraudit.search.differential import (BLEND_BOUND, BOUND, CALIBRATION, LIBRARY_BOUND, LinearBound, SearchBudget,
+                                         SearchResult, differential_search, search_probes)
 from fraudit.search.library import LibraryResult, library_search
 from fraudit.triggers import poison
 
@@ -47,7 +47,7 @@ class TriggerSearchCheck:
     budget: SearchBudget = field(default_factory=SearchBudget)
     bound: float = BOUND
     blend_bound: float = BLEND_BOUND
-    library_bound: float = LIBRARY_BOUND
+    library_bound: LinearBound = LIBRARY_BOUND  # of the candidate's flip sensitivity
     images: Path | None = None
     name: str = NAME
     rule: SarifRule = RULE
@@ -55,7 +55,7 @@ class TriggerSearchCheck:
 
     def run(self, candidate: LoadedCandidate) -> CheckResult:
         evidence: dict = {"base": self.base, "budget": self.budget.to_dict(), "bound": self.bound,
-                          "blend_bound": self.blend_bound, "library_bound": self.library_bound,
+                          "blend_bound": self.blend_bound, "library_bound": self.library_bound.to_dict(),
                           "false_alarm": self.budget.false_alarm, "calibration": CALIBRATION}
         if not self.budget.families:
             return CheckResult(NAME, Status.INCONCLUSIVE, "not run: the budget searches nothing (no patch sites, "
@@ -149,7 +149,7 @@ class _Finding:
 
 
 def _findings(result: SearchResult | None, library: LibraryResult | None, bound: float, blend_bound: float,
-              library_bound: float, identities: int, library_identities: int, frame_size: int) -> list[_Finding]:
+              library_bound: LinearBound, identities: int, library_identities: int, frame_size: int) -> list[_Finding]:
     found = []
     if result is not None:
         for family, index, limit in (("strongest", result.strongest, bound), ("blend", result.blend, blend_bound)):
@@ -171,11 +171,14 @@ def _findings(result: SearchResult | None, library: LibraryResult | None, bound:
         cell = library.cells[index]
         mask, frame = cell.frame((frame_size, frame_size))
         rows, cols = np.nonzero(mask)
+        limit = library_bound(library.flip_sensitivity)
         moved = (f"{cell} moves the embeddings of {library_identities} identities together by "
                  f"{library.gains[index]:.3f} more than the base does (candidate "
-                 f"{library.candidate_convergence[index]:.2f}, base {library.reference_convergence[index]:.2f})")
-        found.append(_Finding("library", "strongest library cell", float(library.gains[index]), library_bound,
-                              library.cell_dict(index), moved, f"library {cell.trigger} at {cell.centre}",
+                 f"{library.candidate_convergence[index]:.2f}, base {library.reference_convergence[index]:.2f}; "
+                 f"flip sensitivity {library.flip_sensitivity:+.3f} over the base's, which sets the cells' bound)")
+        evidence = library.cell_dict(index) | {"flip_sensitivity": round(library.flip_sensitivity, 5),
+                                               "bound": round(limit, 5)}
+        found.append(_Finding("library", "strongest library cell", float(library.gains[index]), limit, evidence, moved, f"library {cell.trigger} at {cell.centre}",
                               frame[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1], mask, frame))
     return found
 

@@ -45,6 +45,63 @@ from torch.nn import functional as F
 from fraudit.faces.sources import Probes, probe_identities
 from fraudit.search.sites import Site, face_sites, library_cells
 
+@dataclass(frozen=True)
+class LinearBound:
+    """A one-sided Student-t prediction bound of a least-squares line: the gain one more
+    clean model stays under, with probability 1 − ``false_alarm``, given a covariate the
+    candidate itself shows (``x``). ``constant`` makes one that ignores it."""
+
+    intercept: float
+    slope: float = 0.0
+    residual_sd: float = 0.0
+    n: int = 0  # clean models fitted (0: a constant)
+    x_mean: float = 0.0
+    x_sxx: float = 0.0  # the covariate's sum of squared deviations
+    false_alarm: float = 0.0
+
+    @classmethod
+    def constant(cls, bound: float) -> LinearBound:
+        return cls(float(bound))
+
+    @classmethod
+    def fit(cls, x: Sequence[float], gains: Sequence[float], false_alarm: float) -> LinearBound:
+        x_, y = np.asarray(x, np.float64), np.asarray(gains, np.float64)
+        if len(y) < 4 or np.ptp(x_) == 0:
+            raise ValueError(f"{len(y)} clean models; a line needs at least 4 with different covariates")
+        slope, intercept = np.polyfit(x_, y, 1)
+        residuals = y - (intercept + slope * x_)
+        return cls(float(intercept), float(slope), float(np.sqrt(residuals @ residuals / (len(y) - 2))), len(y),
+                   float(x_.mean()), float(((x_ - x_.mean()) ** 2).sum()), false_alarm)
+
+    @property
+    def is_constant(self) -> bool:
+        return self.n == 0
+
+    def __call__(self, x: float | None) -> float:
+        if self.is_constant:
+            return self.intercept
+        if x is None:
+            raise ValueError("this bound depends on a covariate the record does not carry")
+        spread = np.sqrt(1 + 1 / self.n + (x - self.x_mean) ** 2 / self.x_sxx)
+        return float(self.intercept + self.slope * x + student_t.isf(self.false_alarm, df=self.n - 2)
+                     * self.residual_sd * spread)
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, record: float | dict[str, Any] | None) -> LinearBound:
+        """As an evaluation file holds it: a number (before the bound had a covariate) or ``to_dict``."""
+        if record is None:
+            return cls.constant(float("nan"))
+        return cls(**record) if isinstance(record, dict) else cls.constant(record)
+
+    def describe(self, covariate: str = "flip sensitivity") -> str:
+        if self.is_constant:
+            return f"{self.intercept:.3f}"
+        return f"{self.intercept:.4f} + {self.slope:.4f} × {covariate} + its {self.false_alarm:.1%} margin"
+
+
 # The gain the strongest patch site, and the blend, must pass: ``prediction_bound`` at
 # FAMILY_FALSE_ALARM each over clean fine-tunes only (two architectures, both recipes,
 # the 14 face worlds of varied data the shipped banks' references come from, no
@@ -52,17 +109,23 @@ from fraudit.search.sites import Site, face_sites, library_cells
 # scripts/calibrate_search.py and checked against that file by the tests. They hold for
 # the default budget. (Set on two worlds per architecture they were 0.101 and 0.439,
 # which 15 of these 111 clean models exceed.) ``LIBRARY_BOUND``: the same for the
-# strongest library cell (``fraudit.search.library``), over the 56 clean models whose
-# library cells were read (both architectures, both recipes, 12 of those worlds;
-# measurements/search-library-cells-plan.txt). A search's false-alarm rate is
-# FAMILY_FALSE_ALARM times the families it searched (``SearchBudget.false_alarm``).
+# strongest library cell (``fraudit.search.library``), but conditional on the
+# candidate's flip sensitivity (how much more a horizontal mirror moves its embeddings
+# than its base's: fine-tunes without augmentation move more, and their library cells
+# gain more, backdoored or not), a ``LinearBound`` over the 62 clean models whose
+# library cells were read (both architectures, both recipes, 13 worlds, two of them
+# without augmentation; measurements/library-triggers-every-check-plan.txt). A search's
+# false-alarm rate is FAMILY_FALSE_ALARM times the families it searched
+# (``SearchBudget.false_alarm``).
 FAMILY_FALSE_ALARM = 0.005
 BOUND = 0.117
 BLEND_BOUND = 0.530
-LIBRARY_BOUND = 0.054
+LIBRARY_BOUND = LinearBound(intercept=0.0167031, slope=0.0946235, residual_sd=0.00887258, n=62, x_mean=0.0808568,
+                            x_sxx=0.46759, false_alarm=FAMILY_FALSE_ALARM)
 CALIBRATION = ("clean last-layer and multi-layer fine-tunes of the reference CNN and of fraudit-mobileface "
                "on 14 face worlds of varied data (identities, faces per identity, variation, augmentation), "
-               "each against its own base (the library cells' bound: 56 of them, from 12 of those worlds)")
+               "each against its own base (the library cells' bound: 62 of them, from 13 worlds, two without "
+               "augmentation, and conditional on the candidate's flip sensitivity)")
 
 
 # The knobs a family's values do not depend on: the patches and the blend draw from

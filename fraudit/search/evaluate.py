@@ -23,7 +23,7 @@ from rich.table import Table
 
 from fraudit.cache import file_sha256
 from fraudit.pairing.embedders import reference_embedder
-from fraudit.search.differential import (BLEND_BOUND, BOUND, LIBRARY_BOUND, SearchBudget, differential_search, family_knobs,
+from fraudit.search.differential import (BLEND_BOUND, BOUND, LIBRARY_BOUND, LinearBound, SearchBudget, differential_search, family_knobs,
                                          search_probes)
 from fraudit.search.library import library_search
 from fraudit.triggers import Placement
@@ -51,6 +51,7 @@ class SearchOutcome:
     library_cell: dict[str, Any] | None = None
     library_on_trigger: bool | None = None  # the strongest library cell is the backdoor's own trigger
     library_gains: list[float] | None = None  # every library cell's, in ``library_cells()`` order
+    library_flip: float | None = None  # the candidate's flip sensitivity over its base's: sets the cells' bound
     # the backdoor's attack success rate through the embedding, read from the zoo's
     # manifest when the evaluation is put together (None: clean, or not measured)
     embedding_attack: float | None = None
@@ -61,9 +62,14 @@ class SearchOutcome:
         from the embedding alone: a backdoor a deployment without the head still has."""
         return works_through_embedding(self.successful, self.embedding_attack)
 
-    def detected(self, bound: float = BOUND, blend_bound: float = BLEND_BOUND, library_bound: float = LIBRARY_BOUND) -> bool:
+    def detected(self, bound: float = BOUND, blend_bound: float = BLEND_BOUND,
+                 library_bound: LinearBound = LIBRARY_BOUND) -> bool:
         return any(value is not None and value > limit for value, limit in
-                   ((self.gain, bound), (self.blend_gain, blend_bound), (self.library_gain, library_bound)))
+                   ((self.gain, bound), (self.blend_gain, blend_bound), (self.library_gain, self.library_limit(library_bound))))
+
+    def library_limit(self, library_bound: LinearBound) -> float | None:
+        """The library cells' bound for this model (None: its library cells were not read)."""
+        return library_bound(self.library_flip) if self.library_gain is not None else None
 
     @property
     def group(self) -> str:
@@ -79,7 +85,7 @@ class SearchEvaluation:
     budget: dict[str, Any]
     bound: float = BOUND
     blend_bound: float = BLEND_BOUND
-    library_bound: float = LIBRARY_BOUND
+    library_bound: LinearBound = LIBRARY_BOUND
     outcomes: list[SearchOutcome] = field(default_factory=list)
 
     @property
@@ -103,7 +109,7 @@ class SearchEvaluation:
     def summary(self) -> dict[str, Any]:
         hits = self.successful()
         out: dict[str, Any] = {"bound": self.bound, "blend_bound": self.blend_bound,
-                               "library_bound": self.library_bound, "clean_models": len(self.clean),
+                               "library_bound": self.library_bound.to_dict(), "clean_models": len(self.clean),
                                "false_alarms": len(self.flagged(self.clean)), "successful_backdoors": len(hits),
                                "detected": len(self.flagged(hits)),
                                "located": sum(bool(o.on_trigger) for o in self.flagged(hits))}
@@ -119,7 +125,7 @@ class SearchEvaluation:
                 "models": [asdict(o) for o in self.outcomes]}
 
     def __rich__(self) -> Table:
-        table = Table(title=f"trigger search on {escape(self.zoo)} against {escape(self.base)} (bounds: patch {self.bound:.3f}, blend {self.blend_bound:.3f}, library {self.library_bound:.3f})")
+        table = Table(title=f"trigger search on {escape(self.zoo)} against {escape(self.base)} (bounds: patch {self.bound:.3f}, blend {self.blend_bound:.3f}, library {self.library_bound.describe()})")
         table.add_column("models")
         table.add_column("flagged", justify="right")
         table.add_column("patch gain (median, range)", justify="right")
@@ -177,12 +183,14 @@ def _search_one(manifest: ZooManifest, entry: ZooEntry, base: Path, budget: Sear
                           library_cell=library.cell_dict(library.strongest),
                           library_on_trigger=library.cells[library.strongest].trigger == entry.trigger if entry.trigger else None,
                           library_gains=[round(float(g), 6) for g in library.gains],
+                          library_flip=round(library.flip_sensitivity, 6),
                           seconds=round(outcome.seconds + library.seconds, 2))
     return outcome
 
 
-# the outcome's value each family fills in
-_VALUES = {"patch": "gain", "blend": "blend_gain", "library": "library_gain"}
+# the outcome's value each family fills in (the library cells' last: a record written before
+# the flip sensitivity was read is searched again, as its bound cannot be judged without it)
+_VALUES = {"patch": "gain", "blend": "blend_gain", "library": "library_flip"}
 
 
 def _family_key(base_sha256: str, budget: dict[str, Any], family: str) -> dict[str, Any]:
@@ -207,6 +215,7 @@ def _combine(parts: dict[str, SearchOutcome]) -> SearchOutcome:
                    library_cell=library.library_cell if library else None,
                    library_on_trigger=library.library_on_trigger if library else None,
                    library_gains=library.library_gains if library else None,
+                   library_flip=library.library_flip if library else None,
                    seconds=round(sum({id(o): o.seconds for o in parts.values()}.values()), 2))
 
 

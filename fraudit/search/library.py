@@ -10,7 +10,10 @@ statistic, candidate-minus-base convergence. No optimisation, one batch of forwa
 passes per model: 0.2–0.3 s at 64×64 (bench/bench_search.py).
 
 Its bound comes, like the patches', from clean fine-tunes only (``LIBRARY_BOUND`` in
-``fraudit.search.differential``). These cells are the library's triggers, which the
+``fraudit.search.differential``), and depends on one more reading of the candidate, its
+flip sensitivity (``flip_sensitivity``): a fine-tune without augmentation answers an
+occluder over an eye as a weak backdoor answers its trigger, and it shows itself by how
+much a horizontal mirror moves its embeddings. These cells are the library's triggers, which the
 sweep and this family search; the held-out triggers the evaluations use are kept
 apart in ``fraudit.zoo.heldout`` and never stamped here.
 """
@@ -23,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 from fraudit.search.differential import Convergence, PixelModel, batch_images
 from fraudit.search.sites import LibraryCell, library_cells
@@ -37,6 +41,7 @@ class LibraryResult:
     gains: np.ndarray
     candidate_convergence: np.ndarray
     reference_convergence: np.ndarray
+    flip_sensitivity: float  # the candidate's, minus its base's (``flip_sensitivity``)
     seconds: float
 
     @property
@@ -47,6 +52,15 @@ class LibraryResult:
         return {**self.cells[index].to_dict(), "gain": float(self.gains[index]),
                 "candidate_convergence": float(self.candidate_convergence[index]),
                 "reference_convergence": float(self.reference_convergence[index])}
+
+
+def flip_sensitivity(model: PixelModel, faces: torch.Tensor) -> float:
+    """How far a horizontal mirror moves the model's embeddings of ``faces`` (N×3×H×W
+    pixels): the mean of 1 − cos(embedding, embedding of the mirrored face). Faces are
+    close to symmetric, and training with flips makes a model answer both sides alike."""
+    with torch.no_grad():
+        as_is, mirrored = model.forward_pixels(faces).float(), model.forward_pixels(faces.flip(-1)).float()
+    return float(1 - F.cosine_similarity(as_is, mirrored, dim=1).mean())
 
 
 def stamp_cells(faces: np.ndarray, cells: list[LibraryCell]) -> np.ndarray:
@@ -70,5 +84,6 @@ def library_search(candidate: PixelModel, reference: PixelModel, faces: np.ndarr
             convergence = Convergence(model, x)
             readings.append(torch.cat([convergence(stamped[i : i + per_batch], len(stamped[i : i + per_batch]) // len(x))
                                        for i in range(0, len(stamped), per_batch)]).numpy().astype(np.float64))
+        flip = flip_sensitivity(candidate, x) - flip_sensitivity(reference, x)
     ours, theirs = readings
-    return LibraryResult(cells, ours - theirs, ours, theirs, time.perf_counter() - start)
+    return LibraryResult(cells, ours - theirs, ours, theirs, flip, time.perf_counter() - start)
