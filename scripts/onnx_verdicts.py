@@ -111,6 +111,7 @@ def main() -> None:
             if "trigger-search" in checks:
                 evidence = checks["trigger-search"]["evidence"]
                 row[suffix]["search_gains"] = [evidence.get(k, {}).get("gain") for k in ("strongest", "blend", "library")]
+                row[suffix]["library_flip"] = evidence.get("library", {}).get("flip_sensitivity")
         for check in ("weight-bank", "pairing", "trigger-search"):
             if check in row["onnx"]:
                 row[f"same_{check}_verdict"] = row["safetensors"][check] == row["onnx"][check]
