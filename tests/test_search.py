@@ -115,14 +115,13 @@ def test_the_library_cells_find_the_examples_checkerboard_at_its_own_place() -> 
         backdoored.candidate_convergence.max() - backdoored.reference_convergence[backdoored.strongest], abs=0.2)
 
 
-def test_a_fine_tune_without_augmentation_shows_itself_and_gets_a_higher_library_bound(
+def test_a_fine_tune_without_augmentation_shows_itself_in_its_flip_sensitivity(
         smoke_zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Fine-tuned on faces that were never mirrored, a clean model answers a horizontal
     mirror more than one fine-tuned on augmented faces does (on the smoke world: 0.041
-    against 0.029 over the base; on the 1,000-identity worlds 0.27 against 0.02–0.08);
-    the library cells' bound is read at that flip sensitivity, so it is higher for the
-    first (such fine-tunes answer an occluder over an eye as weak backdoors
-    answer their trigger: measurements/library-triggers-every-check-plan.txt)."""
+    against 0.029 over the base; on the 1,000-identity worlds 0.25-0.28 against
+    0.01-0.08): the reading the library cells report beside their gain, since such
+    fine-tunes answer an occluder over an eye as weak backdoors answer their trigger."""
     from fraudit.zoo.build import build_zoo
     from fraudit.zoo.presets import PRESETS
 
@@ -133,7 +132,6 @@ def test_a_fine_tune_without_augmentation_shows_itself_and_gets_a_higher_library
     augmented, not_augmented = (library_search(reference_embedder(zoo / "models" / "clean-000.safetensors"), base,
                                                faces).flip_sensitivity for zoo in (smoke_zoo, folder))
     assert not_augmented > 1.25 * augmented > 0, (augmented, not_augmented)
-    assert LIBRARY_BOUND(not_augmented) > LIBRARY_BOUND(augmented)
 
 
 def test_the_library_bound_is_a_prediction_bound_of_a_line() -> None:
@@ -334,8 +332,7 @@ def test_the_shipped_bounds_are_the_calibration_files_bounds() -> None:
     """BOUND, BLEND_BOUND and LIBRARY_BOUND are not free constants: they are the
     prediction bounds at FAMILY_FALSE_ALARM over the clean calibration models recorded in
     measurements/search-calibration.json (no model of an evaluation world among
-    them), searched with the default budget — the library cells' a line in each model's
-    flip sensitivity."""
+    them), searched with the default budget."""
     from fraudit.search.differential import FAMILY_FALSE_ALARM, OTHER_KNOBS, prediction_bound
 
     calibration = json.loads((Path(__file__).resolve().parent.parent / "measurements" / "search-calibration.json").read_text())
@@ -346,17 +343,19 @@ def test_the_shipped_bounds_are_the_calibration_files_bounds() -> None:
         assert bound == calibration["bounds"][family][str(FAMILY_FALSE_ALARM)]
         assert calibration["bounds"][family]["clean_models"] == len(values) >= 40
     library = [r for r in rows if "library_gain" in r]
+    assert LIBRARY_BOUND.is_constant and LIBRARY_BOUND(None) == calibration["bounds"]["library"][str(FAMILY_FALSE_ALARM)]
+    assert LIBRARY_BOUND(None) == pytest.approx(round(prediction_bound([r["library_gain"] for r in library]), 3))
+    assert calibration["bounds"]["library"]["clean_models"] == len(library) >= 40
+    # the line in flip sensitivity beside it (tried, not shipped) is the fit of the same models
     line = LinearBound.fit([r["library_flip"] for r in library], [r["library_gain"] for r in library], FAMILY_FALSE_ALARM)
-    assert LIBRARY_BOUND.to_dict() == calibration["bounds"]["library"][str(FAMILY_FALSE_ALARM)]
-    for flip in (0.0, 0.05, 0.3):
-        assert LIBRARY_BOUND(flip) == pytest.approx(line(flip), abs=1e-5)
-    assert calibration["bounds"]["library"]["clean_models"] == len(library) == LIBRARY_BOUND.n >= 40
+    recorded = LinearBound.from_record(calibration["bounds"]["library"]["line"][str(FAMILY_FALSE_ALARM)])
+    assert recorded(0.05) == pytest.approx(line(0.05), abs=1e-5) and recorded(0.3) == pytest.approx(line(0.3), abs=1e-5)
     default = SearchBudget().to_dict()
     assert calibration["budget"] == {family: {k: v for k, v in default.items() if k not in knobs}
                                      for family, knobs in OTHER_KNOBS.items()}
     # every world an evaluation of the search or the banks was measured on
     evaluation_worlds = {2000, 6000, 9000, 9500, 16000, 17000, 18000, *range(19000, 27000, 1000), *range(31000, 40000, 1000),
                          44000, 46000, 47000, 48000, 52000, 53000, 54000, 61000, 63000, 67000, 69000, 71000, 73000,
-                         75000, 77000, 81000}
+                         75000, 77000, 79000, 81000}
     worlds = {int(re.search(r"-w(?:orld)?(\d+)", r["zoo"]).group(1)) for r in rows}
     assert len(rows) >= 20 and not worlds & evaluation_worlds

@@ -47,7 +47,7 @@ class TriggerSearchCheck:
     budget: SearchBudget = field(default_factory=SearchBudget)
     bound: float = BOUND
     blend_bound: float = BLEND_BOUND
-    library_bound: LinearBound = LIBRARY_BOUND  # of the candidate's flip sensitivity
+    library_bound: LinearBound = LIBRARY_BOUND  # a constant, or a line in the candidate's flip sensitivity
     images: Path | None = None
     name: str = NAME
     rule: SarifRule = RULE
@@ -172,13 +172,15 @@ def _findings(result: SearchResult | None, library: LibraryResult | None, bound:
         mask, frame = cell.frame((frame_size, frame_size))
         rows, cols = np.nonzero(mask)
         limit = library_bound(library.flip_sensitivity)
+        sets = "" if library_bound.is_constant else ", which sets the cells' bound"
         moved = (f"{cell} moves the embeddings of {library_identities} identities together by "
                  f"{library.gains[index]:.3f} more than the base does (candidate "
                  f"{library.candidate_convergence[index]:.2f}, base {library.reference_convergence[index]:.2f}; "
-                 f"flip sensitivity {library.flip_sensitivity:+.3f} over the base's, which sets the cells' bound)")
+                 f"flip sensitivity {library.flip_sensitivity:+.3f} over the base's{sets})")
         evidence = library.cell_dict(index) | {"flip_sensitivity": round(library.flip_sensitivity, 5),
                                                "bound": round(limit, 5)}
-        found.append(_Finding("library", "strongest library cell", float(library.gains[index]), limit, evidence, moved, f"library {cell.trigger} at {cell.centre}",
+        found.append(_Finding("library", "strongest library cell", float(library.gains[index]), limit, evidence, moved,
+                              f"library {cell.trigger} at {cell.centre}",
                               frame[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1], mask, frame))
     return found
 

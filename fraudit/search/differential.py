@@ -109,23 +109,20 @@ class LinearBound:
 # scripts/calibrate_search.py and checked against that file by the tests. They hold for
 # the default budget. (Set on two worlds per architecture they were 0.101 and 0.439,
 # which 15 of these 111 clean models exceed.) ``LIBRARY_BOUND``: the same for the
-# strongest library cell (``fraudit.search.library``), but conditional on the
-# candidate's flip sensitivity (how much more a horizontal mirror moves its embeddings
-# than its base's: fine-tunes without augmentation move more, and their library cells
-# gain more, backdoored or not), a ``LinearBound`` over the 62 clean models whose
-# library cells were read (both architectures, both recipes, 13 worlds, two of them
-# without augmentation; measurements/library-triggers-every-check-plan.txt). A search's
+# strongest library cell (``fraudit.search.library``), over the 56 clean models whose
+# library cells were read (both architectures, both recipes, 12 of those worlds;
+# measurements/search-library-cells-plan.txt). A line in the candidate's flip
+# sensitivity (``LinearBound.fit``) was tried in its place and not adopted by the rule
+# declared for it (measurements/library-triggers-every-check-plan.txt). A search's
 # false-alarm rate is FAMILY_FALSE_ALARM times the families it searched
 # (``SearchBudget.false_alarm``).
 FAMILY_FALSE_ALARM = 0.005
 BOUND = 0.117
 BLEND_BOUND = 0.530
-LIBRARY_BOUND = LinearBound(intercept=0.0167031, slope=0.0946235, residual_sd=0.00887258, n=62, x_mean=0.0808568,
-                            x_sxx=0.46759, false_alarm=FAMILY_FALSE_ALARM)
+LIBRARY_BOUND = LinearBound.constant(0.054)
 CALIBRATION = ("clean last-layer and multi-layer fine-tunes of the reference CNN and of fraudit-mobileface "
                "on 14 face worlds of varied data (identities, faces per identity, variation, augmentation), "
-               "each against its own base (the library cells' bound: 62 of them, from 13 worlds, two without "
-               "augmentation, and conditional on the candidate's flip sensitivity)")
+               "each against its own base (the library cells' bound: 56 of them, from 12 of those worlds)")
 
 
 # The knobs a family's values do not depend on: the patches and the blend draw from

@@ -10,10 +10,11 @@ statistic, candidate-minus-base convergence. No optimisation, one batch of forwa
 passes per model: 0.2–0.3 s at 64×64 (bench/bench_search.py).
 
 Its bound comes, like the patches', from clean fine-tunes only (``LIBRARY_BOUND`` in
-``fraudit.search.differential``), and depends on one more reading of the candidate, its
-flip sensitivity (``flip_sensitivity``): a fine-tune without augmentation answers an
-occluder over an eye as a weak backdoor answers its trigger, and it shows itself by how
-much a horizontal mirror moves its embeddings. These cells are the library's triggers, which the
+``fraudit.search.differential``). One more reading of the candidate is reported beside
+the cells, its flip sensitivity (``flip_sensitivity``): a fine-tune without augmentation
+answers an occluder over an eye as a weak backdoor answers its trigger, and it shows
+itself by how much a horizontal mirror moves its embeddings (a bound that follows it
+was tried: measurements/search-eval-library-flip/). These cells are the library's triggers, which the
 sweep and this family search; the held-out triggers the evaluations use are kept
 apart in ``fraudit.zoo.heldout`` and never stamped here.
 """
