@@ -1,0 +1,57 @@
+"""Count what every check, and the whole scan, FAILs in ``scripts/onnx_verdicts.py`` files
+run with ``--base`` (the trigger search among the checks), per group (clean models,
+successful backdoors, attempts that did not take) and file format — with the search
+judged again at other bounds from the gains each file recorded (``--bounds PATCH BLEND
+LIBRARY``; ``--library-line FILE`` judges the library cells by the line of a
+``scripts/calibrate_search.py`` file at each file's recorded flip sensitivity). A scan
+FAILs when any of its checks does.
+
+    python scripts/every_check_table.py measurements/.../every-check-*.json --bounds 0.117 0.530 0.054
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from fraudit.search.differential import BLEND_BOUND, BOUND, LIBRARY_BOUND, LinearBound
+
+CHECKS = ("file-safety", "weight-bank", "pairing", "trigger-search")
+
+
+def search_fails(result: dict, patch: float, blend: float, library: LinearBound) -> bool:
+    gains = result["search_gains"]
+    limits = (patch, blend, library(result.get("library_flip")) if gains[2] is not None else None)
+    return any(g is not None and g > limit for g, limit in zip(gains, limits, strict=True))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", type=Path, nargs="+")
+    parser.add_argument("--bounds", type=float, nargs=3, metavar=("PATCH", "BLEND", "LIBRARY"),
+                        default=(BOUND, BLEND_BOUND, LIBRARY_BOUND(None)))
+    parser.add_argument("--library-line", type=Path, help="a calibrate_search.py file whose library line to judge by")
+    args = parser.parse_args()
+    patch, blend, flat = args.bounds
+    library = LinearBound.constant(flat)
+    if args.library_line:
+        library = LinearBound.from_record(json.loads(args.library_line.read_text())["bounds"]["library"]["line"]["0.005"])
+    counts: dict[str, dict[str, dict[str, int]]] = {}
+    for path in args.files:
+        for row in json.loads(path.read_text())["models"]:
+            group = "clean" if row["kind"] == "clean" else "successful backdoors" if row["successful"] else "failed attempts"
+            for fmt in ("safetensors", "onnx"):
+                result = row[fmt]
+                failed = {c: result.get(c) == "FAIL" for c in CHECKS}
+                failed["trigger-search"] = search_fails(result, patch, blend, library)
+                tally = counts.setdefault(group, {}).setdefault(fmt, {"models": 0, "scan": 0, **{c: 0 for c in CHECKS}})
+                tally["models"] += 1
+                tally["scan"] += any(failed.values())
+                for check, value in failed.items():
+                    tally[check] += value
+    print(json.dumps({"bounds": {"patch": patch, "blend": blend, "library": library.describe()}, "FAIL": counts}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
