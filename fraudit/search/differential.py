@@ -45,6 +45,7 @@ from torch.nn import functional as F
 from fraudit.faces.sources import Probes, probe_identities
 from fraudit.search.sites import Site, face_sites, library_cells
 
+
 @dataclass(frozen=True)
 class LinearBound:
     """A one-sided Student-t prediction bound of a least-squares line: the gain one more

@@ -23,8 +23,8 @@ from rich.table import Table
 
 from fraudit.cache import file_sha256
 from fraudit.pairing.embedders import reference_embedder
-from fraudit.search.differential import (BLEND_BOUND, BOUND, LIBRARY_BOUND, LinearBound, SearchBudget, differential_search, family_knobs,
-                                         search_probes)
+from fraudit.search.differential import (BLEND_BOUND, BOUND, LIBRARY_BOUND, LinearBound, SearchBudget, differential_search,
+                                         family_knobs, search_probes)
 from fraudit.search.library import library_search
 from fraudit.triggers import Placement
 from fraudit.zoo.manifest import CLEAN, ONE_TO_ONE, ZooEntry, ZooManifest
@@ -51,7 +51,7 @@ class SearchOutcome:
     library_cell: dict[str, Any] | None = None
     library_on_trigger: bool | None = None  # the strongest library cell is the backdoor's own trigger
     library_gains: list[float] | None = None  # every library cell's, in ``library_cells()`` order
-    library_flip: float | None = None  # the candidate's flip sensitivity over its base's: sets the cells' bound
+    library_flip: float | None = None  # the candidate's flip sensitivity over its base's (``fraudit.search.library``)
     # the backdoor's attack success rate through the embedding, read from the zoo's
     # manifest when the evaluation is put together (None: clean, or not measured)
     embedding_attack: float | None = None
@@ -65,7 +65,8 @@ class SearchOutcome:
     def detected(self, bound: float = BOUND, blend_bound: float = BLEND_BOUND,
                  library_bound: LinearBound = LIBRARY_BOUND) -> bool:
         return any(value is not None and value > limit for value, limit in
-                   ((self.gain, bound), (self.blend_gain, blend_bound), (self.library_gain, self.library_limit(library_bound))))
+                   ((self.gain, bound), (self.blend_gain, blend_bound),
+                    (self.library_gain, self.library_limit(library_bound))))
 
     def library_limit(self, library_bound: LinearBound) -> float | None:
         """The library cells' bound for this model (None: its library cells were not read)."""
@@ -189,7 +190,7 @@ def _search_one(manifest: ZooManifest, entry: ZooEntry, base: Path, budget: Sear
 
 
 # the outcome's value each family fills in (the library cells' last: a record written before
-# the flip sensitivity was read is searched again, as its bound cannot be judged without it)
+# the flip sensitivity was read is searched again, so that every record carries it)
 _VALUES = {"patch": "gain", "blend": "blend_gain", "library": "library_flip"}
 
 
