@@ -119,7 +119,7 @@ def test_a_fine_tune_without_augmentation_shows_itself_in_its_flip_sensitivity(
         smoke_zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Fine-tuned on faces that were never mirrored, a clean model answers a horizontal
     mirror more than one fine-tuned on augmented faces does (on the smoke world: 0.041
-    against 0.029 over the base; on the 1,000-identity worlds 0.25-0.28 against
+    against 0.029 over the base; on the 1,000-identity worlds 0.24-0.28 against
     0.01-0.08): the reading the library cells report beside their gain, since such
     fine-tunes answer an occluder over an eye as weak backdoors answer their trigger."""
     from fraudit.zoo.build import build_zoo
