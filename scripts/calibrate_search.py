@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 from fraudit.search.differential import LinearBound, family_knobs, prediction_bound
@@ -81,7 +82,7 @@ def main() -> None:
 
 def _rounded(bound: LinearBound) -> dict:
     """Six significant digits, as a constant in the source would carry them."""
-    return {k: v if isinstance(v, int) else float(f"{v:.6g}") for k, v in bound.to_dict().items()}
+    return {k: v if isinstance(v, int) else float(f"{v:.6g}") for k, v in asdict(bound).items()}
 
 
 if __name__ == "__main__":

@@ -16,14 +16,17 @@ import json
 from pathlib import Path
 
 from fraudit.search.differential import BLEND_BOUND, BOUND, LIBRARY_BOUND, LinearBound
+from fraudit.search.evaluate import SearchOutcome
 
 CHECKS = ("file-safety", "weight-bank", "pairing", "trigger-search")
 
 
 def search_fails(result: dict, patch: float, blend: float, library: LinearBound) -> bool:
-    gains = result["search_gains"]
-    limits = (patch, blend, library(result.get("library_flip")) if gains[2] is not None else None)
-    return any(g is not None and g > limit for g, limit in zip(gains, limits, strict=True))
+    """Whether the search FAILs this file at these bounds, from the gains and flip sensitivity it recorded."""
+    gain, blend_gain, library_gain = result["search_gains"]
+    outcome = SearchOutcome("", "", None, None, None, None, None, gain, None, None, 0.0, blend_gain=blend_gain,
+                            library_gain=library_gain, library_flip=result.get("library_flip"))
+    return outcome.detected(patch, blend, library)
 
 
 def main() -> None:

@@ -149,7 +149,7 @@ def test_the_library_bound_is_a_prediction_bound_of_a_line() -> None:
     margin = student_t.isf(0.005, df=38) * line.residual_sd * np.sqrt(1 + 1 / 40)
     assert line(x.mean()) == pytest.approx(intercept + slope * x.mean() + margin)
     assert line(0.6) - (intercept + slope * 0.6) > margin
-    assert LinearBound.from_record(line.to_dict()) == line and LinearBound.from_record(0.054)(0.3) == 0.054
+    assert LinearBound.from_record(line.to_record()) == line and LinearBound.from_record(0.054)(0.3) == 0.054
     with pytest.raises(ValueError, match="covariate"):
         line(None)
 

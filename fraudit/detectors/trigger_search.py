@@ -55,7 +55,7 @@ class TriggerSearchCheck:
 
     def run(self, candidate: LoadedCandidate) -> CheckResult:
         evidence: dict = {"base": self.base, "budget": self.budget.to_dict(), "bound": self.bound,
-                          "blend_bound": self.blend_bound, "library_bound": self.library_bound.to_dict(),
+                          "blend_bound": self.blend_bound, "library_bound": self.library_bound.to_record(),
                           "false_alarm": self.budget.false_alarm, "calibration": CALIBRATION}
         if not self.budget.families:
             return CheckResult(NAME, Status.INCONCLUSIVE, "not run: the budget searches nothing (no patch sites, "

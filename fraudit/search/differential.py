@@ -87,12 +87,13 @@ class LinearBound:
         return float(self.intercept + self.slope * x + student_t.isf(self.false_alarm, df=self.n - 2)
                      * self.residual_sd * spread)
 
-    def to_dict(self) -> dict[str, float | int]:
-        return asdict(self)
+    def to_record(self) -> float | dict[str, float | int]:
+        """As reports and evaluation files hold it: a constant as its number, a line as its fields."""
+        return self.intercept if self.is_constant else asdict(self)
 
     @classmethod
     def from_record(cls, record: float | dict[str, Any] | None) -> LinearBound:
-        """As an evaluation file holds it: a number (before the bound had a covariate) or ``to_dict``."""
+        """What ``to_record`` wrote (None: a file written before the library cells had a bound)."""
         if record is None:
             return cls.constant(float("nan"))
         return cls(**record) if isinstance(record, dict) else cls.constant(record)

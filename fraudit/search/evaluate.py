@@ -110,7 +110,7 @@ class SearchEvaluation:
     def summary(self) -> dict[str, Any]:
         hits = self.successful()
         out: dict[str, Any] = {"bound": self.bound, "blend_bound": self.blend_bound,
-                               "library_bound": self.library_bound.to_dict(), "clean_models": len(self.clean),
+                               "library_bound": self.library_bound.to_record(), "clean_models": len(self.clean),
                                "false_alarms": len(self.flagged(self.clean)), "successful_backdoors": len(hits),
                                "detected": len(self.flagged(hits)),
                                "located": sum(bool(o.on_trigger) for o in self.flagged(hits))}
