@@ -20,7 +20,13 @@ among ``--base`` files):
   each other beyond the clean ones', candidate minus base (a backdoor that moves some probes to
   its victim makes such pairs);
 * ``top-4`` — the four probes moved furthest toward the stamped probes' common direction,
-  their mean movement, candidate minus base.
+  their mean movement, candidate minus base;
+* ``unbiased`` — the convergence without its self-term: the norm of the mean movement counts
+  each probe's own movement once (a model that moves every face a lot in random directions
+  gets a convergence of about its movement over √faces), so this is the square root of the
+  mean dot product between *different* probes' movements (signed), candidate minus base.
+
+``--faces N`` stamps the cells on N probe faces instead of the family's 32.
 
 Each reading's bound is ``prediction_bound`` at 0.5 % over the calibration models' values (as
 the shipped family's); the script prints, per reading, the calibration's largest value and its
@@ -81,7 +87,11 @@ def per_cell(embeddings: Embeddings) -> dict[str, np.ndarray]:
     cosines = np.einsum("cid,cjd->cij", centred, centred)[:, upper[0], upper[1]]
     direction = _unit(stamped.mean(1))
     towards = np.einsum("cid,cd->ci", stamped, direction) - np.einsum("id,cd->ci", clean, direction)
-    return {"convergence": np.linalg.norm((stamped - clean).mean(1), axis=-1),
+    moves = stamped - clean
+    n = moves.shape[1]
+    cross = (np.linalg.norm(moves.sum(1), axis=-1) ** 2 - (moves**2).sum((1, 2))) / (n * (n - 1))
+    return {"convergence": np.linalg.norm(moves.mean(1), axis=-1),
+            "unbiased": np.sign(cross) * np.sqrt(np.abs(cross)),
             "mean-cosine": cosines[1:].mean(1) - cosines[0].mean(),
             "pairs>0.3": (cosines[1:] > 0.3).mean(1) - (cosines[0] > 0.3).mean(),
             "top-4": np.sort(towards, 1)[:, -4:].mean(1)}
@@ -107,10 +117,11 @@ def main() -> None:
     parser.add_argument("--dev", type=Path, nargs="+", required=True)
     parser.add_argument("--base", type=Path, action="append", required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--faces", type=int, default=SearchBudget().library_faces)
     args = parser.parse_args()
     torch.set_num_threads(2)
     budget = SearchBudget()
-    faces = search_probes(budget, budget.library_faces).faces.images
+    faces = search_probes(budget, args.faces).faces.images
     cells = library_cells()
     pixels = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float()  # noqa: E731
     images = pixels(np.concatenate([faces, stamp_cells(faces, cells), grey_occluders(faces, cells)]))
