@@ -6,9 +6,10 @@ may come from separate runs of one zoo, which give the same values as one run of
 all), collects every clean model's strongest-patch gain, blend gain and strongest
 library-cell gain (with the candidate's flip sensitivity), and writes them with each
 family's prediction bound (``fraudit.search.differential.prediction_bound``) over the
-models that have it, at 0.5 % and 2.5 % a family — for the library cells, where every
-model carries its flip sensitivity, also the line in it (``LinearBound.fit``, under
-``line``: tried, not the shipped bound).
+models that have it, at 0.5 % and 2.5 % a family — for the library cells also one bound
+per cell (``CellBounds.fit``, under ``cells``, where every model carries every cell's
+gain) and, where every model carries its flip sensitivity, the line in it
+(``LinearBound.fit``, under ``line``: tried, not shipped).
 ``BOUND``, ``BLEND_BOUND`` and ``LIBRARY_BOUND`` in that module must equal the 0.5 %
 bounds of the file this writes (``FAMILY_FALSE_ALARM``); ``tests/test_search.py``
 checks it.
@@ -27,7 +28,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from fraudit.search.differential import LinearBound, family_knobs, prediction_bound
+from fraudit.search.differential import CellBounds, LinearBound, family_knobs, prediction_bound
 
 FAMILIES = {"gain": "patch", "blend_gain": "blend", "library_gain": "library"}
 RATES = ("0.005", "0.025")  # per family
@@ -57,9 +58,10 @@ def main() -> None:
                 if model.get(key) is not None:
                     row[key] = model[key]
                     if family == "library":
-                        row.pop("library_flip", None)  # a value without it (an older run) must not keep another's
-                        if model.get("library_flip") is not None:
-                            row["library_flip"] = model["library_flip"]
+                        for extra in ("library_flip", "library_gains"):
+                            row.pop(extra, None)  # a value without it (an older run) must not keep another's
+                            if model.get(extra) is not None:
+                                row[extra] = model[extra]
                     budget = family_knobs(evaluation["budget"], family)
                     if budgets.setdefault(family, budget) != budget:
                         raise SystemExit(f"{path}: the {family} values were searched with another budget")
@@ -70,8 +72,12 @@ def main() -> None:
         if len(values) < 3:
             continue
         bounds[family] = {rate: round(prediction_bound(values, float(rate)), 3) for rate in RATES}
-        if family == "library" and all("library_flip" in r for r in rows if key in r):
-            flips = [r["library_flip"] for r in rows if key in r]
+        read = [r for r in rows if key in r]
+        if family == "library" and all("library_gains" in r for r in read):
+            cells = [r["library_gains"] for r in read]
+            bounds[family]["cells"] = {rate: CellBounds.fit(cells, float(rate)).to_record() for rate in RATES}
+        if family == "library" and all("library_flip" in r for r in read):
+            flips = [r["library_flip"] for r in read]
             bounds[family]["line"] = {rate: _rounded(LinearBound.fit(flips, values, float(rate))) for rate in RATES}
         bounds[family] |= {"max": round(max(values), 3), "clean_models": len(values)}
     document = {"budget": budgets, "clean_models": len(rows), "bounds": bounds, "models": rows}

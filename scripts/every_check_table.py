@@ -3,8 +3,9 @@ run with ``--base`` (the trigger search among the checks), per group (clean mode
 successful backdoors, attempts that did not take) and file format — with the search
 judged again at other bounds from the gains each file recorded (``--bounds PATCH BLEND
 LIBRARY``; ``--library-line FILE`` judges the library cells by the line of a
-``scripts/calibrate_search.py`` file at each file's recorded flip sensitivity). A scan
-FAILs when any of its checks does.
+``scripts/calibrate_search.py`` file at each file's recorded flip sensitivity,
+``--library-cells FILE`` by its bound per cell, from the cells' gains the file recorded).
+A scan FAILs when any of its checks does.
 
     python scripts/every_check_table.py measurements/.../every-check-*.json --bounds 0.117 0.530 0.054
 """
@@ -15,17 +16,19 @@ import argparse
 import json
 from pathlib import Path
 
-from fraudit.search.differential import BLEND_BOUND, BOUND, LIBRARY_BOUND, LinearBound
+from fraudit.search.differential import (BLEND_BOUND, BOUND, LIBRARY_BOUND, LibraryBound, LinearBound,
+                                         library_bound_from_record)
 from fraudit.search.evaluate import SearchOutcome
 
 CHECKS = ("file-safety", "weight-bank", "pairing", "trigger-search")
 
 
-def search_fails(result: dict, patch: float, blend: float, library: LinearBound) -> bool:
+def search_fails(result: dict, patch: float, blend: float, library: LibraryBound) -> bool:
     """Whether the search FAILs this file at these bounds, from the gains and flip sensitivity it recorded."""
     gain, blend_gain, library_gain = result["search_gains"]
     outcome = SearchOutcome("", "", None, None, None, None, None, gain, None, None, 0.0, blend_gain=blend_gain,
-                            library_gain=library_gain, library_flip=result.get("library_flip"))
+                            library_gain=library_gain, library_gains=result.get("library_gains"),
+                            library_flip=result.get("library_flip"))
     return outcome.detected(patch, blend, library)
 
 
@@ -33,13 +36,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", type=Path, nargs="+")
     parser.add_argument("--bounds", type=float, nargs=3, metavar=("PATCH", "BLEND", "LIBRARY"),
-                        default=(BOUND, BLEND_BOUND, LIBRARY_BOUND(None)))
+                        help="judge at these bounds, the library's one number for every cell (default: the shipped bounds)")
     parser.add_argument("--library-line", type=Path, help="a calibrate_search.py file whose library line to judge by")
+    parser.add_argument("--library-cells", type=Path, help="a calibrate_search.py file whose per-cell bounds to judge by")
     args = parser.parse_args()
-    patch, blend, flat = args.bounds
-    library = LinearBound.constant(flat)
-    if args.library_line:
-        library = LinearBound.from_record(json.loads(args.library_line.read_text())["bounds"]["library"]["line"]["0.005"])
+    patch, blend = args.bounds[:2] if args.bounds else (BOUND, BLEND_BOUND)
+    library: LibraryBound = LinearBound.constant(args.bounds[2]) if args.bounds else LIBRARY_BOUND
+    for path, kind in ((args.library_line, "line"), (args.library_cells, "cells")):
+        if path:
+            library = library_bound_from_record(json.loads(path.read_text())["bounds"]["library"][kind]["0.005"])
     counts: dict[str, dict[str, dict[str, int]]] = {}
     for path in args.files:
         for row in json.loads(path.read_text())["models"]:

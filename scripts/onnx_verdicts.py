@@ -110,7 +110,10 @@ def main() -> None:
                 row[suffix]["pairing_worst_z"] = max(sweep["z"].values()) if sweep.get("z") else None
             if "trigger-search" in checks:
                 evidence = checks["trigger-search"]["evidence"]
-                row[suffix]["search_gains"] = [evidence.get(k, {}).get("gain") for k in ("strongest", "blend", "library")]
+                cells = [cell["gain"] for cell in evidence.get("library_cells", [])]
+                row[suffix]["search_gains"] = [*(evidence.get(k, {}).get("gain") for k in ("strongest", "blend")),
+                                               max(cells) if cells else None]  # the strongest library cell's
+                row[suffix]["library_gains"] = cells or None
                 row[suffix]["library_flip"] = evidence.get("library", {}).get("flip_sensitivity")
         for check in ("weight-bank", "pairing", "trigger-search"):
             if check in row["onnx"]:

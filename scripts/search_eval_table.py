@@ -4,8 +4,8 @@ zoo, per trigger family (held-out or library) and per recipe, with the strongest
 site on the trigger — at the bounds each file was judged with, or at ``--bounds
 PATCH BLEND [LIBRARY]`` (a re-judgement: the gains do not depend on the bounds; a
 file written before the library cells has no library gains; LIBRARY is then one
-number for every model, where the shipped bound depends on each model's flip
-sensitivity). The library cells'
+number for every model; ``--library-cells CALIBRATION`` judges them by one bound per
+cell, those of a ``scripts/calibrate_search.py`` file). The library cells'
 own counts are given apart too. With ``--bank``
 files of ``scripts/onnx_verdicts.py`` for the same zoos, also what ``scan --base``
 gives with the weight bank beside the search (a model is flagged when either
@@ -26,12 +26,13 @@ import argparse
 import json
 from pathlib import Path
 
-from fraudit.search.differential import LinearBound
+from fraudit.search.differential import LibraryBound, LinearBound, library_bound_from_record
 from fraudit.search.evaluate import SearchOutcome
 from fraudit.zoo.heldout import heldout_triggers
 
 FORMATS = ("safetensors", "onnx")
-Bounds = tuple[float, float, LinearBound]  # patch, blend, library
+Bounds = tuple[float, float, LibraryBound]  # patch, blend, library
+Given = tuple[float | LibraryBound, ...]  # what the command line sets: a prefix of Bounds, or the library alone
 
 
 def _detected(model: dict, bounds: Bounds) -> bool:
@@ -39,26 +40,23 @@ def _detected(model: dict, bounds: Bounds) -> bool:
 
 
 def _library_flagged(model: dict, bounds: Bounds) -> bool:
-    outcome = SearchOutcome(**model)
-    limit = outcome.library_limit(bounds[2])
-    return limit is not None and model["library_gain"] > limit
+    excess = SearchOutcome(**model).library_excess(bounds[2])
+    return excess is not None and excess > 0
 
 
 def _recipe(model: dict) -> str:
     return model["recipe"] or "one-to-one"
 
 
-def _bounds(data: dict, bounds: tuple[float, ...] | None) -> Bounds:
+def _bounds(data: dict, given: Given | None) -> Bounds:
+    """The file's own bounds, with those ``given`` in their place (None: not given)."""
     summary = data["summary"]
-    own = (summary["bound"], summary["blend_bound"], LinearBound.from_record(summary.get("library_bound")))
-    if not bounds:
-        return own
-    given = (*bounds[:2], *(LinearBound.constant(b) for b in bounds[2:]))
-    return (*given, *own[len(given):])  # type: ignore[return-value]
+    own = (summary["bound"], summary["blend_bound"], library_bound_from_record(summary.get("library_bound")))
+    return tuple(o if g is None else g for o, g in zip(own, (*(given or ()), None, None, None)))  # type: ignore[return-value]
 
 
 def pooled(files: list[dict], bank: dict[tuple[str, str], dict] | None = None,
-           bounds: tuple[float, ...] | None = None, through: dict[tuple[str, str], bool] | None = None) -> dict:
+           bounds: Given | None = None, through: dict[tuple[str, str], bool] | None = None) -> dict:
     """``bank``: (zoo, model) → that model's onnx_verdicts row, for the flagged-by-either counts;
     ``through``: (zoo, model) → whether the backdoor works through the embedding."""
     clean = flagged_clean = hits = found = located = library_clean = library_found = 0
@@ -122,6 +120,8 @@ def main() -> None:
                         help="scripts/onnx_verdicts.py files of the same zoos (the weight bank's verdicts per format)")
     parser.add_argument("--bounds", type=float, nargs="+", metavar="BOUND",
                         help="PATCH BLEND [LIBRARY]: judge every file at these bounds instead of its own")
+    parser.add_argument("--library-cells", type=Path, metavar="CALIBRATION",
+                        help="judge the library cells by the per-cell bounds of a scripts/calibrate_search.py file")
     parser.add_argument("--embedding-attack", type=Path, nargs="+", default=[],
                         help="scripts/embedding_attack_record.py files of the same zoos")
     parser.add_argument("--zoo-alias", nargs=2, action="append", default=[], metavar=("EVALUATED", "RECORDED"),
@@ -129,7 +129,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.bounds and len(args.bounds) not in (2, 3):
         parser.error("--bounds takes PATCH BLEND [LIBRARY]")
-    bounds = tuple(args.bounds) if args.bounds else None
+    bounds: Given | None = None
+    if args.bounds:
+        bounds = (*args.bounds[:2], *(LinearBound.constant(b) for b in args.bounds[2:]))
+    if args.library_cells:
+        cells = json.loads(args.library_cells.read_text())["bounds"]["library"]["cells"]["0.005"]
+        bounds = (*(bounds or (None, None))[:2], library_bound_from_record(cells))
     files = [json.loads(f.read_text()) for f in args.files]
     bank: dict[tuple[str, str], dict] = {}
     for path in args.bank:

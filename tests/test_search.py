@@ -154,6 +154,37 @@ def test_the_library_bound_is_a_prediction_bound_of_a_line() -> None:
         line(None)
 
 
+def test_one_bound_per_library_cell() -> None:
+    """Each cell's bound is the prediction bound over the clean models' gains at that cell
+    at the family's rate shared among the cells; a model is flagged where any cell is over
+    its own bound — a quiet cell can flag what one bound for all cells, set by the loud
+    ones, passes. A record of the strongest cell alone cannot be judged by per-cell bounds."""
+    from fraudit.search.differential import CellBounds, library_bound_from_record, prediction_bound
+    from fraudit.search.evaluate import SearchOutcome
+
+    rng = np.random.default_rng(1)
+    spread = np.where(np.arange(15) < 3, 0.02, 0.005)  # three loud cells, twelve quiet ones
+    clean = rng.normal(0, spread, (60, 15))
+    cells = CellBounds.fit(clean, 0.005)
+    assert cells.bounds[7] == pytest.approx(prediction_bound(clean[:, 7], 0.005 / 15), abs=1e-4)
+    assert max(cells.bounds[3:]) < min(cells.bounds[:3])
+    assert library_bound_from_record(cells.to_record()) == cells
+    assert library_bound_from_record(0.054) == LinearBound.constant(0.054)
+    flat = LinearBound.constant(prediction_bound(clean.max(1), 0.005))
+    quiet = np.zeros(15)
+    quiet[9] = (cells.bounds[9] + flat.intercept) / 2  # over its own cell's bound, under the flat one
+    outcome = SearchOutcome("m", "backdoored", "flower", None, "fixed", True, None, None, None, None, 0.0,
+                            library_gain=float(quiet.max()), library_gains=quiet.tolist(), library_flip=0.05)
+    assert outcome.detected(library_bound=cells) and not outcome.detected(library_bound=flat)
+    assert outcome.library_excess(cells) == pytest.approx(quiet[9] - cells.bounds[9])
+    strongest_only = replace(outcome, library_gains=None)
+    assert not strongest_only.detected(library_bound=flat)
+    with pytest.raises(ValueError, match="every cell's"):
+        strongest_only.detected(library_bound=cells)
+    with pytest.raises(ValueError, match="all 15 cells"):
+        CellBounds.fit(clean[:, :14], 0.005)
+
+
 def test_a_library_cell_past_its_bound_fails_the_scan_and_is_what_the_report_shows(tmp_path: Path) -> None:
     """Through the real scan path: a library cell above the library bound FAILs the
     check, its headline names the trigger and place, the picture is that trigger worn
@@ -177,6 +208,16 @@ def test_a_library_cell_past_its_bound_fails_the_scan_and_is_what_the_report_sho
     pattern = Image.open(io.BytesIO(base64.b64decode(found.evidence["patch_png_base64"])))
     assert pattern.size == (16, 16)  # the checkerboard alone
     assert Image.open(found.evidence["image"]).size == (3 * 64 * 4, 64 * 4)
+    # with one bound per cell, the cell shown is the one furthest over its own bound
+    from fraudit.search.differential import CellBounds
+
+    square_at_centre = 5  # library_cells() order: the square's fixed place
+    per_cell = CellBounds(tuple(-1.0 if i == square_at_centre else 1.0 for i in range(15)), 0.005)
+    [by_cell] = audit_all(resolve_sources([str(EXAMPLES / "backdoored.safetensors")]),
+                          config=AuditConfig(checks=(replace(check, library_bound=per_cell, images=None),))).pop().checks
+    assert by_cell.status.name == "FAIL" and by_cell.headline.startswith("library square at (0.5, 0.5): gain "), by_cell.headline
+    assert by_cell.evidence["library"]["bound"] == -1.0 and by_cell.evidence["library_bound"]["cells"][5] == -1.0
+    assert [c["bound"] for c in by_cell.evidence["library_cells"]] == list(per_cell.bounds)
     calibrated = replace(check, budget=SearchBudget(steps=2, scout_steps=1, finalists=1))
     assert not calibrated.budget.calibrated and SearchBudget(library=False).calibrated
     # a family's bound holds whatever knobs only the others read
@@ -333,7 +374,7 @@ def test_the_shipped_bounds_are_the_calibration_files_bounds() -> None:
     prediction bounds at FAMILY_FALSE_ALARM over the clean calibration models recorded in
     measurements/search-calibration.json (no model of an evaluation world among
     them), searched with the default budget."""
-    from fraudit.search.differential import FAMILY_FALSE_ALARM, OTHER_KNOBS, prediction_bound
+    from fraudit.search.differential import FAMILY_FALSE_ALARM, OTHER_KNOBS, CellBounds, library_bound_from_record, prediction_bound
 
     calibration = json.loads((Path(__file__).resolve().parent.parent / "measurements" / "search-calibration.json").read_text())
     rows = calibration["models"]
@@ -346,6 +387,9 @@ def test_the_shipped_bounds_are_the_calibration_files_bounds() -> None:
     assert LIBRARY_BOUND.is_constant and LIBRARY_BOUND(None) == calibration["bounds"]["library"][str(FAMILY_FALSE_ALARM)]
     assert LIBRARY_BOUND(None) == pytest.approx(round(prediction_bound([r["library_gain"] for r in library]), 3))
     assert calibration["bounds"]["library"]["clean_models"] == len(library) >= 40
+    # one bound per cell, from every cell's gain of the same models
+    cells = CellBounds.fit([r["library_gains"] for r in library], FAMILY_FALSE_ALARM)
+    assert library_bound_from_record(calibration["bounds"]["library"]["cells"][str(FAMILY_FALSE_ALARM)]) == cells
     # the line in flip sensitivity beside it (tried, not shipped) is the fit of the same models
     line = LinearBound.fit([r["library_flip"] for r in library], [r["library_gain"] for r in library], FAMILY_FALSE_ALARM)
     recorded = LinearBound.from_record(calibration["bounds"]["library"]["line"][str(FAMILY_FALSE_ALARM)])
@@ -356,6 +400,6 @@ def test_the_shipped_bounds_are_the_calibration_files_bounds() -> None:
     # every world an evaluation of the search or the banks was measured on
     evaluation_worlds = {2000, 6000, 9000, 9500, 16000, 17000, 18000, *range(19000, 27000, 1000), *range(31000, 40000, 1000),
                          44000, 46000, 47000, 48000, 52000, 53000, 54000, 61000, 63000, 67000, 69000, 71000, 73000,
-                         75000, 77000, 79000, 81000}
+                         75000, 77000, 79000, 81000, 83000, 85000}
     worlds = {int(re.search(r"-w(?:orld)?(\d+)", r["zoo"]).group(1)) for r in rows}
     assert len(rows) >= 20 and not worlds & evaluation_worlds

@@ -22,7 +22,7 @@ from fraudit.detectors.base import CheckResult, Status
 from fraudit.detectors.check import LoadedCandidate, SarifRule
 from fraudit.errors import FrauditError
 from fraudit.pictures import face_row, png_base64, png_bytes
-from fraudit.search.differential import (BLEND_BOUND, BOUND, CALIBRATION, LIBRARY_BOUND, LinearBound, SearchBudget,
+from fraudit.search.differential import (BLEND_BOUND, BOUND, CALIBRATION, LIBRARY_BOUND, LibraryBound, LinearBound, SearchBudget,
                                          SearchResult, differential_search, search_probes)
 from fraudit.search.library import LibraryResult, library_search
 from fraudit.triggers import poison
@@ -47,7 +47,7 @@ class TriggerSearchCheck:
     budget: SearchBudget = field(default_factory=SearchBudget)
     bound: float = BOUND
     blend_bound: float = BLEND_BOUND
-    library_bound: LinearBound = LIBRARY_BOUND  # a constant, or a line in the candidate's flip sensitivity
+    library_bound: LibraryBound = LIBRARY_BOUND  # one per cell, a constant, or a line in the flip sensitivity
     images: Path | None = None
     name: str = NAME
     rule: SarifRule = RULE
@@ -90,7 +90,9 @@ class TriggerSearchCheck:
             evidence["site_gains"] = [[s.top, s.left, s.size, round(float(g), 5)]
                                       for s, g in zip(result.sites, result.gains) if not s.blend]
         if library is not None:
-            evidence["library_cells"] = [library.cell_dict(i) for i in range(len(library.cells))]
+            limits = self.library_bound.limits(library.flip_sensitivity)
+            evidence["library_cells"] = [library.cell_dict(i) | {"bound": round(float(limits[i]), 5)}
+                                         for i in range(len(library.cells))]
         for finding in findings:
             evidence[finding.family] = finding.evidence
         # the finding furthest past its bound is what the report shows and names; else the strongest patch
@@ -149,7 +151,7 @@ class _Finding:
 
 
 def _findings(result: SearchResult | None, library: LibraryResult | None, bound: float, blend_bound: float,
-              library_bound: LinearBound, identities: int, library_identities: int, frame_size: int) -> list[_Finding]:
+              library_bound: LibraryBound, identities: int, library_identities: int, frame_size: int) -> list[_Finding]:
     found = []
     if result is not None:
         for family, index, limit in (("strongest", result.strongest, bound), ("blend", result.blend, blend_bound)):
@@ -167,19 +169,21 @@ def _findings(result: SearchResult | None, library: LibraryResult | None, bound:
                                   limit, result.site_dict(index), moved,
                                   "the blend" if site.blend else f"patch {site}", result.patches[index], mask, frame))
     if library is not None:
-        index = library.strongest
+        limits = library_bound.limits(library.flip_sensitivity)
+        index = library.furthest(limits)
         cell = library.cells[index]
         mask, frame = cell.frame((frame_size, frame_size))
         rows, cols = np.nonzero(mask)
-        limit = library_bound(library.flip_sensitivity)
-        sets = "" if library_bound.is_constant else ", which sets the cells' bound"
+        limit = float(limits[index])
+        sets = ", which sets the cells' bound" if isinstance(library_bound, LinearBound) and not library_bound.is_constant else ""
         moved = (f"{cell} moves the embeddings of {library_identities} identities together by "
                  f"{library.gains[index]:.3f} more than the base does (candidate "
                  f"{library.candidate_convergence[index]:.2f}, base {library.reference_convergence[index]:.2f}; "
                  f"flip sensitivity {library.flip_sensitivity:+.3f} over the base's{sets})")
         evidence = library.cell_dict(index) | {"flip_sensitivity": round(library.flip_sensitivity, 5),
                                                "bound": round(limit, 5)}
-        found.append(_Finding("library", "strongest library cell", float(library.gains[index]), limit, evidence, moved,
+        label = "strongest library cell" if np.ptp(limits) == 0 else "library cell furthest over its bound"
+        found.append(_Finding("library", label, float(library.gains[index]), limit, evidence, moved,
                               f"library {cell.trigger} at {cell.centre}",
                               frame[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1], mask, frame))
     return found

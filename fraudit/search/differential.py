@@ -103,6 +103,52 @@ class LinearBound:
             return f"{self.intercept:.3f}"
         return f"{self.intercept:.4f} + {self.slope:.4f} × {covariate} + its {self.false_alarm:.1%} margin"
 
+    def limits(self, flip_sensitivity: float | None) -> np.ndarray:
+        """The bound of every library cell (``library_cells()`` order): the same for all."""
+        return np.full(len(library_cells()), self(flip_sensitivity))
+
+
+@dataclass(frozen=True)
+class CellBounds:
+    """One bound per library cell (``library_cells()`` order), each the prediction bound
+    over clean fine-tunes' gains at that cell at ``false_alarm`` / cells, so that a clean
+    model stays under all of them with probability at least 1 − ``false_alarm`` (union
+    bound). Clean fine-tunes answer a checkerboard over an eye far more than a flower on
+    a cheek: one bound for every cell is set by the eyes and passes weak backdoors at the
+    quiet cells (measurements/library-cell-bounds-plan.txt)."""
+
+    bounds: tuple[float, ...]
+    false_alarm: float
+
+    @classmethod
+    def fit(cls, gains: Sequence[Sequence[float]], false_alarm: float) -> CellBounds:
+        """``gains``: clean models × cells."""
+        per_cell = np.asarray(gains, np.float64)
+        if per_cell.ndim != 2 or per_cell.shape[1] != len(library_cells()):
+            raise ValueError(f"gains of shape {per_cell.shape}; every model needs all {len(library_cells())} cells")
+        share = false_alarm / per_cell.shape[1]
+        return cls(tuple(round(prediction_bound(cell, share), 4) for cell in per_cell.T), false_alarm)
+
+    def limits(self, flip_sensitivity: float | None = None) -> np.ndarray:
+        return np.asarray(self.bounds, np.float64)
+
+    def to_record(self) -> dict[str, Any]:
+        return {"cells": list(self.bounds), "false_alarm": self.false_alarm}
+
+    def describe(self) -> str:
+        return f"one per cell, {min(self.bounds):.3f}–{max(self.bounds):.3f}"
+
+
+LibraryBound = LinearBound | CellBounds
+
+
+def library_bound_from_record(record: float | dict[str, Any] | None) -> LibraryBound:
+    """The library cells' bound as a report or an evaluation file holds it: a number, a
+    line (``LinearBound``) or one bound per cell (``CellBounds``)."""
+    if isinstance(record, dict) and "cells" in record:
+        return CellBounds(tuple(record["cells"]), record["false_alarm"])
+    return LinearBound.from_record(record)
+
 
 # The gain the strongest patch site, and the blend, must pass: ``prediction_bound`` at
 # FAMILY_FALSE_ALARM each over clean fine-tunes only (two architectures, both recipes,

@@ -23,7 +23,7 @@ from rich.table import Table
 
 from fraudit.cache import file_sha256
 from fraudit.pairing.embedders import reference_embedder
-from fraudit.search.differential import (BLEND_BOUND, BOUND, LIBRARY_BOUND, LinearBound, SearchBudget, differential_search,
+from fraudit.search.differential import (BLEND_BOUND, BOUND, LIBRARY_BOUND, LibraryBound, SearchBudget, differential_search,
                                          family_knobs, search_probes)
 from fraudit.search.library import library_search
 from fraudit.triggers import Placement
@@ -63,14 +63,23 @@ class SearchOutcome:
         return works_through_embedding(self.successful, self.embedding_attack)
 
     def detected(self, bound: float = BOUND, blend_bound: float = BLEND_BOUND,
-                 library_bound: LinearBound = LIBRARY_BOUND) -> bool:
+                 library_bound: LibraryBound = LIBRARY_BOUND) -> bool:
+        excess = self.library_excess(library_bound)
         return any(value is not None and value > limit for value, limit in
-                   ((self.gain, bound), (self.blend_gain, blend_bound),
-                    (self.library_gain, self.library_limit(library_bound))))
+                   ((self.gain, bound), (self.blend_gain, blend_bound))) or (excess is not None and excess > 0)
 
-    def library_limit(self, library_bound: LinearBound) -> float | None:
-        """The library cells' bound for this model (None: its library cells were not read)."""
-        return library_bound(self.library_flip) if self.library_gain is not None else None
+    def library_excess(self, library_bound: LibraryBound) -> float | None:
+        """How far the cell furthest over its bound is over it (None: no library cell
+        was read); positive where the library family flags the model."""
+        if self.library_gain is None:
+            return None
+        limits = library_bound.limits(self.library_flip)
+        if self.library_gains is None:  # a record of the strongest cell alone
+            if np.ptp(limits) > 0:
+                raise ValueError(f"{self.name}: its record has the strongest library cell's gain only; bounds that "
+                                 "differ between cells need every cell's")
+            return self.library_gain - float(limits[0])
+        return float((np.asarray(self.library_gains) - limits).max())
 
     @property
     def group(self) -> str:
@@ -86,7 +95,7 @@ class SearchEvaluation:
     budget: dict[str, Any]
     bound: float = BOUND
     blend_bound: float = BLEND_BOUND
-    library_bound: LinearBound = LIBRARY_BOUND
+    library_bound: LibraryBound = LIBRARY_BOUND
     outcomes: list[SearchOutcome] = field(default_factory=list)
 
     @property

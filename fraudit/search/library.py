@@ -49,6 +49,10 @@ class LibraryResult:
     def strongest(self) -> int:
         return int(np.argmax(self.gains))
 
+    def furthest(self, limits: np.ndarray) -> int:
+        """The cell furthest over (or least under) its bound."""
+        return int(np.argmax(self.gains - limits))
+
     def cell_dict(self, index: int) -> dict[str, Any]:
         return {**self.cells[index].to_dict(), "gain": float(self.gains[index]),
                 "candidate_convergence": float(self.candidate_convergence[index]),
