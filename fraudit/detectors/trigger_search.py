@@ -22,8 +22,8 @@ from fraudit.detectors.base import CheckResult, Status
 from fraudit.detectors.check import LoadedCandidate, SarifRule
 from fraudit.errors import FrauditError
 from fraudit.pictures import face_row, png_base64, png_bytes
-from fraudit.search.differential import (BLEND_BOUND, BOUND, CALIBRATION, LIBRARY_BOUND, LibraryBound, LinearBound, SearchBudget,
-                                         SearchResult, differential_search, search_probes)
+from fraudit.search.differential import (BLEND_BOUND, BOUND, CALIBRATION, LIBRARY_BOUND, LibraryBound, LinearBound,
+                                         SearchBudget, SearchResult, differential_search, search_probes)
 from fraudit.search.library import LibraryResult, library_search
 from fraudit.triggers import poison
 
@@ -175,7 +175,8 @@ def _findings(result: SearchResult | None, library: LibraryResult | None, bound:
         mask, frame = cell.frame((frame_size, frame_size))
         rows, cols = np.nonzero(mask)
         limit = float(limits[index])
-        sets = ", which sets the cells' bound" if isinstance(library_bound, LinearBound) and not library_bound.is_constant else ""
+        follows_flip = isinstance(library_bound, LinearBound) and not library_bound.is_constant
+        sets = ", which sets the cells' bound" if follows_flip else ""
         moved = (f"{cell} moves the embeddings of {library_identities} identities together by "
                  f"{library.gains[index]:.3f} more than the base does (candidate "
                  f"{library.candidate_convergence[index]:.2f}, base {library.reference_convergence[index]:.2f}; "

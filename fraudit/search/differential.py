@@ -113,9 +113,11 @@ class CellBounds:
     """One bound per library cell (``library_cells()`` order), each the prediction bound
     over clean fine-tunes' gains at that cell at ``false_alarm`` / cells, so that a clean
     model stays under all of them with probability at least 1 − ``false_alarm`` (union
-    bound). Clean fine-tunes answer a checkerboard over an eye far more than a flower on
-    a cheek: one bound for every cell is set by the eyes and passes weak backdoors at the
-    quiet cells (measurements/library-cell-bounds-plan.txt)."""
+    bound). Clean fine-tunes of the calibration answer a checkerboard over an eye far more
+    than a flower on a cheek, so one bound for every cell is set by the eyes. Tried and not
+    shipped: which cells are quiet belongs to the calibration's architectures and recipes —
+    clean MobileFace models of another recipe answer a "quiet" cell and are flagged
+    (measurements/library-cell-bounds-plan.txt)."""
 
     bounds: tuple[float, ...]
     false_alarm: float
