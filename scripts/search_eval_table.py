@@ -8,8 +8,8 @@ number for every model; ``--library-cells CALIBRATION`` judges them by one bound
 cell, those of a ``scripts/calibrate_search.py`` file). The library cells'
 own counts are given apart too. With ``--bank``
 files of ``scripts/onnx_verdicts.py`` for the same zoos, also what ``scan --base``
-gives with the weight bank beside the search (a model is flagged when either
-FAILs), for the safetensors and for the ONNX exports — each export by its own
+gives with the weight bank — and the pairing check, where those files ran it — beside
+the search (a model is flagged when any of them FAILs), for the safetensors and for the ONNX exports — each export by its own
 search verdict where the file searched the exports too (``--base``), else by its
 safetensors' search verdict. With ``--embedding-attack`` files of
 ``scripts/embedding_attack_record.py`` for the same zoos, the successful backdoors are
@@ -31,6 +31,7 @@ from fraudit.search.evaluate import SearchOutcome
 from fraudit.zoo.heldout import heldout_triggers
 
 FORMATS = ("safetensors", "onnx")
+OTHER_CHECKS = ("weight-bank", "pairing")  # what an onnx_verdicts row may hold beside the search
 Bounds = tuple[float, float, LibraryBound]  # patch, blend, library
 Given = tuple[float | LibraryBound, ...]  # what the command line sets: a prefix of Bounds, or the library alone
 
@@ -61,6 +62,7 @@ def pooled(files: list[dict], bank: dict[tuple[str, str], dict] | None = None,
     ``through``: (zoo, model) → whether the backdoor works through the embedding."""
     clean = flagged_clean = hits = found = located = library_clean = library_found = 0
     library_read = False
+    checks_read: set[str] = set()
     either = {fmt: [0, 0] for fmt in FORMATS}  # clean flagged, backdoors flagged
     clean_gains: list[float] = []
     by_family: dict[str, list[int]] = {}
@@ -76,7 +78,9 @@ def pooled(files: list[dict], bank: dict[tuple[str, str], dict] | None = None,
                 for fmt in FORMATS:
                     # a file that searched the exports too gives each format its own search verdict
                     searched = row[fmt]["trigger-search"] == "FAIL" if "trigger-search" in row[fmt] else flagged
-                    either[fmt][model["kind"] != "clean"] += searched or row[fmt]["weight-bank"] == "FAIL"
+                    others = [check for check in OTHER_CHECKS if check in row[fmt]]
+                    checks_read |= set(others)
+                    either[fmt][model["kind"] != "clean"] += searched or any(row[fmt][c] == "FAIL" for c in others)
             if model["kind"] == "clean":
                 clean += 1
                 flagged_clean += flagged
@@ -108,8 +112,8 @@ def pooled(files: list[dict], bank: dict[tuple[str, str], dict] | None = None,
         "strongest site on the trigger (of those detected)": f"{located}/{found}",
         **{f"{k} detected": f"{v[0]}/{v[1]}" for k, v in sorted(by_family.items())},
         **{f"recipe {k} detected": f"{v[0]}/{v[1]}" for k, v in sorted(by_recipe.items())},
-        **({f"with the bank, {fmt}: clean flagged / backdoors flagged": f"{either[fmt][0]}/{clean} / {either[fmt][1]}/{hits}"
-            for fmt in FORMATS} if bank else {}),
+        **({f"with the {' and the '.join(c for c in OTHER_CHECKS if c in checks_read)}, {fmt}: clean flagged / "
+            f"backdoors flagged": f"{either[fmt][0]}/{clean} / {either[fmt][1]}/{hits}" for fmt in FORMATS} if bank else {}),
     }
 
 
