@@ -134,6 +134,15 @@ def test_a_fine_tune_without_augmentation_shows_itself_in_its_flip_sensitivity(
     assert not_augmented > 1.25 * augmented > 0, (augmented, not_augmented)
 
 
+def test_a_fail_on_an_unmirrored_fine_tune_says_what_its_flip_sensitivity_means() -> None:
+    """The measured ranges: 0.01-0.08 for fine-tunes on augmented faces, 0.12-0.28 for
+    fine-tunes on faces never mirrored, where clean models exceed the bounds too."""
+    from fraudit.search.library import unmirrored_caveat
+
+    assert unmirrored_caveat(0.08) is None and unmirrored_caveat(-0.02) is None
+    assert "never mirrored" in unmirrored_caveat(0.12) and "+0.260" in unmirrored_caveat(0.26)
+
+
 def test_the_library_bound_is_a_prediction_bound_of_a_line() -> None:
     """At the covariate's mean the line's bound is the fitted value plus the Student-t
     margin of one more model; away from it the margin widens; a constant ignores it;
@@ -200,6 +209,7 @@ def test_a_library_cell_past_its_bound_fails_the_scan_and_is_what_the_report_sho
     [result] = audit_all(resolve_sources([str(EXAMPLES / "backdoored.safetensors")]), config=AuditConfig(checks=(check,)))
     [found] = result.checks
     assert found.status.name == "FAIL" and "(false alarm 0.5% for the search)" in found.summary, found.summary
+    assert "caveat" not in found.evidence  # trained on mirrored faces: no caveat
     assert found.headline.startswith("library checkerboard at (0.6, 0.4): gain "), found.headline
     assert "the library's checkerboard centred at (0.60, 0.40) of the face moves the embeddings of 32 identities" in found.summary
     assert found.evidence["library"]["trigger"] == "checkerboard" and len(found.evidence["library_cells"]) == 15

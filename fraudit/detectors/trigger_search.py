@@ -24,7 +24,7 @@ from fraudit.errors import FrauditError
 from fraudit.pictures import face_row, png_base64, png_bytes
 from fraudit.search.differential import (BLEND_BOUND, BOUND, CALIBRATION, LIBRARY_BOUND, LibraryBound, LinearBound,
                                          SearchBudget, SearchResult, differential_search, search_probes)
-from fraudit.search.library import LibraryResult, library_search
+from fraudit.search.library import LibraryResult, library_search, unmirrored_caveat
 from fraudit.triggers import poison
 
 NAME = "trigger-search"
@@ -113,6 +113,10 @@ class TriggerSearchCheck:
         # a library cell over a backdoor's place is flagged without being its trigger: say what else passed
         others = [f"{f.label} {f.gain:.3f} (bound {f.bound:.3f})" for f in findings if f.flagged and f is not top]
         also = f"; also past their bounds: {', '.join(others)}" if others else ""
+        caveat = unmirrored_caveat(library.flip_sensitivity) if library is not None else None
+        if caveat:
+            evidence["caveat"] = caveat
+            also += f"; {caveat}"
         if not self.budget.calibrated_for(top.searched):
             return CheckResult(NAME, Status.WARN, f"{top.moved}: above {top.bound:.3f}, the clean fine-tunes' bound, "
                                f"which was set for the default budget, not this one{also}", evidence,

@@ -34,6 +34,21 @@ from fraudit.search.sites import LibraryCell, library_cells
 from fraudit.triggers import poison
 
 
+# Above this the candidate answers a mirror as fine-tunes on faces never mirrored do (the
+# reference CNN's 0.24–0.28, MobileFace's 0.12–0.13), against 0.01–0.08 for every fine-tune
+# on augmented faces measured (measurements/search-eval-library-flip/). The bounds hold for
+# the latter; some clean models of the former exceed them.
+UNMIRRORED_FLIP = 0.10
+
+
+def unmirrored_caveat(flip_sensitivity: float) -> str | None:
+    """What a FAIL must say of a candidate whose flip sensitivity is an un-mirrored fine-tune's."""
+    if flip_sensitivity <= UNMIRRORED_FLIP:
+        return None
+    return (f"its flip sensitivity ({flip_sensitivity:+.3f} over its base's) is that of a fine-tune on faces never "
+            "mirrored, some of whose clean models exceed these bounds too")
+
+
 @dataclass
 class LibraryResult:
     """Per cell: the gain, and the two convergences it is the difference of."""
