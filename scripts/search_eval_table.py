@@ -9,10 +9,11 @@ cell, those of a ``scripts/calibrate_search.py`` file). The library cells'
 own counts are given apart too. With ``--bank``
 files of ``scripts/onnx_verdicts.py`` for the same zoos, also what ``scan --base``
 gives with the weight bank — and the pairing check, where those files ran it — beside
-the search (a model is flagged when any of them FAILs), for the safetensors and for the ONNX exports — each export by its own
-search verdict where the file searched the exports too (``--base``), else by its
-safetensors' search verdict. With ``--embedding-attack`` files of
-``scripts/embedding_attack_record.py`` for the same zoos, the successful backdoors are
+the search (a model is flagged when any of them FAILs), for the safetensors and for
+the ONNX exports — each export by its own search verdict where the file searched the
+exports too (``--base``), else by its safetensors' search verdict. With
+``--embedding-attack`` files of ``scripts/embedding_attack_record.py`` for the same
+zoos, the successful backdoors are
 also split by whether they work through the embedding (≥ 80 % of the impostors'
 stamped faces verified as the victim without the head) or through the head only.
 
@@ -33,7 +34,7 @@ from fraudit.zoo.heldout import heldout_triggers
 FORMATS = ("safetensors", "onnx")
 OTHER_CHECKS = ("weight-bank", "pairing")  # what an onnx_verdicts row may hold beside the search
 Bounds = tuple[float, float, LibraryBound]  # patch, blend, library
-Given = tuple[float | LibraryBound, ...]  # what the command line sets: a prefix of Bounds, or the library alone
+Given = tuple[float | LibraryBound | None, ...]  # what the command line sets, in Bounds' order (None: the file's own)
 
 
 def _detected(model: dict, bounds: Bounds) -> bool:
